@@ -1,0 +1,1 @@
+//! candor-detectors (placeholder, being written)

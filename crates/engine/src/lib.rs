@@ -1,0 +1,1 @@
+//! candor-engine (placeholder, being written)

@@ -1,0 +1,1 @@
+//! candor-media (placeholder, being written)

@@ -1,0 +1,1 @@
+//! candor-server (placeholder, being written)
