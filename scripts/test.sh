@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Everything CI checks, in order: setup, rustfmt, clippy (-D warnings), doc tests, tests.
+# Runs on a clean clone with nothing installed by hand (setup.sh installs what it needs).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export CANDOR_HOME="${CANDOR_HOME:-$REPO/.candor}"
+if [ -d "$REPO/../shared" ]; then
+    CANDOR_SHARED="$(cd "$REPO/../shared" && pwd)"
+    export CANDOR_SHARED
+fi
+if [ "${CI:-}" = true ]; then
+    # One-shot build in a fresh clone: incremental artefacts are pure overhead.
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
+
+START=$SECONDS
+step() { printf '\n[%s +%ss] == %s\n' "$(date +%H:%M:%S)" "$((SECONDS - START))" "$*"; }
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+        printf '\n[%s +%ss] == FAILED (exit %s) during: %s\n' \
+            "$(date +%H:%M:%S)" "$((SECONDS - START))" "$rc" "${CURRENT:-?}" >&2
+    fi
+}
+trap on_exit EXIT
+
+CURRENT="setup"
+step "setup (CANDOR_HOME=$CANDOR_HOME${CANDOR_SHARED:+, CANDOR_SHARED=$CANDOR_SHARED})"
+bash "$REPO/scripts/setup.sh" --quiet
+
+CURRENT="cargo fmt --all --check"
+step "$CURRENT"
+cargo fmt --all --check
+
+CURRENT="cargo clippy --workspace --all-targets -- -D warnings"
+step "$CURRENT"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    # nextest does not run doc tests: run them first so the nextest summary closes the log.
+    CURRENT="cargo test --workspace --doc"
+    step "$CURRENT"
+    cargo test --workspace --doc
+
+    CURRENT="cargo nextest run --workspace"
+    step "$CURRENT"
+    cargo nextest run --workspace --no-fail-fast
+else
+    # cargo test runs unit, integration and doc tests.
+    CURRENT="cargo test --workspace"
+    step "$CURRENT (cargo-nextest not installed)"
+    cargo test --workspace --no-fail-fast
+fi
+CURRENT=""
+step "all checks passed in $((SECONDS - START))s"
