@@ -1,1 +1,120 @@
-fn main() {}
+//! `candor`: the command line. `serve` runs the HTTP API, `scan` analyses
+//! files in-process, `info` prints the analyzer setup.
+
+mod args;
+mod scan;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use candor_detectors::Analyzer;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use args::{AnalyzerArgs, Cli, Command, LogArgs, LogFormat};
+
+/// Exit status for usage and setup errors (clap uses 2 for usage errors too).
+const EXIT_USAGE: u8 = 2;
+
+/// Build the analyzer. THE one place that constructs it: when the analyzer
+/// loads models, this becomes e.g.
+/// `Analyzer::load(args.analyzer_config(), engine_config)?`.
+fn build_analyzer(args: &AnalyzerArgs) -> anyhow::Result<Arc<Analyzer>> {
+    tracing::debug!(
+        device = args.device.as_str(),
+        candor_home = %args.candor_home.display(),
+        "building analyzer"
+    );
+    if args.no_models {
+        return Ok(Arc::new(Analyzer::new(args.analyzer_config())));
+    }
+    let engine = args.engine_config();
+    if !engine.manifest.is_file() {
+        anyhow::bail!(
+            "model manifest {} not found: run from the repository root, set \
+             CANDOR_MANIFEST, or pass --no-models to run without models",
+            engine.manifest.display()
+        );
+    }
+    let analyzer = Analyzer::load(args.analyzer_config(), engine)
+        .context("cannot load models (run scripts/setup.sh)")?;
+    Ok(Arc::new(analyzer))
+}
+
+fn init_tracing(log: &LogArgs, default_level: &str) {
+    let filter = match &log.log_level {
+        Some(l) => EnvFilter::try_new(l).unwrap_or_else(|e| {
+            eprintln!("candor: invalid log level `{l}` ({e}); using `{default_level}`");
+            EnvFilter::new(default_level)
+        }),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let res = match log.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    if let Err(e) = res {
+        eprintln!("candor: cannot set up logging: {e}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(&cli.log, default_level);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("candor: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => match serve(*args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "serve failed");
+                    eprintln!("candor: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Scan(args) => scan::run(args).await,
+            Command::Info(args) => match build_analyzer(&args.analyzer) {
+                Ok(a) => match serde_json::to_string_pretty(&a.info()) {
+                    Ok(s) => {
+                        println!("{s}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("candor: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => {
+                    eprintln!("candor: {e:#}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            },
+        }
+    })
+}
+
+async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
+    let config = args.server_config()?;
+    let analyzer = build_analyzer(&args.analyzer).context("cannot build the analyzer")?;
+    candor_server::serve(config, analyzer)
+        .await
+        .context("HTTP server")
+}

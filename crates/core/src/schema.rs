@@ -10,7 +10,17 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of material an input is.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Modality {
@@ -341,7 +351,9 @@ impl CaseSummary {
         let max_score = scored
             .iter()
             .filter_map(|r| r.score)
-            .fold(None, |acc: Option<f64>, s| Some(acc.map_or(s, |a| a.max(s))));
+            .fold(None, |acc: Option<f64>, s| {
+                Some(acc.map_or(s, |a| a.max(s)))
+            });
         let label = scored
             .iter()
             .filter_map(|r| r.label)
@@ -357,10 +369,9 @@ impl CaseSummary {
                     l.as_str(),
                     r.score.unwrap_or_default()
                 )),
-                (_, Some(a)) => reasons.push(format!(
-                    "{} {}: abstained ({})",
-                    r.modality, name, a.reason
-                )),
+                (_, Some(a)) => {
+                    reasons.push(format!("{} {}: abstained ({})", r.modality, name, a.reason))
+                }
                 _ => {}
             }
         }

@@ -6,10 +6,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use candor_core::{
-    sha256_hex, AbstainCode, AnalysisResult, InputInfo, Limits, Modality, Priority, ProblemKind,
+    sha256_hex, AbstainCode, Abstention, AnalysisResult, Evidence, InputInfo, Limits, Modality,
+    ModelRef, Priority, Signal, Thresholds, Timings,
 };
+use candor_engine::{Engine, EngineConfig, EngineError, ModelHandle};
+use candor_media::{document_from_text, DecodeOptions, Decoded, Hint, Kind};
 use serde::Serialize;
+use serde_json::json;
 
+use crate::speech::{self, SpeechActivity};
 use crate::AnalyzeError;
 
 /// Bytes received from a caller (upload, multipart part, file on disk).
@@ -92,46 +97,118 @@ pub struct AnalyzerInfo {
     /// Loaded models with ids, versions, sha256, licences and batching.
     #[schema(value_type = Vec<Object>)]
     pub models: Vec<serde_json::Value>,
+    /// Start-up warnings (models not loaded and why).
+    pub warnings: Vec<String>,
     pub detectors: Vec<DetectorStatus>,
     pub limits: Limits,
     pub audio_sample_rate: u32,
 }
 
+/// Context a detector gets with a decoded input.
+#[derive(Debug, Clone)]
+pub struct DetectContext {
+    pub priority: Priority,
+    /// Absolute deadline of the request.
+    pub deadline: Instant,
+    /// Speech activity from the audio front end, when it ran.
+    pub speech: Option<SpeechActivity>,
+}
+
+/// What a detector concluded.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A calibrated probability and the thresholds that label it.
+    Score {
+        probability: f64,
+        thresholds: Thresholds,
+    },
+    /// The detector cannot decide.
+    Abstain(Abstention),
+}
+
+/// A detector's full answer for one input.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub outcome: Outcome,
+    pub signals: Vec<Signal>,
+    pub evidence: Vec<Evidence>,
+    pub models: Vec<ModelRef>,
+    pub warnings: Vec<String>,
+    /// Time this detector's requests waited in engine queues (ms).
+    pub queue_ms: f64,
+    /// Time in models and signal processing (ms).
+    pub inference_ms: f64,
+}
+
 /// A detector for one modality.
 #[async_trait]
 pub trait Detector: Send + Sync {
+    /// The modality it scores.
+    fn modality(&self) -> Modality;
+    /// Name, version, installed state.
     fn status(&self) -> DetectorStatus;
+    /// Scores one decoded input (or abstains with a reason).
+    async fn detect(&self, input: &Decoded, ctx: &DetectContext) -> Result<Finding, AnalyzeError>;
 }
 
 /// Decodes inputs and runs the detector for their modality.
 pub struct Analyzer {
     config: AnalyzerConfig,
     detectors: BTreeMap<Modality, Arc<dyn Detector>>,
-    device: String,
-    runtime: serde_json::Value,
-    models: Vec<serde_json::Value>,
+    engine: Option<Arc<Engine>>,
+    vad: Option<ModelHandle>,
 }
 
 impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analyzer")
-            .field("device", &self.device)
             .field("detectors", &self.detectors.keys().collect::<Vec<_>>())
+            .field("engine", &self.engine.as_ref().map(|e| e.model_ids()))
             .finish()
     }
 }
 
+/// Id of the voice activity model in `models/manifest.toml`.
+pub const VAD_MODEL: &str = "silero-vad";
+
 impl Analyzer {
-    /// An analyzer with no model engine and no detectors: every modality
-    /// abstains with `detector_not_installed`.
+    /// An analyzer with real decoders but no model engine and no
+    /// detectors: every modality abstains with `detector_not_installed`.
     pub fn new(config: AnalyzerConfig) -> Self {
         Analyzer {
             config,
             detectors: BTreeMap::new(),
-            device: "cpu".into(),
-            runtime: serde_json::Value::Null,
-            models: Vec::new(),
+            engine: None,
+            vad: None,
         }
+    }
+
+    /// Loads the model engine (manifest, sha256 checks, ONNX Runtime) and
+    /// the detectors that exist. Fails on a hash mismatch or a broken
+    /// manifest; a model whose file is missing is a warning shown in
+    /// `/info`, and `/ready` stays false until every manifest model loads.
+    pub fn load(config: AnalyzerConfig, engine: EngineConfig) -> Result<Self, AnalyzeError> {
+        let engine = Engine::load(engine)?;
+        for w in engine.warnings() {
+            tracing::warn!(warning = %w, "engine start-up");
+        }
+        Ok(Self::with_engine(config, Arc::new(engine)))
+    }
+
+    /// An analyzer around an already loaded engine.
+    pub fn with_engine(config: AnalyzerConfig, engine: Arc<Engine>) -> Self {
+        let vad = engine.model(VAD_MODEL);
+        Analyzer {
+            config,
+            detectors: BTreeMap::new(),
+            engine: Some(engine),
+            vad,
+        }
+    }
+
+    /// Registers a detector for its modality (replacing any previous one).
+    pub fn add_detector(&mut self, detector: Arc<dyn Detector>) {
+        self.detectors.insert(detector.modality(), detector);
     }
 
     pub fn config(&self) -> &AnalyzerConfig {
@@ -142,9 +219,10 @@ impl Analyzer {
         &self.config.limits
     }
 
-    /// True once models are loaded and the analyzer can serve.
+    /// True when every model the manifest lists is loaded (or no engine is
+    /// configured at all, as in tests and `scan` without models).
     pub fn is_ready(&self) -> bool {
-        true
+        self.engine.as_ref().is_none_or(|e| e.warnings().is_empty())
     }
 
     /// Detector status per modality.
@@ -158,7 +236,7 @@ impl Analyzer {
                     installed: false,
                     name: None,
                     version: None,
-                    reason: Some(format!("no {m} detector is installed in this build")),
+                    reason: Some(not_installed(*m)),
                 },
             })
             .collect()
@@ -166,89 +244,202 @@ impl Analyzer {
 
     /// Everything `/info` shows about analysis.
     pub fn info(&self) -> AnalyzerInfo {
+        let (device, runtime, models, warnings) = match &self.engine {
+            Some(e) => {
+                let info = e.info();
+                let runtime = serde_json::to_value(&info.onnxruntime).unwrap_or_default();
+                let models = info
+                    .models
+                    .iter()
+                    .filter_map(|m| serde_json::to_value(m).ok())
+                    .collect();
+                (info.device, runtime, models, info.warnings)
+            }
+            None => (
+                "cpu".to_string(),
+                serde_json::Value::Null,
+                Vec::new(),
+                vec!["no model engine loaded".to_string()],
+            ),
+        };
         AnalyzerInfo {
-            device: self.device.clone(),
-            runtime: self.runtime.clone(),
-            models: self.models.clone(),
+            device,
+            runtime,
+            models,
+            warnings,
             detectors: self.detectors(),
             limits: self.config.limits.clone(),
             audio_sample_rate: self.config.audio_sample_rate,
         }
     }
 
-    /// Analyse one input.
+    /// Analyse one input: decode (bounded), run the front end, run the
+    /// detector for its modality, and assemble the result.
     pub async fn analyze(
         &self,
         input: InputSource,
         opts: &AnalyzeOptions,
     ) -> Result<AnalysisResult, AnalyzeError> {
         let started = Instant::now();
-        let (bytes, name): (Arc<[u8]>, Option<String>) = match &input {
-            InputSource::File(r) => (r.bytes.clone(), r.name.clone()),
-            InputSource::Text { name, text } => (Arc::from(text.as_bytes()), name.clone()),
+        let deadline = opts
+            .deadline
+            .unwrap_or_else(|| started + self.config.default_timeout);
+        let (bytes, name, content_type): (Arc<[u8]>, Option<String>, Option<String>) = match &input
+        {
+            InputSource::File(r) => (r.bytes.clone(), r.name.clone(), r.content_type.clone()),
+            InputSource::Text { name, text } => (Arc::from(text.as_bytes()), name.clone(), None),
         };
-        if bytes.len() as u64 > self.config.limits.max_upload_bytes {
-            return Err(AnalyzeError::Input {
-                kind: ProblemKind::PayloadTooLarge,
-                code: "max_upload_bytes",
-                message: format!(
-                    "input is {} bytes, limit is {} bytes",
-                    bytes.len(),
-                    self.config.limits.max_upload_bytes
-                ),
-            });
-        }
-        if bytes.is_empty() {
-            return Err(AnalyzeError::Input {
-                kind: ProblemKind::UnprocessableInput,
-                code: "empty",
-                message: "input is empty".into(),
-            });
-        }
-        let (modality, format) = match &input {
-            InputSource::Text { .. } => (Modality::Text, "text/plain"),
-            InputSource::File(_) => classify(&bytes)?,
+        let sha256 = sha256_hex(&bytes);
+        let n_bytes = bytes.len() as u64;
+
+        // Decode on the blocking pool; the media crate bounds time and memory.
+        let limits = self.config.limits.clone();
+        let decode_opts = DecodeOptions {
+            audio_sample_rate: self.config.audio_sample_rate,
         };
+        let is_text = matches!(input, InputSource::Text { .. });
+        let text = match input {
+            InputSource::Text { text, .. } => Some(text),
+            InputSource::File(_) => None,
+        };
+        let file_name = name.clone();
+        let decode = tokio::task::spawn_blocking(move || match text {
+            Some(t) => document_from_text(&t, &limits).map(Decoded::Document),
+            None => {
+                let hint = Hint {
+                    filename: file_name.as_deref(),
+                    content_type: content_type.as_deref(),
+                };
+                candor_media::decode(bytes, &hint, &limits, &decode_opts)
+            }
+        });
+        let decoded = match tokio::time::timeout_at(deadline.into(), decode).await {
+            Err(_) => {
+                return Err(AnalyzeError::Deadline {
+                    elapsed_ms: ms(started),
+                })
+            }
+            Ok(Err(join)) => return Err(AnalyzeError::Internal(format!("decoder task: {join}"))),
+            Ok(Ok(Err(e))) => {
+                metrics::counter!("candor_decode_failures_total", "code" => e.code()).increment(1);
+                return Err(e.into());
+            }
+            Ok(Ok(Ok(d))) => d,
+        };
+        let decode_ms = ms(started);
+        metrics::histogram!("candor_decode_seconds", "kind" => decoded.kind().as_str())
+            .record(decode_ms / 1e3);
+
+        let modality = match decoded.kind() {
+            Kind::Image => Modality::Image,
+            Kind::Audio => Modality::Audio,
+            Kind::Document => Modality::Text,
+        };
+        let mut properties = decoded.properties();
+        let mut warnings: Vec<String> = decoded.warnings().to_vec();
+        let mut front_models = Vec::new();
+        let mut queue_ms = 0.0;
+        let mut inference_ms = 0.0;
+
+        // Audio front end: speech activity.
+        let mut speech = None;
+        if let Decoded::Audio(a) = &decoded {
+            match (&self.vad, a.sample_rate == speech::RATE) {
+                (Some(vad), true) => {
+                    let t = Instant::now();
+                    let act = speech::detect(vad, &a.samples, opts.priority, Some(deadline))
+                        .await
+                        .map_err(|e| match e {
+                            EngineError::DeadlineExceeded { .. } => AnalyzeError::Deadline {
+                                elapsed_ms: ms(started),
+                            },
+                            other => other.into(),
+                        })?;
+                    queue_ms += act.queue_ms;
+                    inference_ms += ms(t) - act.queue_ms;
+                    properties.insert("speech_seconds".into(), json!(round3(act.speech_seconds)));
+                    properties.insert(
+                        "speech_ratio".into(),
+                        json!(round3(act.speech_seconds / a.duration_s.max(1e-9))),
+                    );
+                    properties.insert("speech_segments".into(), json!(act.segments.len()));
+                    front_models.push(vad.model_ref());
+                    speech = Some(act);
+                }
+                (Some(_), false) => warnings.push(format!(
+                    "speech activity not measured: audio decoded at {} Hz, the VAD needs {} Hz",
+                    a.sample_rate,
+                    speech::RATE
+                )),
+                (None, _) => {}
+            }
+        }
+
         let info = InputInfo {
-            name,
-            sha256: sha256_hex(&bytes),
-            bytes: bytes.len() as u64,
-            format: format.into(),
-            properties: BTreeMap::new(),
+            name: name.clone(),
+            sha256,
+            bytes: n_bytes,
+            format: if is_text {
+                "text/plain".to_string()
+            } else {
+                decoded.format().to_string()
+            },
+            properties,
         };
-        let mut result = AnalysisResult::abstained(
-            modality,
-            info,
-            AbstainCode::DetectorNotInstalled,
-            format!("no {modality} detector is installed in this build"),
-        );
-        result.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
-        let _ = opts;
+
+        let mut result = match self.detectors.get(&modality) {
+            None => AnalysisResult::abstained(
+                modality,
+                info,
+                AbstainCode::DetectorNotInstalled,
+                not_installed(modality),
+            ),
+            Some(det) => {
+                let ctx = DetectContext {
+                    priority: opts.priority,
+                    deadline,
+                    speech,
+                };
+                let f = det.detect(&decoded, &ctx).await?;
+                queue_ms += f.queue_ms;
+                inference_ms += f.inference_ms;
+                let mut r = match f.outcome {
+                    Outcome::Score {
+                        probability,
+                        thresholds,
+                    } => AnalysisResult::scored(modality, info, probability, thresholds),
+                    Outcome::Abstain(a) => {
+                        AnalysisResult::abstained(modality, info, a.code, a.reason)
+                    }
+                };
+                r.signals = f.signals;
+                r.evidence = f.evidence;
+                r.models = f.models;
+                warnings.extend(f.warnings);
+                r
+            }
+        };
+        front_models.append(&mut result.models);
+        result.models = front_models;
+        result.warnings = warnings;
+        result.timings = Timings {
+            decode_ms,
+            queue_ms,
+            inference_ms,
+            total_ms: ms(started),
+        };
         Ok(result)
     }
 }
 
-/// Magic-byte classification (temporary until the media crate lands).
-fn classify(b: &[u8]) -> Result<(Modality, &'static str), AnalyzeError> {
-    let starts = |p: &[u8]| b.starts_with(p);
-    let r = if starts(b"\xFF\xD8\xFF") {
-        (Modality::Image, "jpeg")
-    } else if starts(b"\x89PNG\r\n\x1a\n") {
-        (Modality::Image, "png")
-    } else if starts(b"RIFF") && b.get(8..12) == Some(b"WEBP") {
-        (Modality::Image, "webp")
-    } else if starts(b"RIFF") && b.get(8..12) == Some(b"WAVE") {
-        (Modality::Audio, "wav")
-    } else if starts(b"%PDF-") {
-        (Modality::Text, "pdf")
-    } else if std::str::from_utf8(b).is_ok() {
-        (Modality::Text, "text/plain")
-    } else {
-        return Err(AnalyzeError::Input {
-            kind: ProblemKind::UnsupportedMediaType,
-            code: "unknown_type",
-            message: "input is not a supported image, audio or document type".into(),
-        });
-    };
-    Ok(r)
+fn not_installed(m: Modality) -> String {
+    format!("no {m} detector is installed in this build")
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
 }

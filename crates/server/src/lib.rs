@@ -1,1 +1,389 @@
-//! candor-server (placeholder, being written)
+//! Candor's HTTP API.
+//!
+//! An axum router around one shared [`Analyzer`]. This crate knows HTTP
+//! (routes, multipart, problem+json, API keys, async jobs, metrics, OpenAPI)
+//! and nothing about models or decoders: it only calls the analyzer's public
+//! API.
+//!
+//! * [`router`] builds the routes for an [`AppState`] (tests drive it with
+//!   `tower::ServiceExt::oneshot`);
+//! * [`serve`] binds, serves and shuts down gracefully on SIGINT/SIGTERM.
+
+mod analyze;
+pub mod api;
+mod auth;
+pub mod error;
+pub mod jobs;
+mod meta;
+pub mod metrics;
+pub mod observe;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use candor_detectors::Analyzer;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+
+pub use api::{AnalyzeResponse, InputProblem, Item};
+pub use error::{Problem, ServerError, PROBLEM_JSON};
+
+/// Everything the HTTP layer needs to know. The CLI fills it from flags and
+/// `CANDOR_*` environment variables (see `candor serve --help` for the
+/// trade-offs of each).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    pub port: u16,
+    /// API keys; empty disables authentication.
+    pub api_keys: Vec<String>,
+    /// Paths served without a key when keys are set (besides `/`, `/docs`
+    /// and `/docs/*`, which are always open).
+    pub auth_exempt_paths: Vec<String>,
+    /// Most inputs (files + text fields) in one request.
+    pub max_inputs_per_request: usize,
+    /// Most inputs analysed at once across all requests; a synchronous
+    /// request that cannot get its slots immediately is answered 429.
+    pub max_concurrent_analyses: usize,
+    /// Most inputs of one request analysed at once.
+    pub request_parallelism: usize,
+    /// Deadline of a request that sets no `timeout_ms`.
+    pub request_timeout: Duration,
+    /// Cap on `timeout_ms`.
+    pub max_request_timeout: Duration,
+    /// Hard cap on the request body, whatever the per-input limits say.
+    pub body_limit_cap_bytes: u64,
+    /// Most jobs held by the async job store.
+    pub max_jobs: usize,
+    /// How long finished jobs stay pollable.
+    pub job_ttl: Duration,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// `$CANDOR_HOME`; Swagger UI assets are read from `www/swagger-ui/`.
+    pub candor_home: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_keys: Vec::new(),
+            auth_exempt_paths: default_exempt_paths(),
+            max_inputs_per_request: 16,
+            max_concurrent_analyses: 8,
+            request_parallelism: 4,
+            request_timeout: Duration::from_secs(120),
+            max_request_timeout: Duration::from_secs(600),
+            body_limit_cap_bytes: 256 * 1024 * 1024,
+            max_jobs: 1024,
+            job_ttl: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(30),
+            candor_home: PathBuf::from(".candor"),
+        }
+    }
+}
+
+/// Default `auth_exempt_paths`.
+pub fn default_exempt_paths() -> Vec<String> {
+    ["/health", "/ready", "/metrics", "/openapi.json"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Bytes of multipart framing and form fields allowed on top of the inputs.
+const BODY_OVERHEAD_BYTES: u64 = 64 * 1024;
+
+impl ServerConfig {
+    /// Request body limit: per-input upload limit × inputs per request (plus
+    /// framing), capped by `body_limit_cap_bytes`.
+    pub fn body_limit(&self, max_upload_bytes: u64) -> u64 {
+        max_upload_bytes
+            .saturating_mul(self.max_inputs_per_request.max(1) as u64)
+            .saturating_add(BODY_OVERHEAD_BYTES)
+            .min(self.body_limit_cap_bytes)
+    }
+}
+
+/// Shared state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    analyzer: Arc<Analyzer>,
+    config: ServerConfig,
+    permits: Arc<Semaphore>,
+    jobs: jobs::JobStore,
+    auth: auth::Auth,
+    body_limit: u64,
+    started: Instant,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(mut config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
+        config.max_inputs_per_request = config.max_inputs_per_request.max(1);
+        config.max_concurrent_analyses = config.max_concurrent_analyses.max(1);
+        config.request_parallelism = config.request_parallelism.max(1);
+        let body_limit = config.body_limit(analyzer.limits().max_upload_bytes);
+        AppState {
+            inner: Arc::new(Inner {
+                permits: Arc::new(Semaphore::new(config.max_concurrent_analyses)),
+                jobs: jobs::JobStore::new(config.max_jobs, config.job_ttl),
+                auth: auth::Auth::new(&config.api_keys, &config.auth_exempt_paths),
+                body_limit,
+                started: Instant::now(),
+                metrics: metrics::prometheus_handle(),
+                analyzer,
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub fn analyzer(&self) -> &Arc<Analyzer> {
+        &self.inner.analyzer
+    }
+
+    /// The request body limit in force.
+    pub fn body_limit(&self) -> u64 {
+        self.inner.body_limit
+    }
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Candor",
+        description = "Tells recruiters when an applicant's headshot, interview audio or resume text was likely made or altered by AI. Labels are routes to human review, never a decision about a person. Every error is an RFC 9457 `application/problem+json` body (schema `Problem`). When API keys are configured, send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",
+    ),
+    paths(
+        analyze::analyze,
+        analyze::analyze_modality,
+        analyze::get_job,
+        meta::health,
+        meta::ready,
+        meta::info,
+        meta::metrics,
+        meta::openapi,
+    ),
+    components(schemas(
+        Problem,
+        Item,
+        InputProblem,
+        AnalyzeResponse,
+        api::AnalyzeJson,
+        api::TextInput,
+        api::AnalyzeForm,
+        api::StatusBody,
+        api::ServiceInfo,
+        api::ServerInfo,
+        jobs::JobView,
+        jobs::JobAccepted,
+        jobs::JobStatus,
+    )),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "analyze", description = "Analyse images, audio/video and resume text"),
+        (name = "ops", description = "Health, readiness, info, metrics, API description"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+    }
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    tracing::error!(panic = msg, "handler panicked");
+    axum::response::IntoResponse::into_response(Problem::new(
+        candor_core::ProblemKind::Internal,
+        "the server hit a bug while handling this request",
+        Some("panic"),
+    ))
+}
+
+/// The router for `state`: all routes, with request ids, tracing, metrics,
+/// API keys, body limit and panic catching.
+pub fn router(state: AppState) -> Router {
+    build(state, None)
+}
+
+fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
+    let body_limit = usize::try_from(state.inner.body_limit).unwrap_or(usize::MAX);
+    let mut r = Router::new()
+        .route("/", get(meta::index))
+        .route("/health", get(meta::health))
+        .route("/ready", get(meta::ready))
+        .route("/info", get(meta::info))
+        .route("/metrics", get(meta::metrics))
+        .route("/openapi.json", get(meta::openapi))
+        .route("/docs", get(meta::docs))
+        .route("/docs/assets/{file}", get(meta::docs_asset))
+        .route("/v1/analyze", post(analyze::analyze))
+        .route("/v1/analyze/{modality}", post(analyze::analyze_modality))
+        .route("/v1/jobs/{id}", get(analyze::get_job));
+    if let Some(extra) = extra {
+        r = r.merge(extra);
+    }
+    r.fallback(meta::not_found)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.inner.auth.clone(),
+            auth::require_key,
+        ))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(state)
+}
+
+/// Bind, serve until SIGINT/SIGTERM, then stop accepting and give in-flight
+/// requests `shutdown_grace` to finish. Async jobs still running at exit are
+/// lost (the job store is in memory).
+pub async fn serve(config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<(), ServerError> {
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config, analyzer);
+    tracing::info!(
+        address = %listener.local_addr()?,
+        body_limit_bytes = state.body_limit(),
+        auth = state.inner.auth.enabled(),
+        "candor listening"
+    );
+    let app = router(state);
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "shutting down: no new connections"
+        );
+        let _ = tx.send(true);
+    });
+    let forced = async move {
+        if rx.wait_for(|v| *v).await.is_err() {
+            // Sender dropped without a signal: the server ended by itself.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = async { server.await } => r.map_err(ServerError::Io)?,
+        _ = forced => tracing::warn!("shutdown grace period over; dropping in-flight requests"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use candor_detectors::AnalyzerConfig;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn panics_become_problems() {
+        let state = AppState::new(
+            ServerConfig::default(),
+            Arc::new(Analyzer::new(AnalyzerConfig::default())),
+        );
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = build(state, Some(Router::new().route("/boom", get(boom))));
+        let resp = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        assert_eq!(resp.headers()["content-type"], PROBLEM_JSON);
+        assert!(resp.headers().contains_key("x-request-id"));
+        let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let p: Problem = serde_json::from_slice(&b).unwrap();
+        assert_eq!(p.type_uri, "urn:candor:problem:internal");
+        assert_eq!(p.instance.as_deref(), Some("/boom"));
+        assert!(p.request_id.is_some());
+    }
+
+    #[test]
+    fn body_limit_is_capped() {
+        let c = ServerConfig {
+            max_inputs_per_request: 4,
+            body_limit_cap_bytes: 1_000_000,
+            ..Default::default()
+        };
+        assert_eq!(c.body_limit(1000), 4000 + BODY_OVERHEAD_BYTES);
+        assert_eq!(c.body_limit(u64::MAX), 1_000_000);
+    }
+}

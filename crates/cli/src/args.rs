@@ -1,0 +1,447 @@
+//! Command-line flags. Every flag is also a `CANDOR_*` environment variable;
+//! flags win over the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use candor_core::{Limits, Priority};
+use candor_detectors::{AnalyzerConfig, Device as EngineDevice, EngineConfig};
+use candor_server::ServerConfig;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Candor: tells recruiters when an applicant's headshot, interview audio or
+/// resume text was likely made or altered by AI. Labels route material to a
+/// person for review; they never reject an applicant.
+///
+/// Every flag can also be set with the environment variable shown in
+/// brackets (e.g. CANDOR_PORT=9000); a flag on the command line wins.
+#[derive(Debug, Parser)]
+#[command(name = "candor", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (POST /v1/analyze, upload page at /, docs at /docs).
+    Serve(Box<ServeArgs>),
+    /// Analyse files (and pasted text) in-process, without a server.
+    ///
+    /// Exit status: 0 when every input was analysed (scored or abstained),
+    /// 1 when at least one input could not be read or analysed, 2 on a usage
+    /// or setup error.
+    Scan(ScanArgs),
+    /// Print the analyzer's setup (device, runtime, models, detectors,
+    /// limits) as JSON.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    /// CUDA when available, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl Device {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Auto => "auto",
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log line format on stderr. `json` is easier to ship and query, `text`
+    /// easier to read in a terminal.
+    #[arg(long, global = true, env = "CANDOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing
+    /// directive like `candor_server=debug,info`). Falls back to RUST_LOG,
+    /// then to `info` for `serve` and `warn` for `scan`/`info`. More verbose
+    /// levels help debugging but cost CPU and log volume per request.
+    #[arg(long, global = true, env = "CANDOR_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Settings of the analyzer shared by `serve`, `scan` and `info`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzerArgs {
+    /// Directory holding models and assets installed by scripts/setup.sh
+    /// (models, ONNX Runtime, Swagger UI under www/swagger-ui/). Put it on
+    /// fast local disk: models are read from it at start-up.
+    #[arg(long, env = "CANDOR_HOME", default_value = ".candor")]
+    pub candor_home: PathBuf,
+
+    /// Where models run. `cuda` needs the CUDA build and GPU runtime
+    /// libraries and fails at start-up without them; `auto` falls back to
+    /// CPU, which is slower but always available.
+    #[arg(long, env = "CANDOR_DEVICE", value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+
+    /// Model manifest (ids, versions, sha256, batching). The default is the
+    /// repository's `models/manifest.toml`; the models it lists are verified
+    /// against their sha256 at start-up, which costs a second or two per
+    /// 100 MB of weights but catches corrupted or swapped files.
+    #[arg(long, env = "CANDOR_MANIFEST", default_value = "models/manifest.toml")]
+    pub manifest: PathBuf,
+
+    /// Run without any models (decoding and abstentions only). Useful to
+    /// check inputs on a machine where scripts/setup.sh has not run; every
+    /// detector that needs a model abstains.
+    #[arg(long, env = "CANDOR_NO_MODELS", default_value_t = false)]
+    pub no_models: bool,
+
+    /// Threads each ONNX Runtime session uses inside one operator (0 = all
+    /// cores). More threads cut single-request latency; fewer leave cores for
+    /// decoding and other requests when many run at once.
+    #[arg(long, env = "CANDOR_INTRA_THREADS", default_value_t = 0)]
+    pub intra_threads: usize,
+
+    /// Largest accepted upload per input, in bytes (one file or one text
+    /// field). Larger values let long recordings and big PDFs through but
+    /// raise peak memory per request (each input is held in memory whole).
+    #[arg(long, env = "CANDOR_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
+    pub max_upload_bytes: u64,
+
+    /// Largest decoded image in pixels (width × height). Larger values accept
+    /// huge photos but each decoded pixel costs ~4 bytes of RAM (40 MP ≈
+    /// 160 MB), and decompression bombs get more room.
+    #[arg(long, env = "CANDOR_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
+    pub max_pixels: u64,
+
+    /// Largest decoded image side in pixels. Raising it accepts panoramas and
+    /// scans; lowering it rejects extreme aspect ratios earlier.
+    #[arg(long, env = "CANDOR_MAX_IMAGE_SIDE", default_value_t = Limits::default().max_image_side)]
+    pub max_image_side: u32,
+
+    /// Longest audio accepted after decoding, in seconds. Larger values let
+    /// long interviews through but raise peak memory (~64 KB per second of
+    /// 16 kHz mono f32) and analysis time.
+    #[arg(long, env = "CANDOR_MAX_AUDIO_SECONDS", default_value_t = Limits::default().max_audio_seconds)]
+    pub max_audio_seconds: f64,
+
+    /// Most PDF pages read. More pages cover long CVs with appendices but cost
+    /// decode time and memory per page.
+    #[arg(long, env = "CANDOR_MAX_PAGES", default_value_t = Limits::default().max_pages)]
+    pub max_pages: u32,
+
+    /// Most characters of extracted or pasted text. Larger values analyse
+    /// longer documents but text scoring time grows with length.
+    #[arg(long, env = "CANDOR_MAX_TEXT_CHARS", default_value_t = Limits::default().max_text_chars)]
+    pub max_text_chars: u64,
+
+    /// Largest decompressed/compressed size ratio accepted inside containers
+    /// (DOCX zip members, PNG chunks, PDF streams). Higher values accept more
+    /// unusual files but weaken zip-bomb protection.
+    #[arg(long, env = "CANDOR_MAX_DECOMPRESSION_RATIO", default_value_t = Limits::default().max_decompression_ratio)]
+    pub max_decompression_ratio: f64,
+
+    /// Largest total decompressed size inside a container, in bytes. Higher
+    /// values accept bigger documents but raise peak memory per input.
+    #[arg(long, env = "CANDOR_MAX_DECOMPRESSED_BYTES", default_value_t = Limits::default().max_decompressed_bytes)]
+    pub max_decompressed_bytes: u64,
+
+    /// Wall-clock budget for decoding one input, in milliseconds. Longer
+    /// budgets let slow, large files finish but let hostile files hold a CPU
+    /// longer.
+    #[arg(long, env = "CANDOR_DECODE_TIMEOUT_MS", default_value_t = Limits::default().decode_timeout_ms)]
+    pub decode_timeout_ms: u64,
+
+    /// Sample rate audio is decoded to, in Hz. Must match what the audio
+    /// models expect (16000); other values only make sense with other models.
+    #[arg(long, env = "CANDOR_AUDIO_SAMPLE_RATE", default_value_t = 16_000)]
+    pub audio_sample_rate: u32,
+
+    /// Deadline of one analysis when the caller sets none, in milliseconds
+    /// (for `serve`: requests without `timeout_ms`). Longer deadlines finish
+    /// big inputs under load; shorter ones free slots sooner and fail fast.
+    #[arg(long, env = "CANDOR_REQUEST_TIMEOUT_MS", default_value_t = 120_000)]
+    pub request_timeout_ms: u64,
+}
+
+impl AnalyzerArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_upload_bytes: self.max_upload_bytes,
+            max_pixels: self.max_pixels,
+            max_image_side: self.max_image_side,
+            max_audio_seconds: self.max_audio_seconds,
+            max_pages: self.max_pages,
+            max_text_chars: self.max_text_chars,
+            max_decompression_ratio: self.max_decompression_ratio,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            decode_timeout_ms: self.decode_timeout_ms,
+        }
+    }
+
+    /// Engine settings: where models live, which device, how many threads.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut c = EngineConfig {
+            home: self.candor_home.clone(),
+            manifest: self.manifest.clone(),
+            ..EngineConfig::default()
+        };
+        c.device = match self.device {
+            Device::Auto => EngineDevice::Auto,
+            Device::Cpu => EngineDevice::Cpu,
+            Device::Cuda => EngineDevice::Cuda(0),
+        };
+        c.intra_threads = (self.intra_threads > 0).then_some(self.intra_threads);
+        c
+    }
+
+    pub fn analyzer_config(&self) -> AnalyzerConfig {
+        AnalyzerConfig {
+            limits: self.limits(),
+            audio_sample_rate: self.audio_sample_rate,
+            default_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub analyzer: AnalyzerArgs,
+
+    /// Address to listen on. `127.0.0.1` keeps the API local; `0.0.0.0`
+    /// exposes it to the network (then set API keys or put a proxy in front).
+    #[arg(long, env = "CANDOR_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// TCP port to listen on.
+    #[arg(long, short, env = "CANDOR_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Comma-separated API keys. Empty (default) disables authentication,
+    /// which is only safe on a trusted network. Keys on the command line are
+    /// visible in the process list; prefer the env var or --api-key-file.
+    #[arg(
+        long,
+        env = "CANDOR_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
+    /// File with one API key per line (blank lines and `#` comments ignored),
+    /// added to --api-keys. Keeps keys out of the environment and process
+    /// list; the file is read once at start-up.
+    #[arg(long, env = "CANDOR_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Comma-separated paths that stay open when API keys are set (`/`,
+    /// `/docs` are always open). Removing `/metrics` hides operational data
+    /// but your scraper then needs a key.
+    #[arg(long, env = "CANDOR_AUTH_EXEMPT_PATHS", value_delimiter = ',',
+          default_values_t = candor_server::default_exempt_paths())]
+    pub auth_exempt_paths: Vec<String>,
+
+    /// Most inputs (files + text fields) in one request; more is answered
+    /// 413. Higher values suit bulk uploads but raise the body limit (this ×
+    /// max upload bytes, capped) and the memory one request may hold.
+    #[arg(long, env = "CANDOR_MAX_INPUTS_PER_REQUEST", default_value_t = 16)]
+    pub max_inputs_per_request: usize,
+
+    /// Most inputs analysed at once across all requests. A synchronous
+    /// request that cannot get its slots at once is answered 429 (load
+    /// shedding, not queueing). Higher values raise throughput until CPU/GPU
+    /// or memory saturate; lower values keep latency predictable.
+    #[arg(long, env = "CANDOR_MAX_CONCURRENT_ANALYSES", default_value_t = 8)]
+    pub max_concurrent_analyses: usize,
+
+    /// Most inputs of one request analysed at once. Higher values finish a
+    /// multi-file request sooner but let one request take more of the
+    /// global slots.
+    #[arg(long, env = "CANDOR_REQUEST_PARALLELISM", default_value_t = 4)]
+    pub request_parallelism: usize,
+
+    /// Cap on a request's `timeout_ms`, in milliseconds. Higher caps let
+    /// callers wait for very large inputs but let a request hold slots
+    /// longer.
+    #[arg(long, env = "CANDOR_MAX_REQUEST_TIMEOUT_MS", default_value_t = 600_000)]
+    pub max_request_timeout_ms: u64,
+
+    /// Hard cap on the request body, in bytes, whatever the per-input limits
+    /// say. Higher caps allow big multi-file uploads; every request may
+    /// buffer up to this much in memory.
+    #[arg(long, env = "CANDOR_BODY_LIMIT_CAP_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub body_limit_cap_bytes: u64,
+
+    /// Most async jobs held in memory (`?async=true`). When full of
+    /// unfinished jobs, new jobs get 429. Higher values absorb bigger bursts
+    /// but each finished job keeps its full response in memory until its TTL.
+    #[arg(long, env = "CANDOR_MAX_JOBS", default_value_t = 1024)]
+    pub max_jobs: usize,
+
+    /// How long finished async jobs stay pollable, in seconds. Longer TTLs
+    /// give slow pollers time; shorter ones free memory sooner.
+    #[arg(long, env = "CANDOR_JOB_TTL_SECS", default_value_t = 3600)]
+    pub job_ttl_secs: u64,
+
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM before
+    /// they are dropped. Longer graces lose less work on deploys but delay
+    /// restarts. Unfinished async jobs are lost at exit.
+    #[arg(long, env = "CANDOR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServeArgs {
+    /// The server configuration, with keys from the key file merged in.
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let mut keys: Vec<String> = self
+            .api_keys
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if let Some(path) = &self.api_key_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read API key file {}: {e}", path.display()))?;
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        Ok(ServerConfig {
+            host: self.host.clone(),
+            port: self.port,
+            api_keys: keys,
+            auth_exempt_paths: self.auth_exempt_paths.clone(),
+            max_inputs_per_request: self.max_inputs_per_request,
+            max_concurrent_analyses: self.max_concurrent_analyses,
+            request_parallelism: self.request_parallelism,
+            request_timeout: Duration::from_millis(self.analyzer.request_timeout_ms.max(1)),
+            max_request_timeout: Duration::from_millis(self.max_request_timeout_ms.max(1)),
+            body_limit_cap_bytes: self.body_limit_cap_bytes,
+            max_jobs: self.max_jobs,
+            job_ttl: Duration::from_secs(self.job_ttl_secs),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            candor_home: self.analyzer.candor_home.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub analyzer: AnalyzerArgs,
+
+    /// Files to analyse (images, audio/video, PDF/DOCX/TXT).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Pasted text to analyse as well; may be repeated.
+    #[arg(long = "text", value_name = "TEXT")]
+    pub texts: Vec<String>,
+
+    /// Print one JSON document (`request_id`, `results`, `case`; the same
+    /// schema as the HTTP API) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Scheduling class. `bulk` yields to live and upload traffic when the
+    /// engine is shared; `live` jumps the queue.
+    #[arg(long, env = "CANDOR_SCAN_PRIORITY", default_value = "upload", value_parser = parse_priority)]
+    pub priority: Priority,
+
+    /// Add a case summary even for a single input (it is included by default
+    /// from two inputs on).
+    #[arg(long)]
+    pub case: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub analyzer: AnalyzerArgs,
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed_and_every_flag_has_env() {
+        Cli::command().debug_assert();
+        let cmd = Cli::command();
+        for sub in ["serve", "info"] {
+            let sc = cmd.find_subcommand(sub).unwrap();
+            for a in sc.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_positional() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(a.get_env().is_some(), "--{id} of `{sub}` has no env var");
+                assert!(
+                    a.get_long_help().or(a.get_help()).is_some(),
+                    "--{id} of `{sub}` has no doc comment"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_equal_core_limits() {
+        let cli = Cli::try_parse_from(["candor", "info"]).unwrap();
+        let Command::Info(i) = cli.command else {
+            panic!("info")
+        };
+        assert_eq!(i.analyzer.limits(), Limits::default());
+        let d = AnalyzerConfig::default();
+        let c = i.analyzer.analyzer_config();
+        assert_eq!(c.audio_sample_rate, d.audio_sample_rate);
+        assert_eq!(c.default_timeout, d.default_timeout);
+    }
+
+    #[test]
+    fn serve_config_merges_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("keys");
+        std::fs::write(&f, "# keys\nk2\n\n k3 \n").unwrap();
+        let cli = Cli::try_parse_from([
+            "candor",
+            "serve",
+            "--api-keys",
+            "k1,",
+            "--api-key-file",
+            f.to_str().unwrap(),
+            "--port",
+            "9000",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        let c = s.server_config().unwrap();
+        assert_eq!(c.api_keys, vec!["k1", "k2", "k3"]);
+        assert_eq!(c.port, 9000);
+        let d = ServerConfig::default();
+        assert_eq!(c.max_inputs_per_request, d.max_inputs_per_request);
+        assert_eq!(c.auth_exempt_paths, d.auth_exempt_paths);
+    }
+}

@@ -1,0 +1,19 @@
+#![no_main]
+//! Fuzzes the pdf decoder entry point directly (no worker thread, so a panic
+//! or hang here is a real finding).
+
+use candor_media::bounded::Deadline;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = candor_media::Limits {
+        max_audio_seconds: 60.0,
+        max_pixels: 4_000_000,
+        max_image_side: 4096,
+        max_decompressed_bytes: 16 * 1024 * 1024,
+        ..Default::default()
+    };
+    let deadline = Deadline::after_ms(5_000);
+
+    let _ = candor_media::document::decode_pdf(data, &limits, &deadline);
+});
