@@ -135,6 +135,9 @@ impl AppState {
         config.max_concurrent_analyses = config.max_concurrent_analyses.max(1);
         config.request_parallelism = config.request_parallelism.max(1);
         let body_limit = config.body_limit(analyzer.limits().max_upload_bytes);
+        // Install the recorder before anything records (the job store
+        // publishes its gauges when it is created).
+        let metrics = metrics::prometheus_handle();
         AppState {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(config.max_concurrent_analyses)),
@@ -142,7 +145,7 @@ impl AppState {
                 auth: auth::Auth::new(&config.api_keys, &config.auth_exempt_paths),
                 body_limit,
                 started: Instant::now(),
-                metrics: metrics::prometheus_handle(),
+                metrics,
                 analyzer,
                 config,
             }),
