@@ -64,9 +64,12 @@ fn init_tracing(log: &LogArgs, default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Decoder crates log recoverable oddities of the input (junk bytes before
+    // a header, an encrypted PDF) at `warn`; Candor reports those itself, in
+    // the result's warnings or the problem detail, so keep them quiet.
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
+        Command::Serve(_) => "info,symphonia_core=error,symphonia=error,lopdf=error",
+        _ => "warn,symphonia_core=error,symphonia=error,lopdf=error",
     };
     init_tracing(&cli.log, default_level);
 
