@@ -37,6 +37,19 @@ pub enum Command {
     /// Print the analyzer's setup (device, runtime, models, detectors,
     /// limits) as JSON.
     Info(InfoArgs),
+    /// Evaluate a detector on a labelled set (--set), or externally produced
+    /// scores (--scores), and write report.json, report.md, items.jsonl and
+    /// plots.
+    ///
+    /// Exit status: 0 when the report was written (abstentions and per-item
+    /// errors are counted in it), 1 when it could not be, 2 on a usage error.
+    Eval(Box<crate::eval::EvalArgs>),
+    /// Fit a calibration artefact (Platt or isotonic + thresholds) on the
+    /// calib split of a labelled set or a scores file, and write it.
+    Calibrate(Box<crate::eval::CalibrateArgs>),
+    /// Write docs/evaluation.md from report.json files (used by
+    /// scripts/gen-evaluation.sh).
+    EvalDoc(crate::eval::EvalDocArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,7 +118,11 @@ pub struct AnalyzerArgs {
     /// Run without any models (decoding and abstentions only). Useful to
     /// check inputs on a machine where scripts/setup.sh has not run; every
     /// detector that needs a model abstains.
-    #[arg(long, env = "CANDOR_NO_MODELS", default_value_t = false)]
+    #[arg(
+        long,
+        env = "CANDOR_NO_MODELS",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub no_models: bool,
 
     /// Threads each ONNX Runtime session uses inside one operator (0 = all

@@ -1,7 +1,9 @@
 //! `candor`: the command line. `serve` runs the HTTP API, `scan` analyses
-//! files in-process, `info` prints the analyzer setup.
+//! files in-process, `info` prints the analyzer setup, `eval` / `calibrate`
+//! / `eval-doc` measure and calibrate detectors.
 
 mod args;
+mod eval;
 mod scan;
 
 use std::process::ExitCode;
@@ -94,6 +96,9 @@ fn main() -> ExitCode {
                 }
             },
             Command::Scan(args) => scan::run(args).await,
+            Command::Eval(args) => eval::run_eval(*args).await,
+            Command::Calibrate(args) => eval::run_calibrate(*args).await,
+            Command::EvalDoc(args) => eval::run_eval_doc(args),
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {
                     Ok(s) => {
