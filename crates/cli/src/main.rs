@@ -6,6 +6,7 @@ mod args;
 mod eval;
 mod scan;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -54,7 +55,9 @@ fn init_tracing(log: &LogArgs, default_level: &str) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: log collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal());
     let res = match log.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

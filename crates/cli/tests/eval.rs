@@ -320,3 +320,37 @@ fn eval_set_without_detector_reports_full_abstention_and_no_auroc() {
     assert!(md.contains("scripts/gen-evaluation.sh"));
     assert!(md.contains("No item was scored"));
 }
+
+/// The project's own smoke set (`samples/eval/smoke.jsonl`) runs through the
+/// real pipeline in CI: every input either abstains with a reason or is
+/// counted as an error with its code; nothing is dropped or scored.
+#[test]
+fn eval_runs_on_the_samples_smoke_set() {
+    let dir = tempfile::tempdir().unwrap();
+    for (detector, n) in [("audio", 9), ("text", 3)] {
+        let out = dir.path().join(detector);
+        let o = candor(&[
+            "eval",
+            "--set",
+            "samples/eval/smoke.jsonl",
+            "--detector",
+            detector,
+            "--bootstrap",
+            "10",
+            "--out",
+            s(&out),
+        ]);
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{stdout}\n{stderr}");
+        let items = std::fs::read_to_string(out.join("items.jsonl")).unwrap();
+        let lines: Vec<serde_json::Value> = items
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), n, "{items}");
+        for l in &lines {
+            assert!(l["score"].is_null(), "no detector is installed: {l}");
+        }
+        assert!(out.join("report.md").is_file());
+    }
+}
