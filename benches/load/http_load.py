@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""HTTP load test for a Candor server on this machine (loopback only).
+
+Measures, in one run against one server:
+  1. a reference: POST /v1/analyze with one audio file, alone (concurrency 1);
+  2. the same request at concurrency N (throughput vs the reference);
+  3. priority classes under contention: a bulk flood (N-1 clients) with one
+     live client; live vs bulk latency.
+
+Every loop is bounded in request count and in time, and only loopback
+addresses are accepted. Output: a Markdown report on stdout. Figures are
+quoted as ratios against the reference measured in the same run.
+
+Python 3 stdlib only.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+
+def loopback_only(url):
+    host = urllib.parse.urlparse(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    sys.exit(f"refusing to load-test {host!r}: only loopback addresses are allowed")
+
+
+def multipart(path):
+    boundary = uuid.uuid4().hex
+    name = os.path.basename(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def one_request(url, body, ctype, priority, timeout):
+    req = urllib.request.Request(
+        f"{url}/v1/analyze?priority={priority}",
+        data=body,
+        headers={"Content-Type": ctype},
+        method="POST",
+    )
+    t = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except (urllib.error.URLError, socket.timeout, ConnectionError):
+        status = 0
+    return time.perf_counter() - t, status
+
+
+def run_clients(url, body, ctype, plan, max_requests, max_seconds, timeout):
+    """plan: list of priorities, one per client thread. Returns per-priority
+    latencies and status counts."""
+    lock = threading.Lock()
+    sent = [0]
+    out = {}
+    statuses = {}
+    stop_at = time.perf_counter() + max_seconds
+
+    def client(priority):
+        while True:
+            with lock:
+                if sent[0] >= max_requests or time.perf_counter() > stop_at:
+                    return
+                sent[0] += 1
+            dt, status = one_request(url, body, ctype, priority, timeout)
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    out.setdefault(priority, []).append(dt)
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in plan]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out, statuses, time.perf_counter() - t0
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))
+    return xs[k]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", default="http://127.0.0.1:8080")
+    ap.add_argument("--file", required=True, help="input to POST (e.g. an audio file)")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=200, help="cap per phase")
+    ap.add_argument("--seconds", type=float, default=30.0, help="cap per phase")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    a = ap.parse_args()
+    loopback_only(a.url)
+    body, ctype = multipart(a.file)
+    info = json.load(urllib.request.urlopen(f"{a.url}/info", timeout=10))
+
+    ref, ref_st, ref_wall = run_clients(
+        a.url, body, ctype, ["upload"], a.requests // 4, a.seconds / 2, a.timeout)
+    conc, conc_st, conc_wall = run_clients(
+        a.url, body, ctype, ["upload"] * a.concurrency, a.requests, a.seconds, a.timeout)
+    mix, mix_st, mix_wall = run_clients(
+        a.url, body, ctype, ["live"] + ["bulk"] * (a.concurrency - 1),
+        a.requests, a.seconds, a.timeout)
+
+    ref_l = ref.get("upload", [])
+    ref_tp = len(ref_l) / ref_wall if ref_wall else float("nan")
+    conc_l = conc.get("upload", [])
+    conc_tp = len(conc_l) / conc_wall if conc_wall else float("nan")
+    live, bulk = mix.get("live", []), mix.get("bulk", [])
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    print("# HTTP load")
+    print()
+    print("Generated by `benches/load/run.sh` (runs `benches/load/http_load.py` against a "
+          "release `candor serve` on 127.0.0.1). Quote the ratios; absolute numbers depend "
+          "on the machine.")
+    print()
+    print(f"- Machine: {cpu}, {os.cpu_count()} cores; device `{info['analyzer']['device']}`")
+    print(f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"- Input: `{os.path.basename(a.file)}` ({len(body)} bytes multipart), "
+          f"concurrency {a.concurrency}, at most {a.requests} requests / {a.seconds:.0f} s per phase")
+    print()
+    print("| phase | ok requests | statuses | req/s | p50 latency | p95 latency | vs reference |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+
+    def row(name, lat, st, tp, ratio):
+        print(f"| {name} | {len(lat)} | {json.dumps(st, sort_keys=True)} | {tp:.1f} | "
+              f"{pct(lat, 0.5) * 1e3:.1f} ms | {pct(lat, 0.95) * 1e3:.1f} ms | {ratio} |")
+
+    row("reference: 1 client, upload", ref_l, ref_st, ref_tp, "1.00x")
+    row(f"{a.concurrency} clients, upload", conc_l, conc_st, conc_tp,
+        f"{conc_tp / ref_tp:.2f}x throughput" if ref_tp else "n/a")
+    mix_tp = (len(live) + len(bulk)) / mix_wall if mix_wall else float("nan")
+    row("mixed: live client", live, {}, len(live) / mix_wall if mix_wall else float("nan"),
+        f"p95 {pct(live, 0.95) / pct(ref_l, 0.95):.2f}x reference" if ref_l and live else "n/a")
+    row(f"mixed: {a.concurrency - 1} bulk clients", bulk, mix_st, mix_tp,
+        f"p95 {pct(bulk, 0.95) / pct(ref_l, 0.95):.2f}x reference" if ref_l and bulk else "n/a")
+    print()
+    if live and bulk:
+        print(f"Under a bulk flood, live p50 latency is {statistics.median(live) / statistics.median(bulk):.2f}x "
+              f"the bulk p50 (live is served first in the engine's queues).")
+
+
+if __name__ == "__main__":
+    main()
