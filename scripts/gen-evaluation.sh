@@ -11,6 +11,13 @@
 #   * asvspoof2019-la-eval (RawGAT-ST published scores, ../shared): harness
 #     validation on EXTERNAL scores (published EER 1.16%), not a Candor
 #     detector. Needs ../shared (or CANDOR_SHARED).
+#   * text-own-test: the test split of the project's own text set (human
+#     passages from Debian packages vs SmolLM2 answers), made by
+#     scripts/text/train-text-detector.sh under .candor/data/text/own.
+#   * text-<dataset>: per-dataset subsets of the third-party text sets in
+#     ../shared/eval/text (Fast-DetectGPT: xsum, writing, pubmed, squad;
+#     Binoculars: pubmed-articles), made by scripts/text/make_manifests.py
+#     and make_eval_subsets.py under .candor/data/text/shared.
 #   * smoke-audio / smoke-text: samples/eval/smoke.jsonl, the project's own
 #     decoder fixtures (samples/media). Each is one class only, so rank
 #     metrics are n/a; they show abstentions and per-item errors.
@@ -32,7 +39,7 @@ else
 fi
 
 # Only reports written by this run go into the doc.
-rm -rf "$ROOT/rawgat-st" "$ROOT/smoke-audio" "$ROOT/smoke-text"
+rm -rf "$ROOT/rawgat-st" "$ROOT/smoke-audio" "$ROOT/smoke-text" "$ROOT"/text-*
 reports=()
 
 RAWGAT="$SHARED/eval/audio/rawgat-st-scores/Pre_trained_models/RawGAT_ST_add/Scores.txt"
@@ -44,6 +51,24 @@ if [[ -f "$RAWGAT" ]]; then
 else
   echo "== skipping RawGAT-ST harness validation: $RAWGAT not present" >&2
 fi
+
+TEXT=.candor/data/text
+if [[ -f $TEXT/own/manifest-fit.jsonl ]]; then
+  echo "== text, own set, test split" >&2
+  "${CANDOR[@]}" eval --set "$TEXT/own/manifest-fit.jsonl" --split test --detector text \
+    --name text-own-test --bootstrap "$BOOT" --out "$ROOT/text-own-test" >/dev/null
+  reports+=("$ROOT/text-own-test/report.json")
+else
+  echo "== skipping the own text set: run scripts/text/train-text-detector.sh" >&2
+fi
+for m in "$TEXT"/shared/eval-*.jsonl; do
+  [[ -f $m ]] || { echo "== skipping shared text sets: run scripts/text/make_manifests.py and make_eval_subsets.py" >&2; break; }
+  ds=$(basename "$m" .jsonl); ds=${ds#eval-}
+  echo "== text, shared set $ds" >&2
+  "${CANDOR[@]}" eval --set "$m" --detector text --name "text-$ds" \
+    --bootstrap "$BOOT" --out "$ROOT/text-$ds" >/dev/null
+  reports+=("$ROOT/text-$ds/report.json")
+done
 
 SMOKE=samples/eval/smoke.jsonl
 if [[ -f "$SMOKE" ]]; then

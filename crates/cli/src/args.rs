@@ -50,6 +50,12 @@ pub enum Command {
     /// Write docs/evaluation.md from report.json files (used by
     /// scripts/gen-evaluation.sh).
     EvalDoc(crate::eval::EvalDocArgs),
+    /// Score a labelled set of texts with the text detector's language model
+    /// and write per-row features (training input of `text-train`).
+    TextFeatures(Box<crate::textdev::TextFeaturesArgs>),
+    /// Fit the text detector's fusion head (train split) and calibration
+    /// (calib split) from `text-features` output; writes models/text/.
+    TextTrain(crate::textdev::TextTrainArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -367,13 +373,15 @@ pub struct ScanArgs {
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Pasted text to analyse as well; may be repeated.
-    #[arg(long = "text", value_name = "TEXT")]
+    /// Pasted text to analyse as well; may be repeated (the environment
+    /// variable holds one text). Handy for a resume pasted into a form.
+    #[arg(long = "text", env = "CANDOR_SCAN_TEXT", value_name = "TEXT")]
     pub texts: Vec<String>,
 
     /// Print one JSON document (`request_id`, `results`, `case`; the same
-    /// schema as the HTTP API) instead of a table.
-    #[arg(long)]
+    /// schema as the HTTP API) instead of a table. Tables are for people,
+    /// JSON for scripts and audit trails.
+    #[arg(long, env = "CANDOR_SCAN_JSON")]
     pub json: bool,
 
     /// Scheduling class. `bulk` yields to live and upload traffic when the
@@ -383,7 +391,7 @@ pub struct ScanArgs {
 
     /// Add a case summary even for a single input (it is included by default
     /// from two inputs on).
-    #[arg(long)]
+    #[arg(long, env = "CANDOR_SCAN_CASE")]
     pub case: bool,
 }
 
@@ -406,8 +414,8 @@ mod tests {
     fn cli_is_well_formed_and_every_flag_has_env() {
         Cli::command().debug_assert();
         let cmd = Cli::command();
-        for sub in ["serve", "info"] {
-            let sc = cmd.find_subcommand(sub).unwrap();
+        for sc in cmd.get_subcommands() {
+            let sub = sc.get_name();
             for a in sc.get_arguments() {
                 let id = a.get_id().as_str();
                 if a.is_positional() || matches!(id, "help" | "version") {

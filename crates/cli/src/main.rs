@@ -5,6 +5,7 @@
 mod args;
 mod eval;
 mod scan;
+mod textdev;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -102,6 +103,8 @@ fn main() -> ExitCode {
             Command::Eval(args) => eval::run_eval(*args).await,
             Command::Calibrate(args) => eval::run_calibrate(*args).await,
             Command::EvalDoc(args) => eval::run_eval_doc(args),
+            Command::TextFeatures(args) => textdev::run_features(*args).await,
+            Command::TextTrain(args) => textdev::run_train(args),
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {
                     Ok(s) => {

@@ -37,7 +37,9 @@ fn scan_text_file_prints_a_table() {
     );
     assert!(stdout.contains("resume.txt"), "{stdout}");
     assert!(stdout.contains("text"), "{stdout}");
-    assert!(stdout.contains("no text detector is installed"), "{stdout}");
+    // Five words: the text detector abstains (or is not installed when the
+    // models are absent); either way no score.
+    assert!(stdout.contains("no decision"), "{stdout}");
     assert!(
         stdout.contains("not a decision about the applicant"),
         "{stdout}"

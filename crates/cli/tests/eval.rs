@@ -349,8 +349,55 @@ fn eval_runs_on_the_samples_smoke_set() {
             .collect();
         assert_eq!(lines.len(), n, "{items}");
         for l in &lines {
-            assert!(l["score"].is_null(), "no detector is installed: {l}");
+            assert!(l["score"].is_null(), "no detector is loaded: {l}");
         }
         assert!(out.join("report.md").is_file());
     }
+}
+
+/// The labelled text sample (`samples/eval/text.jsonl`: 10 human passages,
+/// 10 SmolLM2 answers) through the real text detector: real numbers in CI.
+#[test]
+fn eval_runs_on_the_text_samples() {
+    let home = std::env::var_os("CANDOR_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(ROOT).join(".candor"));
+    if !home
+        .join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .is_file()
+    {
+        eprintln!("SKIP: text model not installed (run scripts/setup.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("text");
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args([
+            "eval",
+            "--set",
+            "samples/eval/text.jsonl",
+            "--detector",
+            "text",
+            "--bootstrap",
+            "100",
+            "--out",
+            s(&out),
+        ])
+        .current_dir(ROOT)
+        .env("CANDOR_NO_MODELS", "false")
+        .env("CANDOR_HOME", &home)
+        .output()
+        .expect("run candor");
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["n_scored"], 20, "{report}");
+    let auroc = report["metrics"]["auroc"]["value"].as_f64().unwrap();
+    assert!(auroc > 0.75, "AUROC {auroc}");
+    let fpr = report["metrics"]["at_threshold"]["fpr"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(fpr <= 0.1, "FPR at the shipped threshold {fpr}");
 }

@@ -157,6 +157,8 @@ pub struct Analyzer {
     detectors: BTreeMap<Modality, Arc<dyn Detector>>,
     engine: Option<Arc<Engine>>,
     vad: Option<ModelHandle>,
+    /// Why a modality's detector is not installed, when known.
+    missing: BTreeMap<Modality, String>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -180,6 +182,7 @@ impl Analyzer {
             detectors: BTreeMap::new(),
             engine: None,
             vad: None,
+            missing: BTreeMap::new(),
         }
     }
 
@@ -188,11 +191,50 @@ impl Analyzer {
     /// manifest; a model whose file is missing is a warning shown in
     /// `/info`, and `/ready` stays false until every manifest model loads.
     pub fn load(config: AnalyzerConfig, engine: EngineConfig) -> Result<Self, AnalyzeError> {
+        let manifest = engine.manifest.clone();
         let engine = Engine::load(engine)?;
         for w in engine.warnings() {
             tracing::warn!(warning = %w, "engine start-up");
         }
-        Ok(Self::with_engine(config, Arc::new(engine)))
+        let mut analyzer = Self::with_engine(config, Arc::new(engine));
+        analyzer.install_text_detector(&manifest, crate::text::TextConfig::default());
+        Ok(analyzer)
+    }
+
+    /// Installs the text detector when its language model is loaded and its
+    /// fusion head and calibration files (next to the manifest) are present;
+    /// otherwise records why not (shown in `/info`).
+    pub fn install_text_detector(
+        &mut self,
+        manifest: &std::path::Path,
+        cfg: crate::text::TextConfig,
+    ) {
+        let lm = self
+            .engine
+            .as_ref()
+            .and_then(|e| e.model(crate::text::LM_MODEL));
+        let Some(lm) = lm else {
+            self.missing.insert(
+                Modality::Text,
+                format!(
+                    "the scoring language model `{}` is not loaded (run scripts/setup.sh)",
+                    crate::text::LM_MODEL
+                ),
+            );
+            return;
+        };
+        let (head, calibration) = crate::text::default_files(manifest);
+        match crate::text::TextDetector::load(lm, &head, &calibration, cfg) {
+            Ok(d) => {
+                self.missing.remove(&Modality::Text);
+                self.add_detector(Arc::new(d));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "text detector not installed");
+                self.missing
+                    .insert(Modality::Text, format!("text detector not installed: {e}"));
+            }
+        }
     }
 
     /// An analyzer around an already loaded engine.
@@ -203,6 +245,7 @@ impl Analyzer {
             detectors: BTreeMap::new(),
             engine: Some(engine),
             vad,
+            missing: BTreeMap::new(),
         }
     }
 
@@ -236,7 +279,12 @@ impl Analyzer {
                     installed: false,
                     name: None,
                     version: None,
-                    reason: Some(not_installed(*m)),
+                    reason: Some(
+                        self.missing
+                            .get(m)
+                            .cloned()
+                            .unwrap_or_else(|| not_installed(*m)),
+                    ),
                 },
             })
             .collect()
@@ -392,7 +440,10 @@ impl Analyzer {
                 modality,
                 info,
                 AbstainCode::DetectorNotInstalled,
-                not_installed(modality),
+                self.missing
+                    .get(&modality)
+                    .cloned()
+                    .unwrap_or_else(|| not_installed(modality)),
             ),
             Some(det) => {
                 let ctx = DetectContext {

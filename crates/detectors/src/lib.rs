@@ -8,6 +8,7 @@
 mod analyzer;
 mod error;
 pub mod speech;
+pub mod text;
 
 pub use analyzer::{
     AnalyzeOptions, Analyzer, AnalyzerConfig, AnalyzerInfo, DetectContext, Detector,

@@ -11,6 +11,7 @@ use candor_core::{ModelRef, Priority};
 use serde::Serialize;
 
 use crate::backend::candle::MlpHead;
+use crate::backend::causal_lm::CausalLm;
 use crate::backend::onnx::{self, OnnxBackend, OnnxOptions, OrtRuntime};
 use crate::backend::{Backend, Device};
 use crate::batcher::{BatchConfig, Batcher, InferOutput};
@@ -300,6 +301,26 @@ pub struct Engine {
 }
 
 fn with_defaults(spec: &mut ModelSpec) {
+    if spec.backend == BackendKind::CandleLm {
+        if spec.inputs.is_empty() {
+            for name in ["input_ids", "position_ids"] {
+                spec.inputs.push(InputSpec {
+                    name: name.into(),
+                    dtype: DType::I64,
+                    shape: Some(vec![-1]),
+                    batch_axis: Some(0),
+                });
+            }
+        }
+        if spec.outputs.is_empty() {
+            for name in crate::backend::causal_lm::OUTPUTS {
+                spec.outputs.push(OutputSpec {
+                    name: name.into(),
+                    batch_axis: Some(0),
+                });
+            }
+        }
+    }
     if spec.backend == BackendKind::Candle {
         if spec.inputs.is_empty() {
             spec.inputs.push(InputSpec {
@@ -418,6 +439,9 @@ impl Engine {
                         sessions: cfg.workers,
                     };
                     Arc::new(OnnxBackend::load(&r, &spec.id, &path, &opts)?)
+                }
+                BackendKind::CandleLm => {
+                    Arc::new(CausalLm::load(&spec.id, &path, config.device, usize::MAX)?)
                 }
                 BackendKind::Candle => Arc::new(MlpHead::load(
                     &spec.id,

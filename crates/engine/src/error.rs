@@ -88,6 +88,9 @@ pub enum EngineError {
     /// The model's workers have stopped (engine shutting down).
     #[error("model `{0}` is shutting down")]
     ShuttingDown(String),
+    /// A tokenizer could not be built or failed on an input.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
 }
 
 impl EngineError {
@@ -137,7 +140,8 @@ impl ToProblem for EngineError {
             EngineError::HashMismatch { .. }
             | EngineError::Manifest { .. }
             | EngineError::Io { .. }
-            | EngineError::Backend { .. } => ProblemKind::Internal,
+            | EngineError::Backend { .. }
+            | EngineError::Tokenizer(_) => ProblemKind::Internal,
         }
     }
 
@@ -154,6 +158,7 @@ impl ToProblem for EngineError {
             EngineError::Backend { .. } => "backend",
             EngineError::BadInput { .. } => "bad_input",
             EngineError::ShuttingDown(_) => "shutting_down",
+            EngineError::Tokenizer(_) => "tokenizer",
         })
     }
 }

@@ -5,7 +5,9 @@
 //! * [`backend`]: the [`Backend`] trait, with an ONNX Runtime implementation
 //!   ([`backend::onnx`], library loaded at run time from
 //!   `$CANDOR_HOME/onnxruntime/lib` or `$ORT_DYLIB_PATH`) and a candle one
-//!   for small safetensors heads ([`backend::candle`]).
+//!   for small safetensors heads ([`backend::candle`]) and quantized GGUF
+//!   causal language models used for text scoring ([`backend::causal_lm`],
+//!   tokenizer rebuilt from the same file by [`tokenizer`]).
 //! * [`batcher`]: the per-model dynamic batcher (bounded three-class queue,
 //!   `max_batch` / `max_wait`, deadlines, cancellation), running models on
 //!   dedicated OS threads.
@@ -28,6 +30,7 @@ mod engine;
 pub mod error;
 pub mod manifest;
 pub mod tensor;
+pub mod tokenizer;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -40,3 +43,4 @@ pub use engine::{
 pub use error::{EngineError, Result};
 pub use manifest::{Manifest, ModelSpec};
 pub use tensor::{DType, NamedTensor, TensorData};
+pub use tokenizer::{Encoded, TextTokenizer};

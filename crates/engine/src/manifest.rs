@@ -53,6 +53,9 @@ pub enum BackendKind {
     Onnx,
     /// candle (safetensors heads).
     Candle,
+    /// candle, quantized causal language model in GGUF (text scoring).
+    #[serde(rename = "candle-lm")]
+    CandleLm,
 }
 
 impl BackendKind {
@@ -61,6 +64,7 @@ impl BackendKind {
         match self {
             BackendKind::Onnx => "onnx",
             BackendKind::Candle => "candle",
+            BackendKind::CandleLm => "candle-lm",
         }
     }
 }

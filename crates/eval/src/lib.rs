@@ -15,6 +15,7 @@
 pub mod calibrate;
 pub mod error;
 pub mod json;
+pub mod logistic;
 pub mod manifest;
 pub mod metrics;
 pub mod plot;

@@ -94,7 +94,7 @@ impl std::fmt::Debug for MlpHead {
     }
 }
 
-fn pick_device(device: Device) -> Result<(CDevice, String)> {
+pub(crate) fn pick_device(device: Device) -> Result<(CDevice, String)> {
     match device {
         Device::Cpu => Ok((CDevice::Cpu, "cpu".into())),
         Device::Auto => {

@@ -1,6 +1,7 @@
 //! Backends: the one trait every model runner implements.
 
 pub mod candle;
+pub mod causal_lm;
 pub mod onnx;
 
 use crate::error::EngineError;

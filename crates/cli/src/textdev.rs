@@ -1,0 +1,488 @@
+//! `candor text-features` and `candor text-train`: how the text detector's
+//! fusion head and calibration are made (see docs/models.md).
+//!
+//! 1. `text-features` runs the scoring language model over a labelled set
+//!    (the `candor eval` manifest format) and writes each row's features,
+//!    also for prefixes of the prose (for the minimum-length measurement);
+//! 2. `text-train` fits the logistic fusion head on the `train` rows, the
+//!    calibration on the `calib` rows (never `test`), measures the shortest
+//!    prose length at which the false positive rate still holds on calib
+//!    authentic rows, and writes `models/text/fusion-head.json` and
+//!    `models/text/calibration.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candor_core::Priority;
+use candor_detectors::text::features::{self, DocStyle, FusionHead, FEATURES, HEAD_FORMAT};
+use candor_detectors::text::{segment, TextConfig, TextScorer, LM_MODEL};
+use candor_eval::calibrate::{fit_calibration, FitSpec, Method, OperatingPointSpec};
+use candor_eval::logistic::fit_logistic;
+use candor_eval::manifest::{Manifest, Split};
+use candor_eval::metrics::ScoredItem;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::args::AnalyzerArgs;
+
+/// Prose-token prefix lengths measured for the minimum-length rule.
+const PREFIXES: [usize; 7] = [24, 32, 48, 64, 96, 128, 192];
+
+#[derive(Debug, Clone, Args)]
+pub struct TextFeaturesArgs {
+    #[command(flatten)]
+    pub analyzer: AnalyzerArgs,
+
+    /// Labelled set (manifest JSONL/CSV as for `candor eval`) of text files.
+    #[arg(long, env = "CANDOR_TEXT_FEATURES_SET", value_name = "MANIFEST")]
+    pub set: PathBuf,
+
+    /// Output JSONL, one row per manifest row.
+    #[arg(long, env = "CANDOR_TEXT_FEATURES_OUT", value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Documents in flight at once (their windows share model batches).
+    /// More raises throughput until the CPU is saturated.
+    #[arg(long, env = "CANDOR_TEXT_FEATURES_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TextTrainArgs {
+    /// Features JSONL written by `candor text-features`.
+    #[arg(long, env = "CANDOR_TEXT_TRAIN_FEATURES", value_name = "FILE")]
+    pub features: PathBuf,
+
+    /// Fusion head file to write.
+    #[arg(
+        long,
+        env = "CANDOR_TEXT_TRAIN_HEAD_OUT",
+        default_value = "models/text/fusion-head.json"
+    )]
+    pub head_out: PathBuf,
+
+    /// Calibration artefact to write.
+    #[arg(
+        long,
+        env = "CANDOR_TEXT_TRAIN_CALIBRATION_OUT",
+        default_value = "models/text/calibration.json"
+    )]
+    pub calibration_out: PathBuf,
+
+    /// Version written into the head and the calibration. Bump it on every
+    /// retrain so results say which fit scored them.
+    #[arg(
+        long = "artefact-version",
+        env = "CANDOR_TEXT_TRAIN_VERSION",
+        default_value = "1"
+    )]
+    pub artefact_version: String,
+
+    /// L2 penalty of the logistic head. Higher = smaller weights, less
+    /// overfitting to the training generator, less separation.
+    #[arg(long, env = "CANDOR_TEXT_TRAIN_L2", default_value_t = 1.0)]
+    pub l2: f64,
+
+    /// False positive rate on authentic calib rows at the
+    /// `likely_manipulated` threshold. Lower flags fewer humans, catches less.
+    #[arg(long, env = "CANDOR_TEXT_TRAIN_TARGET_FPR", default_value_t = 0.01)]
+    pub target_fpr: f64,
+
+    /// Largest share of machine calib rows labelled `likely_authentic`.
+    /// Lower widens the inconclusive band (more human review).
+    #[arg(
+        long,
+        env = "CANDOR_TEXT_TRAIN_AUTHENTIC_MAX_FNR",
+        default_value_t = 0.05
+    )]
+    pub authentic_max_fnr: f64,
+
+    /// Features the head uses (comma-separated names). The default leaves
+    /// out `style.mattr`: in the project's own set it mostly separates the
+    /// register of the human sources (technical documentation repeats its
+    /// terms) from the generator, in the opposite direction to published
+    /// findings on LLM text, so it would not transfer. It is still reported
+    /// as a signal.
+    #[arg(
+        long,
+        env = "CANDOR_TEXT_TRAIN_USE",
+        value_delimiter = ',',
+        default_value = "lm.mean_logprob,lm.mean_log_rank,lm.mean_entropy,lm.fast_detectgpt,lm.ppl_entropy_ratio,lm.sentence_logprob_std,style.sentence_length_cv"
+    )]
+    pub use_features: Vec<String>,
+
+    /// Prose tokens below which the detector abstains; 0 = measure it: the
+    /// shortest prefix length from which on the calib authentic false
+    /// positive rate stays within twice the target.
+    #[arg(long, env = "CANDOR_TEXT_TRAIN_MIN_PROSE_TOKENS", default_value_t = 0)]
+    pub min_prose_tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FeatureRow {
+    id: String,
+    manipulated: bool,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    split: Option<Split>,
+    tokens: usize,
+    #[serde(default)]
+    abstain: Option<String>,
+    #[serde(default)]
+    features: Option<Vec<f64>>,
+    /// Features of the first N prose tokens, by N.
+    #[serde(default)]
+    prefix: BTreeMap<usize, Vec<f64>>,
+}
+
+pub async fn run_features(args: TextFeaturesArgs) -> ExitCode {
+    match features_cmd(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("candor text-features: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run_train(args: TextTrainArgs) -> ExitCode {
+    match train_cmd(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("candor text-train: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn prefix_features(
+    text: &str,
+    a: &candor_detectors::text::TextAnalysis,
+    n: usize,
+) -> Option<Vec<f64>> {
+    if a.tokens.len() < n {
+        return None;
+    }
+    let toks = &a.tokens[..n];
+    let mut ids: Vec<usize> = toks.iter().map(|t| t.sentence).collect();
+    ids.dedup();
+    let words: Vec<String> = ids
+        .iter()
+        .flat_map(|&s| segment::words(&text[a.sentences[s].bytes.clone()]))
+        .collect();
+    let style = DocStyle {
+        sentence_words: ids.iter().map(|&s| a.sentences[s].words).collect(),
+        mattr: segment::mattr(&words, 50),
+    };
+    features::features(toks, &style).map(|f| f.to_vec())
+}
+
+async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::load(&args.set)
+        .with_context(|| format!("cannot load labelled set {}", args.set.display()))?;
+    let mut ec = args.analyzer.engine_config();
+    ec.models = Some(vec![LM_MODEL.to_string()]);
+    ec.required = vec![LM_MODEL.to_string()];
+    let engine = candor_engine::Engine::load(ec).context("cannot load the language model")?;
+    let lm = engine.require(LM_MODEL)?;
+    let scorer = Arc::new(TextScorer::new(lm, TextConfig::default())?);
+    let limits = args.analyzer.limits();
+    let base = args.set.parent().map(Path::to_path_buf).unwrap_or_default();
+    let started = Instant::now();
+    let mut rows: Vec<Option<FeatureRow>> = vec![None; manifest.items.len()];
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = 0;
+    let total = manifest.items.len();
+    let mut done = 0;
+    loop {
+        while next < total && set.len() < args.concurrency.max(1) {
+            let item = manifest.items[next].clone();
+            let scorer = Arc::clone(&scorer);
+            let limits = limits.clone();
+            let id = item
+                .path
+                .strip_prefix(&base)
+                .unwrap_or(&item.path)
+                .display()
+                .to_string();
+            let i = next;
+            set.spawn(async move {
+                let bytes = tokio::fs::read(&item.path).await?;
+                let name = item.path.display().to_string();
+                let doc = tokio::task::spawn_blocking(move || {
+                    let hint = candor_media::Hint {
+                        filename: Some(&name),
+                        content_type: None,
+                    };
+                    candor_media::decode(
+                        Arc::from(bytes),
+                        &hint,
+                        &limits,
+                        &candor_media::DecodeOptions::default(),
+                    )
+                })
+                .await??;
+                let candor_media::Decoded::Document(doc) = doc else {
+                    bail!("{} is not a document", item.path.display());
+                };
+                let a = scorer.analyze(&doc.text, Priority::Bulk, None).await?;
+                let prefix = PREFIXES
+                    .iter()
+                    .filter_map(|&n| prefix_features(&doc.text, &a, n).map(|f| (n, f)))
+                    .collect();
+                let row = FeatureRow {
+                    id,
+                    manipulated: item.label.is_positive(),
+                    group: item.group.clone(),
+                    split: item.split,
+                    tokens: a.tokens.len(),
+                    abstain: a.abstain.as_ref().map(|x| x.reason.clone()),
+                    features: a.features.map(|f| f.to_vec()),
+                    prefix,
+                };
+                anyhow::Ok((i, row))
+            });
+            next += 1;
+        }
+        match set.join_next().await {
+            None => break,
+            Some(r) => {
+                let (i, row) = r.context("feature task panicked")??;
+                rows[i] = Some(row);
+                done += 1;
+                if done % 100 == 0 {
+                    eprintln!(
+                        "text-features: {done}/{total} in {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in rows.into_iter().flatten() {
+        out.push_str(&serde_json::to_string(&r)?);
+        out.push('\n');
+    }
+    if let Some(d) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(&args.out, out).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "text-features: {total} rows in {:.1} s -> {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.features)
+        .with_context(|| format!("reading {}", args.features.display()))?;
+    let rows: Vec<FeatureRow> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("parsing features")?;
+    let usable = |s: Split| {
+        rows.iter()
+            .filter(move |r| r.split == Some(s) && r.features.is_some())
+    };
+    let train: Vec<&FeatureRow> = usable(Split::Train).collect();
+    if train.is_empty() {
+        bail!("no scored rows in split `train`");
+    }
+    let cols: Vec<usize> = args
+        .use_features
+        .iter()
+        .map(|f| {
+            FEATURES
+                .iter()
+                .position(|k| k == f)
+                .ok_or_else(|| anyhow::anyhow!("unknown feature `{f}` (known: {FEATURES:?})"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let x: Vec<Vec<f64>> = train
+        .iter()
+        .map(|r| {
+            let f = r.features.as_deref().unwrap_or_default();
+            cols.iter()
+                .map(|&c| f.get(c).copied().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    let y: Vec<bool> = train.iter().map(|r| r.manipulated).collect();
+    let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
+    let features_sha = candor_core::sha256_hex(text.as_bytes());
+    let mut head = FusionHead {
+        format: HEAD_FORMAT.into(),
+        id: "text-fusion".into(),
+        version: args.artefact_version.clone(),
+        features: cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
+        mean: fit.mean.iter().map(|&v| round_sig(v)).collect(),
+        scale: fit.scale.iter().map(|&v| round_sig(v)).collect(),
+        weights: fit.weights.iter().map(|&v| round_sig(v)).collect(),
+        bias: round_sig(fit.bias),
+        min_prose_tokens: 0,
+        trained_on: serde_json::json!({
+            "features_file": args.features.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "features_sha256": features_sha,
+            "split": "train",
+            "n_machine": y.iter().filter(|&&v| v).count(),
+            "n_human": y.iter().filter(|&&v| !v).count(),
+            "l2": args.l2,
+            "method": "logistic regression, standardised features, class-balanced, Newton",
+            "created_by": std::env::args().collect::<Vec<_>>().join(" "),
+        }),
+    };
+    let as8 = |v: &[f64]| -> [f64; 8] {
+        let mut a = [0.0; 8];
+        a.copy_from_slice(&v[..8]);
+        a
+    };
+    let items: Vec<ScoredItem> = usable(Split::Calib)
+        .map(|r| {
+            let raw = head.raw(&as8(r.features.as_deref().unwrap_or(&[0.0; 8])));
+            ScoredItem::scored(&r.id, r.manipulated, raw).with_split(Split::Calib)
+        })
+        .collect();
+    let art = fit_calibration(
+        &items,
+        Split::Calib,
+        &FitSpec {
+            id: "calibration/text".into(),
+            version: args.artefact_version.clone(),
+            detector: "text".into(),
+            set: args
+                .features
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            created_by: std::env::args().collect::<Vec<_>>().join(" "),
+            method: Method::Platt,
+            operating_point: OperatingPointSpec {
+                target_fpr: args.target_fpr,
+                authentic_max_fnr: args.authentic_max_fnr,
+            },
+        },
+    )
+    .context("fitting the calibration")?;
+
+    // Minimum length: FPR of calib authentic rows scored on their first N
+    // prose tokens only.
+    let thr = art.thresholds.manipulated_at_or_above;
+    println!("prefix  calib-authentic  FPR     calib-machine  TPR");
+    let mut table = Vec::new();
+    for &n in &PREFIXES {
+        let (mut fp, mut na, mut tp, mut nm) = (0usize, 0usize, 0usize, 0usize);
+        for r in usable(Split::Calib) {
+            if let Some(f) = r.prefix.get(&n) {
+                let p = art.apply(head.raw(&as8(f)));
+                if r.manipulated {
+                    nm += 1;
+                    tp += usize::from(p >= thr);
+                } else {
+                    na += 1;
+                    fp += usize::from(p >= thr);
+                }
+            }
+        }
+        let fpr = fp as f64 / na.max(1) as f64;
+        println!(
+            "{n:>6}  {na:>15}  {fpr:.4}  {nm:>13}  {:.4}",
+            tp as f64 / nm.max(1) as f64
+        );
+        table.push((n, fpr, na));
+    }
+    // The bound "holds" at a length when the measured FPR is within twice
+    // the target, or not significantly above the target (one-sided 95%
+    // Wilson lower bound at or below it).
+    let bound = 2.0 * args.target_fpr;
+    let holds =
+        |f: f64, na: usize| na > 0 && (f <= bound || wilson_lower(f, na) <= args.target_fpr);
+    let measured = (0..table.len())
+        .find(|&i| table[i..].iter().all(|&(_, f, na)| holds(f, na)))
+        .map(|i| table[i].0)
+        .unwrap_or(*PREFIXES.last().unwrap_or(&192));
+    head.min_prose_tokens = if args.min_prose_tokens > 0 {
+        args.min_prose_tokens
+    } else {
+        measured
+    };
+    if let serde_json::Value::Object(m) = &mut head.trained_on {
+        m.insert(
+            "min_prose_tokens_rule".into(),
+            serde_json::json!(format!(
+                "shortest prose-token prefix from which, at every longer prefix, the calib \
+                 authentic FPR is <= {bound} (2 x target) or its one-sided 95% Wilson lower \
+                 bound is <= the target; measured {measured}"
+            )),
+        );
+        m.insert(
+            "prefix_fpr_on_calib_authentic".into(),
+            serde_json::json!(table
+                .iter()
+                .map(|(n, f, na)| serde_json::json!({"tokens": n, "fpr": round_sig(*f), "n": na}))
+                .collect::<Vec<_>>()),
+        );
+    }
+    head.check().map_err(|e| anyhow::anyhow!(e))?;
+    for p in [&args.head_out, &args.calibration_out] {
+        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d)?;
+        }
+    }
+    std::fs::write(&args.head_out, serde_json::to_string_pretty(&head)? + "\n")?;
+    art.save(&args.calibration_out)?;
+    println!(
+        "head: {} train rows; weights {:?}",
+        train.len(),
+        head.features
+            .iter()
+            .zip(&head.weights)
+            .map(|(f, w)| format!("{f}={w:+.3}"))
+            .collect::<Vec<_>>()
+    );
+    let t = &art.thresholds;
+    let m = &art.metrics_on_calib;
+    println!(
+        "calibration on {} calib rows: AUROC {:.4}, thresholds authentic < {:.4}, manipulated >= {:.4} \
+         (FPR {:.4}, TPR {:.4}); min prose tokens {}",
+        items.len(),
+        m.auroc,
+        t.authentic_below,
+        t.manipulated_at_or_above,
+        m.fpr_at_threshold,
+        m.tpr_at_threshold,
+        head.min_prose_tokens
+    );
+    println!(
+        "wrote {} and {}",
+        args.head_out.display(),
+        args.calibration_out.display()
+    );
+    Ok(())
+}
+
+/// One-sided 95% Wilson score lower bound of a proportion `p` out of `n`.
+fn wilson_lower(p: f64, n: usize) -> f64 {
+    let z = 1.645f64;
+    let n = n as f64;
+    let denom = 1.0 + z * z / n;
+    let centre = p + z * z / (2.0 * n);
+    let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    ((centre - spread) / denom).max(0.0)
+}
+
+fn round_sig(x: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{x:.9e}").parse().unwrap_or(x)
+}

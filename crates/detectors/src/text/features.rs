@@ -1,0 +1,268 @@
+//! Document and sentence features from per-token language-model statistics
+//! and the text's style, and the fusion head that turns them into a raw
+//! score.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Statistics of one scored token (see the engine's `candle-lm` contract).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenStat {
+    /// log p(token | prefix), nats.
+    pub logprob: f32,
+    /// Entropy of the predictive distribution, nats.
+    pub entropy: f32,
+    /// 1 = the model's top choice.
+    pub rank: f32,
+    /// Variance of log p under p.
+    pub var: f32,
+    /// Index of the sentence the token belongs to.
+    pub sentence: usize,
+}
+
+/// Feature names, in the order [`features`] returns them. Stable: the
+/// fusion head file refers to them by name.
+pub const FEATURES: [&str; 8] = [
+    "lm.mean_logprob",
+    "lm.mean_log_rank",
+    "lm.mean_entropy",
+    "lm.fast_detectgpt",
+    "lm.ppl_entropy_ratio",
+    "lm.sentence_logprob_std",
+    "style.sentence_length_cv",
+    "style.mattr",
+];
+
+/// What each feature means (shown in results).
+pub fn describe(name: &str) -> &'static str {
+    match name {
+        "lm.mean_logprob" => "mean log-probability of the tokens under the scoring model (nats; higher = more predictable, LLM text tends higher)",
+        "lm.mean_log_rank" => "mean natural log of each token's rank in the model's prediction (GLTR; lower = more top choices)",
+        "lm.mean_entropy" => "mean entropy of the model's predictive distribution (nats)",
+        "lm.fast_detectgpt" => "Fast-DetectGPT analytic sampling discrepancy per token: (sum logprob + sum entropy) / sqrt(sum variance) / sqrt(n); higher = more machine-like",
+        "lm.ppl_entropy_ratio" => "log-perplexity divided by mean entropy (one-model Binoculars-style ratio; lower = more machine-like)",
+        "lm.sentence_logprob_std" => "standard deviation of per-sentence mean log-probability (perplexity burstiness; human text varies more)",
+        "style.sentence_length_cv" => "coefficient of variation of prose sentence lengths in words (burstiness)",
+        "style.mattr" => "moving-average type-token ratio over 50-word windows (vocabulary diversity)",
+        _ => "",
+    }
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mut s, mut n) = (0.0, 0usize);
+    for x in xs {
+        s += x;
+        n += 1;
+    }
+    (n > 0).then(|| s / n as f64)
+}
+
+fn std(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+}
+
+/// The language-model features of a set of tokens (first five of
+/// [`FEATURES`]); `None` without tokens.
+pub fn lm_features(tokens: &[TokenStat]) -> Option<[f64; 5]> {
+    let n = tokens.len();
+    if n == 0 {
+        return None;
+    }
+    let lp = mean(tokens.iter().map(|t| t.logprob as f64))?;
+    let lr = mean(tokens.iter().map(|t| (t.rank.max(1.0) as f64).ln()))?;
+    let ent = mean(tokens.iter().map(|t| t.entropy as f64))?;
+    let var = mean(tokens.iter().map(|t| t.var as f64))?;
+    let fdg = (lp + ent) / var.max(1e-6).sqrt();
+    let ratio = -lp / ent.max(1e-6);
+    Some([lp, lr, ent, fdg, ratio])
+}
+
+/// Style and burstiness inputs of a document.
+#[derive(Debug, Clone, Default)]
+pub struct DocStyle {
+    /// Word counts of the prose sentences.
+    pub sentence_words: Vec<usize>,
+    /// MATTR of the prose words.
+    pub mattr: f64,
+}
+
+/// All [`FEATURES`] of a document.
+pub fn features(tokens: &[TokenStat], style: &DocStyle) -> Option<[f64; 8]> {
+    let lm = lm_features(tokens)?;
+    let mut per_sentence: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for t in tokens {
+        per_sentence
+            .entry(t.sentence)
+            .or_default()
+            .push(t.logprob as f64);
+    }
+    let sent_means: Vec<f64> = per_sentence
+        .values()
+        .filter(|v| v.len() >= 3)
+        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+        .collect();
+    let lens: Vec<f64> = style.sentence_words.iter().map(|&w| w as f64).collect();
+    let cv = match mean(lens.iter().copied()) {
+        Some(m) if m > 0.0 => std(&lens) / m,
+        _ => 0.0,
+    };
+    Some([
+        lm[0],
+        lm[1],
+        lm[2],
+        lm[3],
+        lm[4],
+        std(&sent_means),
+        cv,
+        style.mattr,
+    ])
+}
+
+/// Format tag of fusion head files.
+pub const HEAD_FORMAT: &str = "candor.text-fusion/1";
+
+/// A standardised logistic-regression head over named features:
+/// `raw = bias + Σ w_i (x_i - mean_i) / scale_i` (a log-odds before
+/// calibration; higher = more likely machine-generated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionHead {
+    pub format: String,
+    pub id: String,
+    pub version: String,
+    /// Feature names, in weight order.
+    pub features: Vec<String>,
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+    /// Below this many scored prose tokens the detector abstains.
+    pub min_prose_tokens: usize,
+    /// Provenance: data set, split sizes, command line.
+    #[serde(default)]
+    pub trained_on: serde_json::Value,
+}
+
+impl FusionHead {
+    /// Reads and checks a head file.
+    pub fn load(path: &Path) -> Result<FusionHead, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let h: FusionHead =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        h.check().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(h)
+    }
+
+    /// Consistency checks (lengths, known features, finite weights).
+    pub fn check(&self) -> Result<(), String> {
+        if self.format != HEAD_FORMAT {
+            return Err(format!(
+                "unknown head format `{}` (expected `{HEAD_FORMAT}`)",
+                self.format
+            ));
+        }
+        let n = self.features.len();
+        if n == 0 || self.mean.len() != n || self.scale.len() != n || self.weights.len() != n {
+            return Err("features, mean, scale and weights must have the same length".into());
+        }
+        if let Some(f) = self
+            .features
+            .iter()
+            .find(|f| !FEATURES.contains(&f.as_str()))
+        {
+            return Err(format!("unknown feature `{f}`"));
+        }
+        let all = self
+            .mean
+            .iter()
+            .chain(&self.scale)
+            .chain(&self.weights)
+            .chain(std::iter::once(&self.bias));
+        if all.clone().any(|x| !x.is_finite()) || self.scale.iter().any(|&s| s <= 0.0) {
+            return Err("non-finite weight or non-positive scale".into());
+        }
+        Ok(())
+    }
+
+    /// Raw score of a full feature vector (in [`FEATURES`] order).
+    pub fn raw(&self, x: &[f64; 8]) -> f64 {
+        let mut z = self.bias;
+        for (i, name) in self.features.iter().enumerate() {
+            let j = FEATURES.iter().position(|f| f == name).unwrap_or(0);
+            z += self.weights[i] * (x[j] - self.mean[i]) / self.scale[i];
+        }
+        z
+    }
+
+    /// Each feature's contribution to the raw score (weight × standardised value).
+    pub fn contributions(&self, x: &[f64; 8]) -> Vec<(String, f64)> {
+        self.features
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let j = FEATURES.iter().position(|f| f == name).unwrap_or(0);
+                (
+                    name.clone(),
+                    self.weights[i] * (x[j] - self.mean[i]) / self.scale[i],
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(lp: f32, ent: f32, rank: f32, var: f32, sentence: usize) -> TokenStat {
+        TokenStat {
+            logprob: lp,
+            entropy: ent,
+            rank,
+            var,
+            sentence,
+        }
+    }
+
+    #[test]
+    fn lm_features_follow_their_definitions() {
+        let t = [tok(-1.0, 2.0, 1.0, 4.0, 0), tok(-3.0, 2.0, 10.0, 4.0, 0)];
+        let f = lm_features(&t).unwrap();
+        assert!((f[0] + 2.0).abs() < 1e-9);
+        assert!((f[1] - 10f64.ln() / 2.0).abs() < 1e-9);
+        assert!((f[2] - 2.0).abs() < 1e-9);
+        // (mean lp + mean entropy) / sqrt(mean var) = (-2 + 2) / 2 = 0.
+        assert!(f[3].abs() < 1e-9);
+        assert!((f[4] - 1.0).abs() < 1e-9);
+        assert!(lm_features(&[]).is_none());
+    }
+
+    #[test]
+    fn head_is_checked_and_applied() {
+        let mut h = FusionHead {
+            format: HEAD_FORMAT.into(),
+            id: "t".into(),
+            version: "1".into(),
+            features: vec!["lm.mean_logprob".into(), "style.mattr".into()],
+            mean: vec![-3.0, 0.5],
+            scale: vec![1.0, 0.1],
+            weights: vec![2.0, -1.0],
+            bias: 0.5,
+            min_prose_tokens: 50,
+            trained_on: serde_json::Value::Null,
+        };
+        h.check().unwrap();
+        let mut x = [0.0; 8];
+        x[0] = -2.0;
+        x[7] = 0.6;
+        // 0.5 + 2 * 1 - 1 * 1 = 1.5
+        assert!((h.raw(&x) - 1.5).abs() < 1e-9);
+        h.features[1] = "nope".into();
+        assert!(h.check().is_err());
+    }
+}

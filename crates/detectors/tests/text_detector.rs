@@ -1,0 +1,168 @@
+//! The text detector end to end on the real language model and the
+//! committed fusion head + calibration (SKIP when `scripts/setup.sh` has not
+//! installed the model).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use candor_core::{AbstainCode, AnalysisResult, Evidence, Label};
+use candor_detectors::{AnalyzeOptions, Analyzer, AnalyzerConfig, EngineConfig, InputSource};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn analyzer() -> Option<Arc<Analyzer>> {
+    let home = std::env::var_os("CANDOR_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".candor"));
+    let lm = home.join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !lm.is_file() {
+        eprintln!("SKIP: {} not found (run scripts/setup.sh)", lm.display());
+        return None;
+    }
+    let cfg = EngineConfig {
+        home,
+        manifest: repo().join("models/manifest.toml"),
+        models: Some(vec!["smollm2-135m-instruct-q4".into()]),
+        ..EngineConfig::default()
+    };
+    let a = Analyzer::load(AnalyzerConfig::default(), cfg).unwrap();
+    let text = a
+        .detectors()
+        .into_iter()
+        .find(|d| d.modality == candor_core::Modality::Text)
+        .unwrap();
+    assert!(
+        text.installed,
+        "text detector not installed: {:?}",
+        text.reason
+    );
+    Some(Arc::new(a))
+}
+
+async fn analyze(a: &Analyzer, text: &str) -> AnalysisResult {
+    a.analyze(
+        InputSource::Text {
+            name: None,
+            text: text.to_string(),
+        },
+        &AnalyzeOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(repo().join("samples/text/files").join(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abstains_with_reasons() {
+    let Some(a) = analyzer() else { return };
+    let r = analyze(&a, "Senior engineer. Python, Rust.").await;
+    assert_eq!(r.score, None);
+    let code = r.abstention.as_ref().unwrap().code;
+    assert!(
+        matches!(code, AbstainCode::TooShort | AbstainCode::InsufficientProse),
+        "{code:?}"
+    );
+
+    let keywords = "SKILLS\nPython, Rust, Go, Kubernetes, Terraform, AWS, GCP\n\
+                    EXPERIENCE\nAcme Corp, 2019 – 2023\nGlobex, 2016 – 2019\n\
+                    EDUCATION\nMIT, BSc Computer Science, 2012 – 2016\n"
+        .repeat(4);
+    let r = analyze(&a, &keywords).await;
+    assert_eq!(
+        r.abstention.as_ref().map(|x| x.code),
+        Some(AbstainCode::InsufficientProse),
+        "{:?}",
+        r.abstention
+    );
+
+    let french = "J'ai dirigé une équipe de douze ingénieurs pendant quatre ans et nous avons \
+                  livré une plateforme de paiement utilisée par des millions de clients. \
+                  Auparavant, j'ai travaillé comme développeur dans une petite entreprise \
+                  de logiciels à Lyon, où j'ai appris le métier avec des collègues formidables.";
+    let r = analyze(&a, french).await;
+    assert_eq!(
+        r.abstention.as_ref().map(|x| x.code),
+        Some(AbstainCode::UnsupportedLanguage),
+        "{:?}",
+        r.abstention
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_with_sentence_evidence_and_audit_fields() {
+    let Some(a) = analyzer() else { return };
+    let text = sample("machine-01.txt");
+    let r = analyze(&a, &text).await;
+    let p = r
+        .score
+        .unwrap_or_else(|| panic!("abstained: {:?}", r.abstention));
+    assert!((0.0..=1.0).contains(&p));
+    let t = r.thresholds.as_ref().unwrap();
+    assert_eq!(r.label, Some(t.label(p)));
+    let ids: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
+    assert!(ids.contains(&"smollm2-135m-instruct-q4"), "{ids:?}");
+    assert!(ids.contains(&"text-fusion"), "{ids:?}");
+    assert!(ids.contains(&"calibration/text"), "{ids:?}");
+    assert!(r.models.iter().all(|m| m.sha256.is_some()));
+    assert!(r.signals.iter().any(|s| s.name == "lm.fast_detectgpt"));
+    let chars: Vec<char> = text.chars().collect();
+    let mut quoted = 0;
+    for e in &r.evidence {
+        let Evidence::TextSpan {
+            start,
+            end,
+            score,
+            text: quote,
+        } = e
+        else {
+            panic!("unexpected evidence {e:?}")
+        };
+        assert!(start < end && *end <= chars.len());
+        assert!(score.is_some());
+        if let Some(q) = quote {
+            quoted += 1;
+            let span: String = chars[*start..*end].iter().collect();
+            assert!(span.starts_with(q.as_str()), "{span:?} vs {q:?}");
+        }
+    }
+    assert!(r.evidence.len() >= 3);
+    assert!((1..=5).contains(&quoted));
+    // Same bytes, same score (audit).
+    let again = analyze(&a, &text).await;
+    assert_eq!(again.score, r.score);
+    assert_eq!(again.input.sha256, r.input.sha256);
+}
+
+/// The committed samples: machine passages score above human ones on
+/// average, and no human passage is labelled likely_manipulated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separates_the_committed_samples() {
+    let Some(a) = analyzer() else { return };
+    let (mut human, mut machine) = (Vec::new(), Vec::new());
+    for i in 1..=10 {
+        let h = analyze(&a, &sample(&format!("human-{i:02}.txt"))).await;
+        if let Some(p) = h.score {
+            assert_ne!(
+                h.label,
+                Some(Label::LikelyManipulated),
+                "human-{i:02} flagged at {p}"
+            );
+            human.push(p);
+        }
+        let m = analyze(&a, &sample(&format!("machine-{i:02}.txt"))).await;
+        if let Some(p) = m.score {
+            machine.push(p);
+        }
+    }
+    assert!(human.len() >= 8 && machine.len() >= 8);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mh, mm) = (mean(&human), mean(&machine));
+    eprintln!("mean probability: human {mh:.3}, machine {mm:.3}");
+    assert!(mm > mh + 0.25, "human {mh} vs machine {mm}");
+}

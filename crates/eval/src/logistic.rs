@@ -1,0 +1,193 @@
+//! L2-regularised logistic regression on standardised features (Newton's
+//! method), for the small fusion heads that combine a detector's signals.
+
+use crate::error::{EvalError, Result};
+
+/// A fitted head: `z = bias + Σ w_i (x_i - mean_i) / scale_i`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logistic {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+    /// Newton iterations used.
+    pub iterations: usize,
+}
+
+impl Logistic {
+    /// The log-odds for one row.
+    pub fn raw(&self, x: &[f64]) -> f64 {
+        self.bias
+            + x.iter()
+                .zip(&self.mean)
+                .zip(&self.scale)
+                .zip(&self.weights)
+                .map(|(((x, m), s), w)| w * (x - m) / s)
+                .sum::<f64>()
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Solves `a x = b` (dense, partial pivoting); `None` when singular.
+#[allow(clippy::needless_range_loop)] // index form mirrors the algebra
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Some(x)
+}
+
+/// Fits a logistic regression of `y` on the rows of `x`, standardising each
+/// column (mean 0, standard deviation 1) and penalising `l2 / 2 * |w|²`
+/// (the bias is not penalised). Classes are weighted to equal total mass,
+/// so the head does not learn the training set's class ratio (calibration
+/// on a separate split takes care of probabilities).
+pub fn fit_logistic(x: &[Vec<f64>], y: &[bool], l2: f64) -> Result<Logistic> {
+    let n = x.len();
+    if n == 0 || y.len() != n {
+        return Err(EvalError::InvalidInput(format!(
+            "{n} rows and {} labels",
+            y.len()
+        )));
+    }
+    let d = x[0].len();
+    if d == 0
+        || x.iter()
+            .any(|r| r.len() != d || r.iter().any(|v| !v.is_finite()))
+    {
+        return Err(EvalError::InvalidInput(
+            "rows must be non-empty, of equal length and finite".into(),
+        ));
+    }
+    let npos = y.iter().filter(|&&v| v).count();
+    if npos == 0 || npos == n {
+        return Err(EvalError::InvalidInput("both classes are needed".into()));
+    }
+    let mut mean = vec![0.0; d];
+    for r in x {
+        for (m, v) in mean.iter_mut().zip(r) {
+            *m += v / n as f64;
+        }
+    }
+    let mut scale = vec![0.0; d];
+    for r in x {
+        for ((s, v), m) in scale.iter_mut().zip(r).zip(&mean) {
+            *s += (v - m) * (v - m) / n as f64;
+        }
+    }
+    for s in &mut scale {
+        *s = if *s > 1e-24 { s.sqrt() } else { 1.0 };
+    }
+    let z: Vec<Vec<f64>> = x
+        .iter()
+        .map(|r| {
+            let mut v: Vec<f64> = r
+                .iter()
+                .zip(&mean)
+                .zip(&scale)
+                .map(|((v, m), s)| (v - m) / s)
+                .collect();
+            v.push(1.0);
+            v
+        })
+        .collect();
+    let wpos = n as f64 / (2.0 * npos as f64);
+    let wneg = n as f64 / (2.0 * (n - npos) as f64);
+    let mut beta = vec![0.0; d + 1];
+    let mut it = 0;
+    for _ in 0..100 {
+        it += 1;
+        let mut g = vec![0.0; d + 1];
+        let mut h = vec![vec![0.0; d + 1]; d + 1];
+        for (row, &yy) in z.iter().zip(y) {
+            let w = if yy { wpos } else { wneg };
+            let p = sigmoid(row.iter().zip(&beta).map(|(a, b)| a * b).sum());
+            let t = if yy { 1.0 } else { 0.0 };
+            for i in 0..=d {
+                g[i] += w * (p - t) * row[i];
+                for j in 0..=d {
+                    h[i][j] += w * p * (1.0 - p) * row[i] * row[j];
+                }
+            }
+        }
+        for (i, b) in beta.iter().enumerate().take(d) {
+            g[i] += l2 * b;
+            h[i][i] += l2;
+        }
+        let step = solve(h, g.clone())
+            .ok_or_else(|| EvalError::InvalidInput("singular Hessian".into()))?;
+        let mut max = 0.0f64;
+        for (b, s) in beta.iter_mut().zip(&step) {
+            *b -= s;
+            max = max.max(s.abs());
+        }
+        if max < 1e-10 {
+            break;
+        }
+    }
+    Ok(Logistic {
+        mean,
+        scale,
+        weights: beta[..d].to_vec(),
+        bias: beta[d],
+        iterations: it,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn recovers_a_separating_direction() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..2000 {
+            let a: f64 = rng.random::<f64>() * 4.0 - 2.0;
+            let b: f64 = rng.random::<f64>() * 4.0 - 2.0;
+            let p = sigmoid(3.0 * a - 0.0 * b);
+            y.push(rng.random::<f64>() < p);
+            x.push(vec![a, b]);
+        }
+        let m = fit_logistic(&x, &y, 1e-3).unwrap();
+        // Weight of the informative feature dominates; the other is ~0.
+        assert!(m.weights[0] > 2.0, "{m:?}");
+        assert!(m.weights[1].abs() < 0.3, "{m:?}");
+        assert!(m.raw(&[1.0, 0.0]) > m.raw(&[-1.0, 0.0]));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(fit_logistic(&[], &[], 1.0).is_err());
+        assert!(fit_logistic(&[vec![1.0], vec![2.0]], &[true, true], 1.0).is_err());
+        assert!(fit_logistic(&[vec![f64::NAN], vec![2.0]], &[true, false], 1.0).is_err());
+    }
+}
