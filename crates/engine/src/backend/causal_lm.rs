@@ -25,7 +25,7 @@
 use std::path::Path;
 
 use candle_core::quantized::{gguf_file, QMatMul};
-use candle_core::{DType as CDType, Device as CDevice, Module, Tensor, D};
+use candle_core::{DType as CDType, Device as CDevice, Module, Tensor};
 
 use super::{Backend, Device};
 use crate::error::{EngineError, Result};
@@ -350,49 +350,63 @@ impl CausalLm {
         ids: &[i64],
         pos: &[i64],
     ) -> candle_core::Result<[Vec<f32>; 4]> {
+        use rayon::prelude::*;
         let n = ids.len();
         let mut lp = vec![0f32; n];
         let mut ent = vec![0f32; n];
         let mut rank = vec![0f32; n];
         let mut var = vec![0f32; n];
-        // Row r predicts token r+1 when r+1 continues r's sequence; the
-        // reductions run as tensor ops (vectorised in candle).
+        // Row r predicts token r+1 when r+1 continues r's sequence. Each row
+        // is reduced in one pass over the vocabulary (one exp per logit),
+        // rows in parallel: with z = logit - max and S = Σ e^z,
+        // log p = z - ln S, Σ p log p = Σ e^z z / S - ln S, and
+        // Σ p (log p)² = Σ e^z z² / S - 2 ln S Σ e^z z / S + (ln S)².
         let mut r = 0;
         while r < n {
             let len = HEAD_CHUNK.min(n - r);
-            let logits = self
+            let rows = self
                 .head
                 .forward(&hidden.narrow(0, r, len)?)?
-                .to_dtype(CDType::F32)?;
-            let logsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-            let p = logsm.exp()?;
-            let plog = (&p * &logsm)?;
-            let e = plog.sum(D::Minus1)?; // Σ p log p = -entropy
-            let m2 = (&plog * &logsm)?.sum(D::Minus1)?;
-            // Next token of each row (the last row of the stream has none:
-            // any id will do, its statistics are discarded).
-            let next: Vec<u32> = (r..r + len)
-                .map(|k| ids.get(k + 1).copied().unwrap_or(0) as u32)
-                .collect();
-            let next = Tensor::from_vec(next, (len, 1), &self.device)?;
-            let target = logsm.gather(&next, 1)?; // [len, 1]
-            let above = logsm
-                .broadcast_gt(&target)?
                 .to_dtype(CDType::F32)?
-                .sum(D::Minus1)?;
-            let e = e.to_vec1::<f32>()?;
-            let m2 = m2.to_vec1::<f32>()?;
-            let target = target.squeeze(1)?.to_vec1::<f32>()?;
-            let above = above.to_vec1::<f32>()?;
-            for j in 0..len {
-                let t = r + j + 1;
-                if t >= n || pos[t] == 0 {
-                    continue;
+                .to_vec2::<f32>()?;
+            let stats: Vec<Option<[f32; 4]>> = rows
+                .par_iter()
+                .enumerate()
+                .map(|(j, row)| {
+                    let t = r + j + 1;
+                    if t >= n || pos[t] == 0 {
+                        return None;
+                    }
+                    let target = row[ids[t] as usize];
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let (mut s, mut s1, mut s2, mut above) = (0f64, 0f64, 0f64, 0u32);
+                    for &l in row {
+                        let z = l - max;
+                        let e = z.exp() as f64;
+                        s += e;
+                        s1 += e * z as f64;
+                        s2 += e * (z as f64) * (z as f64);
+                        above += u32::from(l > target);
+                    }
+                    let ln_s = s.ln();
+                    let mean = s1 / s - ln_s; // Σ p log p
+                    let m2 = s2 / s - 2.0 * ln_s * s1 / s + ln_s * ln_s;
+                    Some([
+                        ((target - max) as f64 - ln_s) as f32,
+                        (-mean) as f32,
+                        (above + 1) as f32,
+                        (m2 - mean * mean).max(0.0) as f32,
+                    ])
+                })
+                .collect();
+            for (j, st) in stats.into_iter().enumerate() {
+                if let Some([a, b, c, d]) = st {
+                    let t = r + j + 1;
+                    lp[t] = a;
+                    ent[t] = b;
+                    rank[t] = c;
+                    var[t] = d;
                 }
-                lp[t] = target[j];
-                ent[t] = -e[j];
-                var[t] = (m2[j] - e[j] * e[j]).max(0.0);
-                rank[t] = above[j] + 1.0;
             }
             r += len;
         }
