@@ -178,6 +178,24 @@ fn note(r: &AnalysisResult) -> String {
     if let Some(a) = &r.abstention {
         return a.reason.clone();
     }
+    // Text: quote the most machine-like sentence.
+    let quoted = r
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            candor_core::Evidence::TextSpan {
+                score: Some(s),
+                text: Some(t),
+                ..
+            } => Some((*s, t)),
+            _ => None,
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((s, t)) = quoted {
+        let short: String = t.chars().take(48).collect();
+        let more = if t.chars().count() > 48 { "…" } else { "" };
+        return format!("top sentence {:.0}%: \"{short}{more}\"", s * 100.0);
+    }
     let top = r.signals.iter().max_by(|a, b| {
         a.probability
             .unwrap_or(f64::MIN)
