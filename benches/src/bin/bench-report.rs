@@ -57,6 +57,18 @@ fn collect(dir: &Path, out: &mut BTreeMap<(String, String), Row>) {
     }
 }
 
+/// Speed-up of a row over the `batch1` row of its group (same items per
+/// iteration), as shown in the `vs batch1` column.
+fn vs_batch1(rows: &BTreeMap<(String, String), Row>, group: &str, func: &str, r: &Row) -> String {
+    match (rows.get(&(group.to_string(), "batch1".to_string())), func) {
+        (Some(b1), f) if f != "batch1" && b1.elements == r.elements => {
+            format!("{:.2}×", b1.mean_ns / r.mean_ns)
+        }
+        (Some(_), "batch1") => "1.00×".into(),
+        _ => "–".into(),
+    }
+}
+
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -127,14 +139,7 @@ fn main() {
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
     for ((group, func), r) in &rows {
         let per_s = r.elements.map(|n| n / (r.mean_ns * 1e-9));
-        let reference = rows.get(&(group.clone(), "batch1".to_string()));
-        let ratio = match (reference, func.as_str()) {
-            (Some(b1), f) if f != "batch1" && b1.elements == r.elements => {
-                format!("{:.2}×", b1.mean_ns / r.mean_ns)
-            }
-            (Some(_), "batch1") => "1.00×".into(),
-            _ => "–".into(),
-        };
+        let ratio = vs_batch1(&rows, group, func, r);
         let _ = writeln!(
             md,
             "| {group} | {func} | {} (95% CI {} – {}) | {} | {} | {ratio} |",
@@ -193,14 +198,7 @@ fn text_report(rows: &BTreeMap<(String, String), Row>, target: &Path) -> String 
     let _ = writeln!(md, "|---|---:|---:|---:|---:|");
     for ((group, func), r) in rows {
         let per_s = r.elements.map(|n| n / (r.mean_ns * 1e-9));
-        let b1 = rows.get(&(group.clone(), "batch1".to_string()));
-        let ratio = match (b1, func.as_str()) {
-            (Some(b1), f) if f != "batch1" && b1.elements == r.elements => {
-                format!("{:.2}×", b1.mean_ns / r.mean_ns)
-            }
-            (Some(_), "batch1") => "1.00×".into(),
-            _ => "–".into(),
-        };
+        let ratio = vs_batch1(rows, group, func, r);
         let _ = writeln!(
             md,
             "| {func} | {} (95% CI {} – {}) | {} | {} | {ratio} |",

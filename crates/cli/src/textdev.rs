@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use candor_core::Priority;
 use candor_detectors::text::features::{self, DocStyle, FusionHead, FEATURES, HEAD_FORMAT};
 use candor_detectors::text::{segment, TextConfig, TextScorer, LM_MODEL};
-use candor_eval::calibrate::{fit_calibration, FitSpec, Method, OperatingPointSpec};
+use candor_eval::calibrate::{fit_calibration, round_sig, FitSpec, Method, OperatingPointSpec};
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
@@ -478,11 +478,4 @@ fn wilson_lower(p: f64, n: usize) -> f64 {
     let centre = p + z * z / (2.0 * n);
     let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
     ((centre - spread) / denom).max(0.0)
-}
-
-fn round_sig(x: f64) -> f64 {
-    if !x.is_finite() || x == 0.0 {
-        return x;
-    }
-    format!("{x:.9e}").parse().unwrap_or(x)
 }

@@ -78,7 +78,7 @@ impl Method {
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
+pub(crate) fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
     } else {
@@ -94,7 +94,7 @@ fn softplus(z: f64) -> f64 {
 
 /// Round to 12 significant digits so that fitted parameters do not carry
 /// last-bit noise into committed files.
-fn round_sig(x: f64) -> f64 {
+pub fn round_sig(x: f64) -> f64 {
     if !x.is_finite() || x == 0.0 {
         return x;
     }

@@ -1,6 +1,7 @@
 //! L2-regularised logistic regression on standardised features (Newton's
 //! method), for the small fusion heads that combine a detector's signals.
 
+use crate::calibrate::sigmoid;
 use crate::error::{EvalError, Result};
 
 /// A fitted head: `z = bias + Σ w_i (x_i - mean_i) / scale_i`.
@@ -24,15 +25,6 @@ impl Logistic {
                 .zip(&self.weights)
                 .map(|(((x, m), s), w)| w * (x - m) / s)
                 .sum::<f64>()
-    }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
     }
 }
 

@@ -151,10 +151,14 @@ pub struct FusionHead {
 impl FusionHead {
     /// Reads and checks a head file.
     pub fn load(path: &Path) -> Result<FusionHead, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let h: FusionHead =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        h.check().map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks the JSON of a head file.
+    pub fn from_slice(bytes: &[u8]) -> Result<FusionHead, String> {
+        let h: FusionHead = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        h.check()?;
         Ok(h)
     }
 

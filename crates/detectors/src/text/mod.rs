@@ -23,7 +23,6 @@ pub mod features;
 pub mod segment;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -84,10 +83,8 @@ pub struct TextAnalysis {
     pub features: Option<[f64; 8]>,
     /// Why no decision is possible, when that is known before the head.
     pub abstain: Option<Abstention>,
-    pub language: Option<(String, f64)>,
     pub prose_words: usize,
     pub total_words: usize,
-    pub tokens_total: usize,
     pub warnings: Vec<String>,
     pub queue_ms: f64,
     pub inference_ms: f64,
@@ -126,10 +123,8 @@ impl TextScorer {
             style: DocStyle::default(),
             features: None,
             abstain: None,
-            language: None,
             prose_words,
             total_words,
-            tokens_total: 0,
             warnings: Vec::new(),
             queue_ms: 0.0,
             inference_ms: 0.0,
@@ -147,7 +142,6 @@ impl TextScorer {
         };
         match whatlang::detect(&prose_text) {
             Some(info) => {
-                a.language = Some((info.lang().code().to_string(), info.confidence()));
                 // Without prose (keyword lists), only a reliable detection counts.
                 let sure = !prose.is_empty() || info.is_reliable();
                 if info.lang() != whatlang::Lang::Eng && info.confidence() >= 0.5 && sure {
@@ -198,7 +192,6 @@ impl TextScorer {
         };
 
         let enc = self.tokenizer.encode(text)?;
-        a.tokens_total = enc.ids.len();
         let n = enc.ids.len().min(self.cfg.max_tokens);
         if enc.ids.len() > n {
             a.warnings.push(format!(
@@ -327,7 +320,8 @@ impl TextDetector {
         let head_bytes =
             std::fs::read(head).map_err(|e| format!("fusion head {}: {e}", head.display()))?;
         let head_sha256 = candor_core::sha256_hex(&head_bytes);
-        let head = FusionHead::load(head)?;
+        let head = FusionHead::from_slice(&head_bytes)
+            .map_err(|e| format!("fusion head {}: {e}", head.display()))?;
         let calibration = CalibrationArtefact::load(calibration)
             .map_err(|e| format!("calibration {}: {e}", calibration.display()))?;
         if calibration.detector != "text" {
@@ -498,9 +492,6 @@ impl Detector for TextDetector {
         Ok(finding)
     }
 }
-
-/// Shared handle type used by the analyzer.
-pub type SharedTextDetector = Arc<TextDetector>;
 
 #[cfg(test)]
 mod tests {
