@@ -18,13 +18,23 @@
 #     ../shared/eval/text (Fast-DetectGPT: xsum, writing, pubmed, squad;
 #     Binoculars: pubmed-articles), made by scripts/text/make_manifests.py
 #     and make_eval_subsets.py under .candor/data/text/shared.
+#   * audio-own-test-tool / audio-own-test-codec: the test split of the
+#     project's own audio set (held-out LibriSpeech speakers and Asterisk
+#     prompts vs voice changers and TTS, incl. held-out tools and the
+#     held-out mp3 codec), grouped by tool and by codec; made by
+#     scripts/audio/build-audio.sh under .candor/data/audio.
+#   * audio-samples: samples/eval/audio.jsonl, the committed audio samples.
 #   * smoke-audio / smoke-text: samples/eval/smoke.jsonl, the project's own
 #     decoder fixtures (samples/media). Each is one class only, so rank
 #     metrics are n/a; they show abstentions and per-item errors.
 #
 # Environment: CANDOR_BIN (a built candor binary; default: cargo run),
 # CANDOR_SHARED (default ../shared), CANDOR_EVAL_BOOTSTRAP (default 1000),
-# CANDOR_HOME (default .candor; without it the smoke sets run --no-models).
+# CANDOR_HOME (default .candor; without it the smoke sets run --no-models),
+# CANDOR_EVAL_ONLY (space-separated families to rerun: rawgat text audio
+# smoke; default all). Reports of families not rerun are taken from an
+# earlier run in target/eval when present, so one detector's numbers can be
+# refreshed without re-scoring the others (each report states its date).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,12 +48,25 @@ else
   CANDOR=(target/debug/candor)
 fi
 
-# Only reports written by this run go into the doc.
-rm -rf "$ROOT/rawgat-st" "$ROOT/smoke-audio" "$ROOT/smoke-text" "$ROOT"/text-*
+ONLY=${CANDOR_EVAL_ONLY:-}
+want() { [[ -z $ONLY || " $ONLY " == *" $1 "* ]]; }
 reports=()
+# Reports of a family that is not rerun: reuse earlier ones if present.
+keep() {
+  local r
+  for r in "$@"; do
+    if [[ -f $r ]]; then
+      echo "== reusing $r" >&2
+      reports+=("$r")
+    fi
+  done
+}
 
 RAWGAT="$SHARED/eval/audio/rawgat-st-scores/Pre_trained_models/RawGAT_ST_add/Scores.txt"
-if [[ -f "$RAWGAT" ]]; then
+if ! want rawgat; then
+  keep "$ROOT/rawgat-st/report.json"
+elif [[ -f "$RAWGAT" ]]; then
+  rm -rf "$ROOT/rawgat-st"
   echo "== RawGAT-ST published scores (harness validation, external scores)" >&2
   "${CANDOR[@]}" eval --scores "$RAWGAT" --format asvspoof --external-id rawgat-st \
     --name asvspoof2019-la-eval --bootstrap "$BOOT" --out "$ROOT/rawgat-st" >/dev/null
@@ -53,7 +76,10 @@ else
 fi
 
 TEXT=.candor/data/text
-if [[ -f $TEXT/own/manifest-fit.jsonl ]]; then
+if ! want text; then
+  keep "$ROOT"/text-*/report.json
+elif [[ -f $TEXT/own/manifest-fit.jsonl ]]; then
+  rm -rf "$ROOT"/text-*
   echo "== text, own set, test split" >&2
   "${CANDOR[@]}" eval --set "$TEXT/own/manifest-fit.jsonl" --split test --detector text \
     --name text-own-test --bootstrap "$BOOT" --out "$ROOT/text-own-test" >/dev/null
@@ -61,7 +87,7 @@ if [[ -f $TEXT/own/manifest-fit.jsonl ]]; then
 else
   echo "== skipping the own text set: run scripts/text/train-text-detector.sh" >&2
 fi
-for m in "$TEXT"/shared/eval-*.jsonl; do
+want text && for m in "$TEXT"/shared/eval-*.jsonl; do
   [[ -f $m ]] || { echo "== skipping shared text sets: run scripts/text/make_manifests.py and make_eval_subsets.py" >&2; break; }
   ds=$(basename "$m" .jsonl); ds=${ds#eval-}
   echo "== text, shared set $ds" >&2
@@ -70,8 +96,33 @@ for m in "$TEXT"/shared/eval-*.jsonl; do
   reports+=("$ROOT/text-$ds/report.json")
 done
 
+AUDIO=.candor/data/audio
+if ! want audio; then
+  keep "$ROOT"/audio-*/report.json
+else
+  rm -rf "$ROOT"/audio-*
+  if [[ -f $AUDIO/manifest-test-tool.jsonl ]]; then
+    for by in tool codec; do
+      echo "== audio, own set, test split, by $by" >&2
+      "${CANDOR[@]}" eval --set "$AUDIO/manifest-test-$by.jsonl" --detector audio \
+        --name "audio-own-test-$by" --bootstrap "$BOOT" --out "$ROOT/audio-own-test-$by" >/dev/null
+      reports+=("$ROOT/audio-own-test-$by/report.json")
+    done
+  else
+    echo "== skipping the own audio set: run scripts/audio/build-audio.sh" >&2
+  fi
+  if [[ -f samples/eval/audio.jsonl ]]; then
+    echo "== audio, committed samples" >&2
+    "${CANDOR[@]}" eval --set samples/eval/audio.jsonl --detector audio --name audio-samples \
+      --bootstrap "$BOOT" --out "$ROOT/audio-samples" >/dev/null
+    reports+=("$ROOT/audio-samples/report.json")
+  fi
+fi
+
 SMOKE=samples/eval/smoke.jsonl
-if [[ -f "$SMOKE" ]]; then
+if ! want smoke; then
+  keep "$ROOT/smoke-audio/report.json" "$ROOT/smoke-text/report.json"
+elif [[ -f "$SMOKE" ]]; then
   models=()
   [[ -d "${CANDOR_HOME:-.candor}" ]] || models=(--no-models)
   for det in audio text; do

@@ -56,6 +56,12 @@ pub enum Command {
     /// Fit the text detector's fusion head (train split) and calibration
     /// (calib split) from `text-features` output; writes models/text/.
     TextTrain(crate::textdev::TextTrainArgs),
+    /// Score a labelled set of audio files with the audio detector's model
+    /// and forensics; write per-segment features (input of `audio-train`).
+    AudioFeatures(Box<crate::audiodev::AudioFeaturesArgs>),
+    /// Fit the audio detector's fusion head (train split) and its segment
+    /// and file calibrations (calib split); writes models/audio/.
+    AudioTrain(crate::audiodev::AudioTrainArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +166,28 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_MAX_AUDIO_SECONDS", default_value_t = Limits::default().max_audio_seconds)]
     pub max_audio_seconds: f64,
 
+    /// Seconds between the starts of the 2 s audio segments (0.25-2). Smaller
+    /// gives a finer timeline and catches shorter fake passages, at
+    /// proportionally more model work; the calibration was fitted at 1 s.
+    #[arg(long, env = "CANDOR_AUDIO_HOP_S", default_value_t = 1.0)]
+    pub audio_hop_s: f64,
+
+    /// The audio detector abstains (`unsuitable_audio`) when speech is less
+    /// than this many dB above the background. Lower scores noisier audio,
+    /// where the false positive rate was not measured.
+    #[arg(long, env = "CANDOR_AUDIO_MIN_SNR_DB", default_value_t = 3.0)]
+    pub audio_min_snr_db: f64,
+
+    /// Most audio segments scored per file (one per `audio_hop_s`); the rest
+    /// is skipped with a warning. Bounds the work per file.
+    #[arg(long, env = "CANDOR_AUDIO_MAX_SEGMENTS", default_value_t = 3600)]
+    pub audio_max_segments: usize,
+
+    /// Attach the spectrogram PNG (base64) to audio results. Off saves
+    /// ~20-150 KB per result and a few ms.
+    #[arg(long, env = "CANDOR_AUDIO_PICTURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub audio_picture: bool,
+
     /// Most PDF pages read. More pages cover long CVs with appendices but cost
     /// decode time and memory per page.
     #[arg(long, env = "CANDOR_MAX_PAGES", default_value_t = Limits::default().max_pages)]
@@ -235,6 +263,12 @@ impl AnalyzerArgs {
             limits: self.limits(),
             audio_sample_rate: self.audio_sample_rate,
             default_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            audio: candor_detectors::audio::AudioConfig {
+                hop_s: self.audio_hop_s.clamp(0.25, 2.0),
+                min_snr_db: self.audio_min_snr_db,
+                max_segments: self.audio_max_segments.max(1),
+                picture: self.audio_picture,
+            },
         }
     }
 }

@@ -3,7 +3,9 @@
 //! / `eval-doc` measure and calibrate detectors.
 
 mod args;
+mod audiodev;
 mod eval;
+mod rows;
 mod scan;
 mod textdev;
 
@@ -105,6 +107,8 @@ fn main() -> ExitCode {
             Command::EvalDoc(args) => eval::run_eval_doc(args),
             Command::TextFeatures(args) => textdev::run_features(*args).await,
             Command::TextTrain(args) => textdev::run_train(args),
+            Command::AudioFeatures(args) => audiodev::run_features(*args).await,
+            Command::AudioTrain(args) => audiodev::run_train(args),
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {
                     Ok(s) => {

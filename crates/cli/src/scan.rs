@@ -196,6 +196,28 @@ fn note(r: &AnalysisResult) -> String {
         let more = if t.chars().count() > 48 { "…" } else { "" };
         return format!("top sentence {:.0}%: \"{short}{more}\"", s * 100.0);
     }
+    // Audio: the most suspicious segment and how many segments were scored.
+    let segments: Vec<(f64, f64, f64, Option<&String>)> = r
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            candor_core::Evidence::AudioSegment {
+                start_s,
+                end_s,
+                score: Some(p),
+                signal,
+            } => Some((*start_s, *end_s, *p, signal.as_ref())),
+            _ => None,
+        })
+        .collect();
+    if let Some((a, b, p, sig)) = segments.iter().copied().max_by(|x, y| x.2.total_cmp(&y.2)) {
+        let sig = sig.map(|s| format!(", {s}")).unwrap_or_default();
+        return format!(
+            "{} segments; top {a:.0}-{b:.0} s {:.0}%{sig}",
+            segments.len(),
+            p * 100.0
+        );
+    }
     let top = r.signals.iter().max_by(|a, b| {
         a.probability
             .unwrap_or(f64::MIN)

@@ -194,14 +194,13 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
     let limits = args.analyzer.limits();
     let base = args.set.parent().map(Path::to_path_buf).unwrap_or_default();
     let started = Instant::now();
-    let mut rows: Vec<Option<FeatureRow>> = vec![None; manifest.items.len()];
-    let mut set = tokio::task::JoinSet::new();
-    let mut next = 0;
     let total = manifest.items.len();
-    let mut done = 0;
-    loop {
-        while next < total && set.len() < args.concurrency.max(1) {
-            let item = manifest.items[next].clone();
+    let rows = crate::rows::map_bounded(
+        manifest.items.clone(),
+        args.concurrency,
+        "text-features",
+        100,
+        |_, item| {
             let scorer = Arc::clone(&scorer);
             let limits = limits.clone();
             let id = item
@@ -210,23 +209,8 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
                 .unwrap_or(&item.path)
                 .display()
                 .to_string();
-            let i = next;
-            set.spawn(async move {
-                let bytes = tokio::fs::read(&item.path).await?;
-                let name = item.path.display().to_string();
-                let doc = tokio::task::spawn_blocking(move || {
-                    let hint = candor_media::Hint {
-                        filename: Some(&name),
-                        content_type: None,
-                    };
-                    candor_media::decode(
-                        Arc::from(bytes),
-                        &hint,
-                        &limits,
-                        &candor_media::DecodeOptions::default(),
-                    )
-                })
-                .await??;
+            async move {
+                let doc = crate::rows::decode_file(&item.path, &limits).await?;
                 let candor_media::Decoded::Document(doc) = doc else {
                     bail!("{} is not a document", item.path.display());
                 };
@@ -235,7 +219,7 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
                     .iter()
                     .filter_map(|&n| prefix_features(&doc.text, &a, n).map(|f| (n, f)))
                     .collect();
-                let row = FeatureRow {
+                anyhow::Ok(FeatureRow {
                     id,
                     manipulated: item.label.is_positive(),
                     group: item.group.clone(),
@@ -244,28 +228,13 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
                     abstain: a.abstain.as_ref().map(|x| x.reason.clone()),
                     features: a.features.map(|f| f.to_vec()),
                     prefix,
-                };
-                anyhow::Ok((i, row))
-            });
-            next += 1;
-        }
-        match set.join_next().await {
-            None => break,
-            Some(r) => {
-                let (i, row) = r.context("feature task panicked")??;
-                rows[i] = Some(row);
-                done += 1;
-                if done % 100 == 0 {
-                    eprintln!(
-                        "text-features: {done}/{total} in {:.0} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
+                })
             }
-        }
-    }
+        },
+    )
+    .await?;
     let mut out = String::new();
-    for r in rows.into_iter().flatten() {
+    for r in rows {
         out.push_str(&serde_json::to_string(&r)?);
         out.push('\n');
     }

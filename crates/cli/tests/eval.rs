@@ -401,3 +401,42 @@ fn eval_runs_on_the_text_samples() {
         .unwrap();
     assert!(fpr <= 0.1, "FPR at the shipped threshold {fpr}");
 }
+
+#[test]
+fn eval_runs_on_the_audio_samples() {
+    let home = std::env::var_os("CANDOR_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(ROOT).join(".candor"));
+    if !home.join("models/silero-vad/silero_vad.onnx").is_file() {
+        eprintln!("SKIP: VAD not installed (run scripts/setup.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("audio");
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args([
+            "eval",
+            "--set",
+            "samples/eval/audio.jsonl",
+            "--detector",
+            "audio",
+            "--bootstrap",
+            "100",
+            "--out",
+            s(&out),
+        ])
+        .current_dir(ROOT)
+        .env("CANDOR_NO_MODELS", "false")
+        .env("CANDOR_HOME", &home)
+        .output()
+        .expect("run candor");
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    // Every container of the sample set decodes and nearly all are scored.
+    assert!(report["n_scored"].as_u64().unwrap() >= 16, "{report}");
+    let auroc = report["metrics"]["auroc"]["value"].as_f64().unwrap();
+    assert!(auroc > 0.75, "AUROC {auroc}");
+}

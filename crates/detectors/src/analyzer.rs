@@ -62,6 +62,8 @@ pub struct AnalyzerConfig {
     pub audio_sample_rate: u32,
     /// Deadline applied when a request sets none.
     pub default_timeout: Duration,
+    /// Knobs of the audio detector.
+    pub audio: crate::audio::AudioConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -70,6 +72,7 @@ impl Default for AnalyzerConfig {
             limits: Limits::default(),
             audio_sample_rate: 16_000,
             default_timeout: Duration::from_secs(120),
+            audio: crate::audio::AudioConfig::default(),
         }
     }
 }
@@ -157,6 +160,8 @@ pub struct Analyzer {
     detectors: BTreeMap<Modality, Arc<dyn Detector>>,
     engine: Option<Arc<Engine>>,
     vad: Option<ModelHandle>,
+    /// The audio detector again, concretely typed, for live streams.
+    audio: Option<Arc<crate::audio::AudioDetector>>,
     /// Why a modality's detector is not installed, when known.
     missing: BTreeMap<Modality, String>,
 }
@@ -182,6 +187,7 @@ impl Analyzer {
             detectors: BTreeMap::new(),
             engine: None,
             vad: None,
+            audio: None,
             missing: BTreeMap::new(),
         }
     }
@@ -198,6 +204,8 @@ impl Analyzer {
         }
         let mut analyzer = Self::with_engine(config, Arc::new(engine));
         analyzer.install_text_detector(&manifest, crate::text::TextConfig::default());
+        let audio = analyzer.config.audio.clone();
+        analyzer.install_audio_detector(&manifest, audio);
         Ok(analyzer)
     }
 
@@ -237,6 +245,46 @@ impl Analyzer {
         }
     }
 
+    /// Installs the audio detector when its anti-spoofing model and the VAD
+    /// are loaded and its fusion head and calibration files (next to the
+    /// manifest) are present; otherwise records why not (shown in `/info`).
+    pub fn install_audio_detector(
+        &mut self,
+        manifest: &std::path::Path,
+        cfg: crate::audio::AudioConfig,
+    ) {
+        let lcnn = self
+            .engine
+            .as_ref()
+            .and_then(|e| e.model(crate::audio::LCNN_MODEL));
+        let (Some(lcnn), Some(vad)) = (lcnn, self.vad.clone()) else {
+            self.missing.insert(
+                Modality::Audio,
+                format!(
+                    "the models `{}` and `{VAD_MODEL}` must both be loaded (run scripts/setup.sh)",
+                    crate::audio::LCNN_MODEL
+                ),
+            );
+            return;
+        };
+        let (head, cal, seg_cal) = crate::audio::default_files(manifest);
+        match crate::audio::AudioDetector::load(lcnn, Some(vad), &head, &cal, &seg_cal, cfg) {
+            Ok(d) => {
+                self.missing.remove(&Modality::Audio);
+                let d = Arc::new(d);
+                self.audio = Some(Arc::clone(&d));
+                self.add_detector(d);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audio detector not installed");
+                self.missing.insert(
+                    Modality::Audio,
+                    format!("audio detector not installed: {e}"),
+                );
+            }
+        }
+    }
+
     /// An analyzer around an already loaded engine.
     pub fn with_engine(config: AnalyzerConfig, engine: Arc<Engine>) -> Self {
         let vad = engine.model(VAD_MODEL);
@@ -245,8 +293,33 @@ impl Analyzer {
             detectors: BTreeMap::new(),
             engine: Some(engine),
             vad,
+            audio: None,
             missing: BTreeMap::new(),
         }
+    }
+
+    /// Opens a live audio stream (see [`crate::audio::stream`]); `Err` says
+    /// why not (no audio detector, unsupported format).
+    pub fn audio_stream(
+        &self,
+        encoding: crate::audio::stream::Encoding,
+        sample_rate: u32,
+        priority: Priority,
+    ) -> Result<crate::audio::stream::AudioStream, String> {
+        let Some(d) = &self.audio else {
+            return Err(self
+                .missing
+                .get(&Modality::Audio)
+                .cloned()
+                .unwrap_or_else(|| not_installed(Modality::Audio)));
+        };
+        crate::audio::stream::AudioStream::new(
+            Arc::clone(d),
+            encoding,
+            sample_rate,
+            self.config.limits.max_audio_seconds,
+            priority,
+        )
     }
 
     /// Registers a detector for its modality (replacing any previous one).

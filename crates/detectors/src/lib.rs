@@ -6,7 +6,9 @@
 //! about HTTP: the server and the CLI both drive an [`Analyzer`].
 
 mod analyzer;
+pub mod audio;
 mod error;
+mod fusion;
 pub mod speech;
 pub mod text;
 

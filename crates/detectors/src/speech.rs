@@ -136,7 +136,8 @@ pub async fn detect(
         }
     }
     activity.segments = segments(&activity.frame_probs);
-    activity.speech_seconds = activity.segments.iter().map(|(s, e)| e - s).sum();
+    // `+ 0.0`: an empty float sum is -0.0, which would print as "-0.00 s".
+    activity.speech_seconds = activity.segments.iter().map(|(s, e)| e - s).sum::<f64>() + 0.0;
     Ok(activity)
 }
 

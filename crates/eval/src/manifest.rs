@@ -6,7 +6,7 @@
 //! {"path": "img/0001.jpg", "label": "manipulated", "group": "sdxl", "split": "test"}
 //! ```
 //!
-//! CSV manifests carry the same fields as header columns
+//! Other fields are ignored. CSV manifests carry the same fields as header columns
 //! (`path,label,group,split,source,modality`; only `path` and `label` are
 //! required). Relative paths are resolved against the manifest's directory.
 
@@ -110,10 +110,14 @@ pub struct ManifestItem {
     pub modality: Option<String>,
 }
 
-/// Raw JSONL row (strings, so that errors can say what was wrong).
+/// Raw JSONL row (strings, so that errors can say what was wrong). Other
+/// fields (a data set's own bookkeeping: speaker, codec, tool...) are
+/// ignored, except near-misses of a known field name (`lable`), which are
+/// errors.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRow {
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
     path: Option<String>,
     label: Option<String>,
     #[serde(default)]
@@ -124,6 +128,38 @@ struct RawRow {
     source: Option<String>,
     #[serde(default)]
     modality: Option<String>,
+}
+
+/// The known field a key is a likely misspelling of (edit distance 1-2,
+/// or the same letters in another order), if any.
+fn near_miss(key: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 6] = ["path", "label", "group", "split", "source", "modality"];
+    let k = key.to_ascii_lowercase();
+    KNOWN.into_iter().find(|&f| {
+        if k == f {
+            return true; // different case, e.g. `Label`
+        }
+        let (a, b): (Vec<char>, Vec<char>) = (k.chars().collect(), f.chars().collect());
+        let mut sa = a.clone();
+        let mut sb = b.clone();
+        sa.sort_unstable();
+        sb.sort_unstable();
+        sa == sb || edit_distance(&a, &b) <= 2.min(f.len() / 3)
+    })
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Item counts per class.
@@ -391,6 +427,12 @@ fn parse_jsonl(text: &str, base: &Path, origin: &str) -> Result<Vec<ManifestItem
             continue;
         }
         let raw: RawRow = serde_json::from_str(l).map_err(|e| check.err(n, e.to_string()))?;
+        if let Some((bad, known)) = raw.other.keys().find_map(|k| near_miss(k).map(|m| (k, m))) {
+            return Err(check.err(
+                n,
+                format!("unknown field `{bad}` (did you mean `{known}`?)"),
+            ));
+        }
         items.push(check.item(n, raw)?);
     }
     if items.is_empty() {
@@ -509,6 +551,7 @@ fn parse_csv(text: &str, base: &Path, origin: &str) -> Result<Vec<ManifestItem>>
         }
         let get = |name: &str| idx.get(name).map(|&i| rec[i].clone());
         let raw = RawRow {
+            other: BTreeMap::new(),
             path: get("path"),
             label: get("label"),
             group: get("group"),
@@ -555,6 +598,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("t:2:") && e.contains("line 1"), "{e}");
+        // Bookkeeping fields are ignored; near-misses of known ones are not.
+        let extra =
+            "{\"path\":\"a\",\"label\":\"authentic\",\"speaker\":\"103\",\"codec\":\"opus16\"}\n";
+        assert_eq!(
+            Manifest::from_jsonl_str(extra, base, "t")
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        let e = Manifest::from_jsonl_str(
+            "{\"path\":\"a\",\"label\":\"authentic\",\"grup\":\"x\"}\n",
+            base,
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("grup") && e.contains("group"), "{e}");
         let split = "{\"path\":\"a\",\"label\":\"authentic\",\"split\":\"val\"}\n";
         assert!(Manifest::from_jsonl_str(split, base, "t").is_err());
         assert!(Manifest::from_jsonl_str("\n\n", base, "t").is_err());

@@ -459,6 +459,10 @@ pub struct GroupRow {
     /// EER of the group's manipulated items against *all* scored authentic
     /// items of the set (the ASVspoof per-attack convention).
     pub eer_vs_all_authentic: Option<f64>,
+    /// TPR of the group's manipulated items at 1% FPR on all scored
+    /// authentic items of the set.
+    #[serde(default)]
+    pub tpr_at_1pct_fpr_vs_all_authentic: Option<f64>,
 }
 
 /// Per-group FPR (authentic items) and TPR (manipulated items) at
@@ -477,12 +481,14 @@ pub fn per_group(items: &[ScoredItem], threshold: f64) -> Result<Vec<GroupRow>> 
         let owned: Vec<ScoredItem> = its.iter().map(|i| (*i).clone()).collect();
         let (p, n) = split_scores(&owned)?;
         let r = Roc::new(&p, &n).rates_at(threshold);
-        let eer = if p.is_empty() {
-            None
+        let (eer, tpr1) = if p.is_empty() {
+            (None, None)
         } else {
-            Roc::from_sorted(&sorted_desc(&p), None, &all_neg, None)
-                .eer()
-                .map(|e| e.eer)
+            let roc = Roc::from_sorted(&sorted_desc(&p), None, &all_neg, None);
+            (
+                roc.eer().map(|e| e.eer),
+                roc.tpr_at_fpr(0.01).map(|t| t.tpr),
+            )
         };
         rows.push(GroupRow {
             group: g.to_string(),
@@ -492,6 +498,7 @@ pub fn per_group(items: &[ScoredItem], threshold: f64) -> Result<Vec<GroupRow>> 
             fpr: r.fpr,
             tpr: r.tpr,
             eer_vs_all_authentic: eer,
+            tpr_at_1pct_fpr_vs_all_authentic: tpr1,
         });
     }
     Ok(rows)

@@ -479,19 +479,20 @@ impl EvalReport {
                 fmt_num(t.value),
                 t.source
             );
-            out.push_str("| Group | Authentic | Manipulated | Abstained | FPR | TPR | EER vs all authentic |\n|---|---|---|---|---|---|---|\n");
+            out.push_str("| Group | Authentic | Manipulated | Abstained | FPR | TPR | EER vs all authentic | TPR at 1% FPR vs all authentic |\n|---|---|---|---|---|---|---|---|\n");
             for g in &self.per_group {
                 let o = |x: Option<f64>| x.map_or("—".to_string(), fmt_pct);
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     g.group,
                     g.n_authentic,
                     g.n_manipulated,
                     g.n_abstained,
                     o(g.fpr),
                     o(g.tpr),
-                    o(g.eer_vs_all_authentic)
+                    o(g.eer_vs_all_authentic),
+                    o(g.tpr_at_1pct_fpr_vs_all_authentic)
                 );
             }
         }

@@ -164,6 +164,9 @@ pub enum ServerError {
     /// The analyzer has not finished loading.
     #[error("the analyzer is not ready yet")]
     NotReady,
+    /// The detector a route needs is not installed (the reason says why).
+    #[error("{0}")]
+    DetectorUnavailable(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -195,7 +198,7 @@ impl ToProblem for ServerError {
             ServerError::Overloaded { .. } | ServerError::JobStoreFull { .. } => {
                 ProblemKind::Overloaded
             }
-            ServerError::NotReady => ProblemKind::NotReady,
+            ServerError::NotReady | ServerError::DetectorUnavailable(_) => ProblemKind::NotReady,
             ServerError::Bind { .. } | ServerError::Io(_) | ServerError::Internal(_) => {
                 ProblemKind::Internal
             }
@@ -212,6 +215,7 @@ impl ToProblem for ServerError {
             ServerError::WrongModality { .. } => Some("wrong_modality"),
             ServerError::Overloaded { .. } => Some("max_concurrent_analyses"),
             ServerError::JobStoreFull { .. } => Some("max_jobs"),
+            ServerError::DetectorUnavailable(_) => Some("detector_not_installed"),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ pub mod jobs;
 mod meta;
 pub mod metrics;
 pub mod observe;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -177,6 +178,7 @@ impl AppState {
         analyze::analyze,
         analyze::analyze_modality,
         analyze::get_job,
+        stream::stream_audio,
         meta::health,
         meta::ready,
         meta::info,
@@ -197,6 +199,9 @@ impl AppState {
         jobs::JobView,
         jobs::JobAccepted,
         jobs::JobStatus,
+        stream::StreamLine,
+        candor_detectors::audio::stream::StreamSegment,
+        candor_detectors::audio::stream::StreamSummary,
     )),
     modifiers(&SecurityAddon),
     tags(
@@ -263,7 +268,13 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route("/docs/assets/{file}", get(meta::docs_asset))
         .route("/v1/analyze", post(analyze::analyze))
         .route("/v1/analyze/{modality}", post(analyze::analyze_modality))
-        .route("/v1/jobs/{id}", get(analyze::get_job));
+        .route("/v1/jobs/{id}", get(analyze::get_job))
+        .route(
+            "/v1/stream/audio",
+            // A stream's length is bounded by max_audio_seconds, not by the
+            // body limit of uploads.
+            post(stream::stream_audio).layer(DefaultBodyLimit::disable()),
+        );
     if let Some(extra) = extra {
         r = r.merge(extra);
     }

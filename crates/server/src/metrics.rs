@@ -15,6 +15,12 @@ pub const HTTP_IN_FLIGHT: &str = "candor_http_in_flight_requests";
 pub const ANALYZE_INPUTS_TOTAL: &str = "candor_analyze_inputs_total";
 /// Size of each input received, histogram.
 pub const ANALYZE_INPUT_BYTES: &str = "candor_analyze_input_bytes";
+/// Live audio streams open right now.
+pub const STREAMS_ACTIVE: &str = "candor_audio_streams_active";
+/// Stream segments, by `outcome` (`scored`, `skipped`, `error`).
+pub const STREAM_SEGMENTS_TOTAL: &str = "candor_audio_stream_segments_total";
+/// From a segment's last sample arriving to its score being sent.
+pub const STREAM_SEGMENT_LATENCY_SECONDS: &str = "candor_audio_stream_segment_latency_seconds";
 /// Jobs in the async job store, by `status`.
 pub const JOBS: &str = "candor_jobs";
 
@@ -74,4 +80,15 @@ fn describe() {
     );
     metrics::describe_histogram!(ANALYZE_INPUT_BYTES, Unit::Bytes, "Size of each input");
     metrics::describe_gauge!(JOBS, Unit::Count, "Async jobs in the job store, by status");
+    metrics::describe_gauge!(STREAMS_ACTIVE, Unit::Count, "Live audio streams open");
+    metrics::describe_counter!(
+        STREAM_SEGMENTS_TOTAL,
+        Unit::Count,
+        "Live audio stream segments, by outcome (scored, skipped, error)"
+    );
+    metrics::describe_histogram!(
+        STREAM_SEGMENT_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Added latency of a live segment score (last sample in -> score out)"
+    );
 }

@@ -615,3 +615,20 @@ async fn metrics_are_exported_after_requests() {
     assert!(text.contains("outcome=\"abstained\""), "{text}");
     assert!(text.contains("status=\"404\""), "{text}");
 }
+
+#[tokio::test]
+async fn audio_stream_route_refuses_clearly_without_a_detector() {
+    let app = app();
+    let req = |uri: &str| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(vec![0u8; 64_000]))
+            .unwrap()
+    };
+    let (status, ctype, body, _) = send(&app, req("/v1/stream/audio?encoding=opus")).await;
+    assert_problem(status, &ctype, &body, 400, "/v1/stream/audio");
+    assert_eq!(body["code"], "encoding", "{body}");
+    let (status, ctype, body, _) = send(&app, req("/v1/stream/audio")).await;
+    assert_problem(status, &ctype, &body, 503, "/v1/stream/audio");
+    assert_eq!(body["code"], "detector_not_installed", "{body}");
+}

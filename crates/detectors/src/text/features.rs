@@ -164,33 +164,15 @@ impl FusionHead {
 
     /// Consistency checks (lengths, known features, finite weights).
     pub fn check(&self) -> Result<(), String> {
-        if self.format != HEAD_FORMAT {
-            return Err(format!(
-                "unknown head format `{}` (expected `{HEAD_FORMAT}`)",
-                self.format
-            ));
-        }
-        let n = self.features.len();
-        if n == 0 || self.mean.len() != n || self.scale.len() != n || self.weights.len() != n {
-            return Err("features, mean, scale and weights must have the same length".into());
-        }
-        if let Some(f) = self
-            .features
-            .iter()
-            .find(|f| !FEATURES.contains(&f.as_str()))
-        {
-            return Err(format!("unknown feature `{f}`"));
-        }
-        let all = self
-            .mean
-            .iter()
-            .chain(&self.scale)
-            .chain(&self.weights)
-            .chain(std::iter::once(&self.bias));
-        if all.clone().any(|x| !x.is_finite()) || self.scale.iter().any(|&s| s <= 0.0) {
-            return Err("non-finite weight or non-positive scale".into());
-        }
-        Ok(())
+        crate::fusion::check_linear_head(
+            (&self.format, HEAD_FORMAT),
+            &self.features,
+            &FEATURES,
+            &self.mean,
+            &self.scale,
+            &self.weights,
+            self.bias,
+        )
     }
 
     /// Raw score of a full feature vector (in [`FEATURES`] order).
