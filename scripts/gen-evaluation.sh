@@ -24,6 +24,9 @@
 #     held-out mp3 codec), grouped by tool and by codec; made by
 #     scripts/audio/build-audio.sh under .candor/data/audio.
 #   * audio-samples: samples/eval/audio.jsonl, the committed audio samples.
+#   * image-shared: the third-party photos and renders in ../shared/eval/images
+#     (scripts/image/make_eval_manifest.py): the provenance layer on real
+#     photos (false declarations) and synthetic renders.
 #   * smoke-audio / smoke-text: samples/eval/smoke.jsonl, the project's own
 #     decoder fixtures (samples/media). Each is one class only, so rank
 #     metrics are n/a; they show abstentions and per-item errors.
@@ -32,7 +35,7 @@
 # CANDOR_SHARED (default ../shared), CANDOR_EVAL_BOOTSTRAP (default 1000),
 # CANDOR_HOME (default .candor; without it the smoke sets run --no-models),
 # CANDOR_EVAL_ONLY (space-separated families to rerun: rawgat text audio
-# smoke; default all). Reports of families not rerun are taken from an
+# image smoke; default all). Reports of families not rerun are taken from an
 # earlier run in target/eval when present, so one detector's numbers can be
 # refreshed without re-scoring the others (each report states its date).
 set -euo pipefail
@@ -116,6 +119,22 @@ else
     "${CANDOR[@]}" eval --set samples/eval/audio.jsonl --detector audio --name audio-samples \
       --bootstrap "$BOOT" --out "$ROOT/audio-samples" >/dev/null
     reports+=("$ROOT/audio-samples/report.json")
+  fi
+fi
+
+IMAGE=.candor/data/image/eval-shared.jsonl
+if ! want image; then
+  keep "$ROOT"/image-*/report.json
+else
+  rm -rf "$ROOT"/image-*
+  if [[ -d $SHARED/eval/images ]]; then
+    python3 scripts/image/make_eval_manifest.py --shared "$SHARED" --out "$IMAGE" >&2
+    echo "== image, shared photos and renders" >&2
+    "${CANDOR[@]}" eval --set "$IMAGE" --detector image --name image-shared \
+      --bootstrap "$BOOT" --out "$ROOT/image-shared" >/dev/null
+    reports+=("$ROOT/image-shared/report.json")
+  else
+    echo "== skipping shared images: $SHARED/eval/images not present" >&2
   fi
 fi
 

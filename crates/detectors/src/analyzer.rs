@@ -206,6 +206,7 @@ impl Analyzer {
         analyzer.install_text_detector(&manifest, crate::text::TextConfig::default());
         let audio = analyzer.config.audio.clone();
         analyzer.install_audio_detector(&manifest, audio);
+        analyzer.add_detector(Arc::new(crate::image::ImageDetector));
         Ok(analyzer)
     }
 

@@ -9,6 +9,7 @@ mod analyzer;
 pub mod audio;
 mod error;
 mod fusion;
+pub mod image;
 pub mod speech;
 pub mod text;
 

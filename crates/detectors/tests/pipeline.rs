@@ -82,7 +82,8 @@ async fn audio_gets_speech_activity_from_the_vad() {
         "espeak speech should be mostly speech, got {secs} s"
     );
     assert_eq!(r.models[0].id, "silero-vad");
-    // No audio detector yet: abstains, never a made-up score.
+    // Only the VAD is loaded here, so the audio detector is not installed:
+    // it abstains, never a made-up score.
     assert_eq!(r.score, None);
     assert_eq!(
         r.abstention.as_ref().unwrap().code,

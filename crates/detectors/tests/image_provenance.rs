@@ -1,0 +1,137 @@
+//! The image detector's provenance layer on files made here: an
+//! AI-declaring XMP packet in a JPEG and generator parameters in a PNG are
+//! decisive; a plain photo abstains with its reason and never gets a score.
+//! Also reads the public C2PA test files when `../shared` is present.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use candor_core::{AbstainCode, AnalysisResult, Evidence, Label};
+use candor_detectors::image::ImageDetector;
+use candor_detectors::{AnalyzeOptions, Analyzer, AnalyzerConfig, InputSource, RawInput};
+
+fn analyzer() -> Analyzer {
+    let mut a = Analyzer::new(AnalyzerConfig::default());
+    a.add_detector(Arc::new(ImageDetector));
+    a
+}
+
+fn jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+/// `jpeg` with an XMP APP1 segment right after SOI.
+fn jpeg_with_xmp(packet: &str) -> Vec<u8> {
+    let j = jpeg();
+    let mut payload = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+    payload.extend_from_slice(packet.as_bytes());
+    let len = (payload.len() + 2) as u16;
+    let mut out = j[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&j[2..]);
+    out
+}
+
+fn png_with_text(keyword: &str, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, 8, 8);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.add_text_chunk(keyword.into(), text.into()).unwrap();
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&[128u8; 8 * 8 * 3]).unwrap();
+    }
+    out
+}
+
+async fn analyze(a: &Analyzer, name: &str, bytes: Vec<u8>) -> AnalysisResult {
+    a.analyze(
+        InputSource::File(RawInput {
+            bytes: bytes.into(),
+            name: Some(name.into()),
+            content_type: None,
+        }),
+        &AnalyzeOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+const XMP_AI: &str = r#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>"#;
+
+#[tokio::test]
+async fn declarations_are_decisive_and_absence_is_not_evidence() {
+    let a = analyzer();
+    let r = analyze(&a, "ai.jpg", jpeg_with_xmp(XMP_AI)).await;
+    assert_eq!(r.score, Some(1.0), "{r:?}");
+    assert_eq!(r.label, Some(Label::LikelyManipulated));
+    assert!(r.evidence.iter().any(|e| matches!(e,
+        Evidence::Fact { name, value, .. } if name == "iptc.digital_source_type" && value == "trainedAlgorithmicMedia")));
+    assert_eq!(r.models[0].id, "image-provenance-rules");
+
+    let r = analyze(
+        &a,
+        "sd.png",
+        png_with_text(
+            "parameters",
+            "portrait photo\nSteps: 28, Sampler: Euler a, CFG scale: 6",
+        ),
+    )
+    .await;
+    assert_eq!(r.label, Some(Label::LikelyManipulated), "{r:?}");
+
+    // A camera-capture declaration, an editor, or nothing at all: no score.
+    let capture = XMP_AI.replace("trainedAlgorithmicMedia", "digitalCapture");
+    for (name, bytes) in [
+        ("capture.jpg", jpeg_with_xmp(&capture)),
+        ("plain.jpg", jpeg()),
+        ("edited.png", png_with_text("Software", "GIMP 2.10")),
+    ] {
+        let r = analyze(&a, name, bytes).await;
+        assert_eq!(r.score, None, "{name}: {r:?}");
+        let ab = r.abstention.unwrap();
+        assert_eq!(ab.code, AbstainCode::DetectorNotInstalled);
+        assert!(ab.reason.contains("not evidence"), "{}", ab.reason);
+    }
+}
+
+#[tokio::test]
+async fn public_c2pa_files_are_seen_as_carrying_credentials() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/eval/images/c2pa/image/jpeg");
+    if !dir.is_dir() {
+        eprintln!("SKIP: {} not present", dir.display());
+        return;
+    }
+    let a = analyzer();
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".jpg") && !name.ends_with(".jpeg") {
+            continue;
+        }
+        let r = analyze(&a, &name, std::fs::read(&p).unwrap()).await;
+        let has = r
+            .evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::Fact { name, .. } if name == "c2pa.manifest_present"));
+        // A.jpg and I.jpg carry no credentials; every other file does.
+        let stem = name.trim_end_matches(".jpg");
+        let expect = !(stem.ends_with("-A") || stem.ends_with("-I"));
+        assert_eq!(has, expect, "{name}");
+        // None of the public files declares AI generation.
+        assert_ne!(r.label, Some(Label::LikelyManipulated), "{name}");
+        seen += 1;
+    }
+    assert!(seen >= 20, "{seen} files");
+}
