@@ -104,6 +104,64 @@ async fn declarations_are_decisive_and_absence_is_not_evidence() {
     }
 }
 
+/// A JPEG signed here with an ephemeral certificate, its manifest saying
+/// the picture was made by a trained model.
+fn signed_ai_jpeg() -> Vec<u8> {
+    let def = serde_json::json!({
+        "claim_generator_info": [{"name": "candor-test", "version": "1"}],
+        "title": "generated.jpg",
+        "format": "image/jpeg",
+        "assertions": [{
+            "label": "c2pa.actions",
+            "data": {"actions": [{
+                "action": "c2pa.created",
+                "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+            }]}
+        }]
+    });
+    #[allow(deprecated)]
+    let mut builder = c2pa::Builder::from_json(&def.to_string()).unwrap();
+    let signer = c2pa::EphemeralSigner::new("candor-test.local").unwrap();
+    let mut src = Cursor::new(jpeg());
+    let mut dst = Cursor::new(Vec::new());
+    builder
+        .sign(&signer, "image/jpeg", &mut src, &mut dst)
+        .unwrap();
+    dst.into_inner()
+}
+
+#[tokio::test]
+async fn a_signed_ai_declaration_is_validated_and_decisive() {
+    let a = analyzer();
+    let signed = signed_ai_jpeg();
+    let r = analyze(&a, "signed-ai.jpg", signed.clone()).await;
+    let fact = |r: &AnalysisResult, n: &str| {
+        r.evidence.iter().find_map(|e| match e {
+            Evidence::Fact { name, value, .. } if name == n => Some(value.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        fact(&r, "c2pa.validation_state").as_deref(),
+        Some("valid"),
+        "{r:?}"
+    );
+    assert_eq!(
+        fact(&r, "c2pa.digital_source_type").as_deref(),
+        Some("trainedAlgorithmicMedia")
+    );
+    assert_eq!(r.label, Some(Label::LikelyManipulated));
+    // Tampering with the pixels after signing breaks the hard binding.
+    let mut tampered = signed;
+    let n = tampered.len();
+    tampered[n - 200] ^= 0x55;
+    let r = analyze(&a, "tampered.jpg", tampered).await;
+    assert!(
+        fact(&r, "c2pa.validation_state").is_some_and(|s| s.starts_with("invalid")),
+        "{r:?}"
+    );
+}
+
 #[tokio::test]
 async fn public_c2pa_files_are_seen_as_carrying_credentials() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -129,6 +187,30 @@ async fn public_c2pa_files_are_seen_as_carrying_credentials() {
         let stem = name.trim_end_matches(".jpg");
         let expect = !(stem.ends_with("-A") || stem.ends_with("-I"));
         assert_eq!(has, expect, "{name}");
+        // Names say the validation state: E-* (errors), X* (incomplete) and
+        // the Nikon file (claim signature mismatch) are invalid; the other
+        // Adobe and Truepic files valid. CIE-sig-CA: a valid active manifest
+        // whose ingredient `I` carries an invalid signature.
+        let state = r.evidence.iter().find_map(|e| match e {
+            Evidence::Fact { name, value, .. } if name == "c2pa.validation_state" => {
+                Some(value.clone())
+            }
+            _ => None,
+        });
+        if expect {
+            let invalid = name.contains("-E-") || name.contains("-X") || name.starts_with("nikon");
+            let bad_ingredient = r.evidence.iter().any(
+                |e| matches!(e, Evidence::Fact { name, .. } if name == "c2pa.ingredient_invalid"),
+            );
+            if !invalid {
+                assert_eq!(bad_ingredient, name.contains("IE-sig"), "{name}");
+            }
+            let state = state.unwrap_or_default();
+            assert_eq!(state.starts_with("invalid"), invalid, "{name}: {state}");
+            if !invalid {
+                assert_eq!(state, "valid", "{name}");
+            }
+        }
         // None of the public files declares AI generation.
         assert_ne!(r.label, Some(Label::LikelyManipulated), "{name}");
         seen += 1;

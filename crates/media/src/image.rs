@@ -66,6 +66,8 @@ pub struct ImageMetadata {
     pub jpeg_quant_tables: Vec<QuantTable>,
     /// A C2PA manifest store (JUMBF `c2pa` in JPEG APP11, PNG `caBX`, WebP `C2PA`) is present.
     pub has_c2pa: bool,
+    /// The C2PA reader's findings, when a manifest store is present.
+    pub c2pa: Option<Box<crate::c2pa_read::C2paInfo>>,
     /// An ICC colour profile is embedded.
     pub icc_profile: bool,
 }
@@ -202,6 +204,13 @@ pub fn decode_image(
         meta.has_c2pa = find(bytes, b"jumb").is_some() && find(bytes, b"c2pa").is_some();
     }
     deadline.check()?;
+    if meta.has_c2pa {
+        meta.c2pa = Some(Box::new(crate::c2pa_read::read(
+            bytes,
+            &format!("image/{format}"),
+        )));
+        deadline.check()?;
+    }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), img_format);
     let mut il = image::Limits::default();

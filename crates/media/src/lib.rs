@@ -16,6 +16,7 @@
 
 pub mod audio;
 pub mod bounded;
+pub mod c2pa_read;
 pub mod document;
 pub mod error;
 pub mod image;

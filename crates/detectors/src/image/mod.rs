@@ -2,7 +2,8 @@
 //!
 //! What it does now ([`provenance`]): reads the IPTC digital source type
 //! (XMP), generator text in PNG chunks, generator and editor names in EXIF
-//! `Software` / XMP `CreatorTool`, and notes an embedded C2PA manifest.
+//! `Software` / XMP `CreatorTool`, and the C2PA manifest store (validation
+//! state, claim generator, signer, digital source type).
 //! A file that **declares** AI generation is scored 1.0 (`likely_manipulated`):
 //! the declaration is decisive, it is the file's own statement, not a model
 //! estimate. Every other image abstains with the facts found as evidence:

@@ -7,8 +7,9 @@
 //! * generator text in PNG chunks: AUTOMATIC1111-style `parameters`,
 //!   ComfyUI `prompt` / `workflow` graphs;
 //! * generator and editor names in EXIF `Software` and XMP `CreatorTool`;
-//! * whether a C2PA manifest store is embedded (its signature is NOT
-//!   validated here: that needs the `c2pa` crate, not built yet).
+//! * an embedded C2PA manifest store, read and validated offline by the
+//!   `c2pa` crate in `candor-media`: validation state, claim generator,
+//!   signer, and the digital source types of its actions.
 //!
 //! A declaration of AI generation is decisive (the file says so itself);
 //! the absence of metadata is not evidence of anything and never moves a
@@ -147,9 +148,42 @@ pub fn inspect(meta: &ImageMetadata) -> Provenance {
     if meta.has_c2pa {
         p.fact(
             "c2pa.manifest_present",
-            "yes (signature not validated in this build)",
+            "yes",
             "embedded C2PA manifest store",
         );
+    }
+    if let Some(c) = &meta.c2pa {
+        let src = "C2PA manifest store (validated offline, no trust list)";
+        let state = match &c.error {
+            Some(e) => format!("{} ({e})", c.state),
+            None => c.state.clone(),
+        };
+        p.fact("c2pa.validation_state", state, src);
+        if !c.ingredient_failures.is_empty() {
+            p.fact(
+                "c2pa.ingredient_invalid",
+                format!(
+                    "an ingredient's credentials do not validate: {}",
+                    c.ingredient_failures.join(", ")
+                ),
+                src,
+            );
+        }
+        if let Some(g) = &c.claim_generator {
+            p.fact("c2pa.claim_generator", g.clone(), src);
+        }
+        if let Some(i) = &c.issuer {
+            p.fact("c2pa.signer", i.clone(), src);
+        }
+        for code in &c.digital_source_types {
+            p.fact("c2pa.digital_source_type", code.clone(), src);
+            if AI_SOURCE_TYPES.contains(&code.as_str()) {
+                p.declare(format!(
+                    "C2PA manifest ({}) declares digital source type `{code}`",
+                    c.state
+                ));
+            }
+        }
     }
     p
 }
@@ -269,6 +303,16 @@ mod tests {
         assert_eq!(p.ai_declared, None, "an editor is not a generator");
         assert!(p.edited_with.unwrap().contains("Photoshop"));
         assert!(p.facts.iter().any(|f| f.name == "c2pa.manifest_present"));
+        let meta = ImageMetadata {
+            has_c2pa: true,
+            c2pa: Some(Box::new(candor_media::c2pa_read::C2paInfo {
+                state: "valid".into(),
+                digital_source_types: vec!["trainedAlgorithmicMedia".into()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(inspect(&meta).ai_declared.unwrap().contains("C2PA"));
         // A prompt chunk without a graph is just text.
         let meta = ImageMetadata {
             png_text: vec![PngTextChunk {
