@@ -266,15 +266,7 @@ async fn features_cmd(args: AudioFeaturesArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let mut out = String::new();
-    for r in rows {
-        out.push_str(&serde_json::to_string(&r)?);
-        out.push('\n');
-    }
-    if let Some(d) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(&args.out, out).with_context(|| format!("writing {}", args.out.display()))?;
+    crate::rows::write_jsonl(&args.out, &rows)?;
     println!(
         "audio-features: {total} rows in {:.1} s -> {}",
         started.elapsed().as_secs_f64(),
@@ -284,14 +276,7 @@ async fn features_cmd(args: AudioFeaturesArgs) -> anyhow::Result<()> {
 }
 
 fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.features)
-        .with_context(|| format!("reading {}", args.features.display()))?;
-    let rows: Vec<FeatureRow> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("parsing features")?;
+    let (text, rows): (String, Vec<FeatureRow>) = crate::rows::read_jsonl(&args.features)?;
     let usable = |s: Split| {
         let (min_sp, min_ws) = (args.min_speech_s, args.min_window_speech_s);
         rows.iter()

@@ -233,15 +233,7 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let mut out = String::new();
-    for r in rows {
-        out.push_str(&serde_json::to_string(&r)?);
-        out.push('\n');
-    }
-    if let Some(d) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(&args.out, out).with_context(|| format!("writing {}", args.out.display()))?;
+    crate::rows::write_jsonl(&args.out, &rows)?;
     println!(
         "text-features: {total} rows in {:.1} s -> {}",
         started.elapsed().as_secs_f64(),
@@ -251,14 +243,7 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
 }
 
 fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.features)
-        .with_context(|| format!("reading {}", args.features.display()))?;
-    let rows: Vec<FeatureRow> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("parsing features")?;
+    let (text, rows): (String, Vec<FeatureRow>) = crate::rows::read_jsonl(&args.features)?;
     let usable = |s: Split| {
         rows.iter()
             .filter(move |r| r.split == Some(s) && r.features.is_some())

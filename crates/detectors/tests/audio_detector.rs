@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use candor_core::{AbstainCode, AnalysisResult, Evidence, Priority};
+mod common;
+
+use candor_core::{AbstainCode, Evidence, Priority};
 use candor_detectors::audio::stream::Encoding;
 use candor_detectors::audio::LCNN_MODEL;
-use candor_detectors::{
-    AnalyzeOptions, Analyzer, AnalyzerConfig, EngineConfig, InputSource, RawInput, VAD_MODEL,
-};
+use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig, VAD_MODEL};
 use candor_engine::{Engine, NamedTensor, TensorData};
+use common::{analyze_bytes, wav, wav_data};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -50,55 +51,6 @@ fn analyzer() -> Option<Arc<Analyzer>> {
         audio.reason
     );
     Some(Arc::new(a))
-}
-
-/// A 16 kHz mono 16-bit WAV file.
-fn wav(samples: &[f32]) -> Vec<u8> {
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
-        .collect();
-    let mut out = Vec::with_capacity(44 + data.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&16_000u32.to_le_bytes());
-    out.extend_from_slice(&32_000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
-}
-
-/// The PCM bytes of a 16-bit WAV file (the `data` chunk).
-fn wav_data(bytes: &[u8]) -> &[u8] {
-    let mut i = 12;
-    while i + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[i + 4..i + 8].try_into().unwrap()) as usize;
-        if &bytes[i..i + 4] == b"data" {
-            return &bytes[i + 8..(i + 8 + len).min(bytes.len())];
-        }
-        i += 8 + len + (len & 1);
-    }
-    panic!("no data chunk")
-}
-
-async fn analyze_bytes(a: &Analyzer, name: &str, bytes: Vec<u8>) -> AnalysisResult {
-    a.analyze(
-        InputSource::File(RawInput {
-            bytes: bytes.into(),
-            name: Some(name.into()),
-            content_type: None,
-        }),
-        &AnalyzeOptions::default(),
-    )
-    .await
-    .unwrap()
 }
 
 /// The committed samples: (file, manipulated).
@@ -188,7 +140,7 @@ async fn onnx_model_matches_its_training_export() {
 async fn abstains_with_reasons() {
     let Some(a) = analyzer() else { return };
     // Digital silence.
-    let r = analyze_bytes(&a, "silence.wav", wav(&vec![0.0; 5 * 16_000])).await;
+    let r = analyze_bytes(&a, "silence.wav", wav(&vec![0.0; 5 * 16_000], 16_000)).await;
     assert_eq!(r.score, None);
     assert_eq!(
         r.abstention.as_ref().map(|x| x.code),
@@ -210,7 +162,7 @@ async fn abstains_with_reasons() {
         .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
         .collect();
     let start = pcm.len() / 4;
-    let r = analyze_bytes(&a, "short.wav", wav(&pcm[start..start + 16_000])).await;
+    let r = analyze_bytes(&a, "short.wav", wav(&pcm[start..start + 16_000], 16_000)).await;
     assert_eq!(r.score, None);
     let code = r.abstention.as_ref().unwrap().code;
     assert!(

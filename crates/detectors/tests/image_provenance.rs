@@ -7,9 +7,12 @@ use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod common;
+
 use candor_core::{AbstainCode, AnalysisResult, Evidence, Label};
 use candor_detectors::image::ImageDetector;
-use candor_detectors::{AnalyzeOptions, Analyzer, AnalyzerConfig, InputSource, RawInput};
+use candor_detectors::{Analyzer, AnalyzerConfig};
+use common::analyze_bytes;
 
 fn analyzer() -> Analyzer {
     let mut a = Analyzer::new(AnalyzerConfig::default());
@@ -53,32 +56,19 @@ fn png_with_text(keyword: &str, text: &str) -> Vec<u8> {
     out
 }
 
-async fn analyze(a: &Analyzer, name: &str, bytes: Vec<u8>) -> AnalysisResult {
-    a.analyze(
-        InputSource::File(RawInput {
-            bytes: bytes.into(),
-            name: Some(name.into()),
-            content_type: None,
-        }),
-        &AnalyzeOptions::default(),
-    )
-    .await
-    .unwrap()
-}
-
 const XMP_AI: &str = r#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>"#;
 
 #[tokio::test]
 async fn declarations_are_decisive_and_absence_is_not_evidence() {
     let a = analyzer();
-    let r = analyze(&a, "ai.jpg", jpeg_with_xmp(XMP_AI)).await;
+    let r = analyze_bytes(&a, "ai.jpg", jpeg_with_xmp(XMP_AI)).await;
     assert_eq!(r.score, Some(1.0), "{r:?}");
     assert_eq!(r.label, Some(Label::LikelyManipulated));
     assert!(r.evidence.iter().any(|e| matches!(e,
         Evidence::Fact { name, value, .. } if name == "iptc.digital_source_type" && value == "trainedAlgorithmicMedia")));
     assert_eq!(r.models[0].id, "image-provenance-rules");
 
-    let r = analyze(
+    let r = analyze_bytes(
         &a,
         "sd.png",
         png_with_text(
@@ -96,7 +86,7 @@ async fn declarations_are_decisive_and_absence_is_not_evidence() {
         ("plain.jpg", jpeg()),
         ("edited.png", png_with_text("Software", "GIMP 2.10")),
     ] {
-        let r = analyze(&a, name, bytes).await;
+        let r = analyze_bytes(&a, name, bytes).await;
         assert_eq!(r.score, None, "{name}: {r:?}");
         let ab = r.abstention.unwrap();
         assert_eq!(ab.code, AbstainCode::DetectorNotInstalled);
@@ -134,7 +124,7 @@ fn signed_ai_jpeg() -> Vec<u8> {
 async fn a_signed_ai_declaration_is_validated_and_decisive() {
     let a = analyzer();
     let signed = signed_ai_jpeg();
-    let r = analyze(&a, "signed-ai.jpg", signed.clone()).await;
+    let r = analyze_bytes(&a, "signed-ai.jpg", signed.clone()).await;
     let fact = |r: &AnalysisResult, n: &str| {
         r.evidence.iter().find_map(|e| match e {
             Evidence::Fact { name, value, .. } if name == n => Some(value.clone()),
@@ -155,7 +145,7 @@ async fn a_signed_ai_declaration_is_validated_and_decisive() {
     let mut tampered = signed;
     let n = tampered.len();
     tampered[n - 200] ^= 0x55;
-    let r = analyze(&a, "tampered.jpg", tampered).await;
+    let r = analyze_bytes(&a, "tampered.jpg", tampered).await;
     assert!(
         fact(&r, "c2pa.validation_state").is_some_and(|s| s.starts_with("invalid")),
         "{r:?}"
@@ -178,7 +168,7 @@ async fn public_c2pa_files_are_seen_as_carrying_credentials() {
         if !name.ends_with(".jpg") && !name.ends_with(".jpeg") {
             continue;
         }
-        let r = analyze(&a, &name, std::fs::read(&p).unwrap()).await;
+        let r = analyze_bytes(&a, &name, std::fs::read(&p).unwrap()).await;
         let has = r
             .evidence
             .iter()

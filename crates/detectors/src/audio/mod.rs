@@ -153,39 +153,38 @@ impl AudioHead {
         Ok(())
     }
 
-    /// Per-feature contributions to the log-odds (missing values count as
-    /// average: zero contribution).
-    pub fn contributions(&self, x: &[f64; 8]) -> Vec<(usize, f64)> {
-        self.features
-            .iter()
-            .enumerate()
-            .map(|(j, name)| {
-                let i = FEATURES.iter().position(|f| f == name).unwrap_or(0);
-                let z = (x[i] - self.mean[j]) / self.scale[j];
-                (
-                    i,
-                    if z.is_finite() {
-                        self.weights[j] * z
-                    } else {
-                        0.0
-                    },
-                )
-            })
-            .collect()
+    /// Per-feature contributions to the log-odds, in [`FEATURES`] order
+    /// (features the head does not use, and missing values, contribute 0).
+    pub fn contributions(&self, x: &[f64; 8]) -> [f64; 8] {
+        let mut c = [0.0; 8];
+        for (j, name) in self.features.iter().enumerate() {
+            let i = FEATURES.iter().position(|f| f == name).unwrap_or(0);
+            let z = (x[i] - self.mean[j]) / self.scale[j];
+            if z.is_finite() {
+                c[i] = self.weights[j] * z;
+            }
+        }
+        c
     }
 
-    /// The feature that pushed the segment's log-odds up most, if any did.
-    pub fn dominant(&self, x: &[f64; 8]) -> Option<&'static str> {
-        self.contributions(x)
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .filter(|(_, c)| *c > 0.0)
-            .map(|(i, _)| FEATURES[i])
+    /// Segment log-odds from its contributions.
+    pub fn raw_of(&self, contributions: &[f64; 8]) -> f64 {
+        self.bias + contributions.iter().sum::<f64>()
     }
 
     /// Segment log-odds.
     pub fn raw(&self, x: &[f64; 8]) -> f64 {
-        self.bias + self.contributions(x).iter().map(|(_, c)| c).sum::<f64>()
+        self.raw_of(&self.contributions(x))
+    }
+
+    /// The feature that pushed a segment's log-odds up most, if any did.
+    pub fn dominant_of(contributions: &[f64; 8]) -> Option<&'static str> {
+        contributions
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .filter(|(_, c)| **c > 0.0)
+            .map(|(i, _)| FEATURES[i])
     }
 
     /// File log-odds from segment log-odds: mean of the top share.
@@ -532,8 +531,9 @@ impl AudioDetector {
         let Some(w) = a.segments.first() else {
             return Ok(None);
         };
-        let raw = self.head.raw(&w.x);
-        let dominant = self.head.dominant(&w.x);
+        let contributions = self.head.contributions(&w.x);
+        let raw = self.head.raw_of(&contributions);
+        let dominant = AudioHead::dominant_of(&contributions);
         Ok(Some(ScoredSegment {
             raw,
             probability: self.segment_calibration.apply(raw),
@@ -651,7 +651,14 @@ impl Detector for AudioDetector {
         }
 
         let t = Instant::now();
-        let seg_raw: Vec<f64> = a.segments.iter().map(|w| self.head.raw(&w.x)).collect();
+        // Each segment's contributions once: its log-odds, its dominant
+        // signal and the per-feature means below all come from them.
+        let contribs: Vec<[f64; 8]> = a
+            .segments
+            .iter()
+            .map(|w| self.head.contributions(&w.x))
+            .collect();
+        let seg_raw: Vec<f64> = contribs.iter().map(|c| self.head.raw_of(c)).collect();
         let file_raw = self
             .head
             .file_raw(&seg_raw)
@@ -659,9 +666,9 @@ impl Detector for AudioDetector {
         let probability = self.calibration.apply(file_raw);
         let th = &self.segment_calibration.thresholds;
         let mut marks = Vec::with_capacity(a.segments.len());
-        for (w, raw) in a.segments.iter().zip(&seg_raw) {
+        for ((w, raw), c) in a.segments.iter().zip(&seg_raw).zip(&contribs) {
             let p = self.segment_calibration.apply(*raw);
-            let dominant = self.head.dominant(&w.x).map(str::to_string);
+            let dominant = AudioHead::dominant_of(c).map(str::to_string);
             finding.evidence.push(Evidence::AudioSegment {
                 start_s: round4(w.start_s),
                 end_s: round4(w.end_s),
@@ -706,19 +713,7 @@ impl Detector for AudioDetector {
             }
             let m = vals.iter().sum::<f64>() / vals.len() as f64;
             let used = self.head.features.iter().any(|f| f == name);
-            let c: f64 = a
-                .segments
-                .iter()
-                .map(|w| {
-                    self.head
-                        .contributions(&w.x)
-                        .iter()
-                        .find(|(k, _)| *k == i)
-                        .map(|(_, c)| *c)
-                        .unwrap_or(0.0)
-                })
-                .sum::<f64>()
-                / n;
+            let c: f64 = contribs.iter().map(|c| c[i]).sum::<f64>() / n;
             finding.signals.push(Signal {
                 name: (*name).to_string(),
                 value: round4(m),
