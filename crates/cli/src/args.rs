@@ -62,6 +62,12 @@ pub enum Command {
     /// Fit the audio detector's fusion head (train split) and its segment
     /// and file calibrations (calib split); writes models/audio/.
     AudioTrain(crate::audiodev::AudioTrainArgs),
+    /// Measure the image detector's forensic features on a labelled set of
+    /// images (input of `image-train`).
+    ImageFeatures(Box<crate::imagedev::ImageFeaturesArgs>),
+    /// Fit the image detector's fusion head (train split) and calibration
+    /// (calib split); writes models/image/.
+    ImageTrain(crate::imagedev::ImageTrainArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,6 +194,18 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_AUDIO_PICTURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub audio_picture: bool,
 
+    /// Longest image side the forensic measures analyse; larger images are
+    /// centre-cropped to it (never resized, which would erase the traces).
+    /// Larger values cover more of big photos at more CPU per image
+    /// (roughly linear in pixels).
+    #[arg(long, env = "CANDOR_IMAGE_MAX_SIDE", default_value_t = 1536)]
+    pub image_max_side: u32,
+
+    /// Attach the heatmap and spectrum PNGs (base64) to image results. Off
+    /// saves ~50-300 KB per result and ~10-30 ms.
+    #[arg(long, env = "CANDOR_IMAGE_PICTURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub image_picture: bool,
+
     /// Most PDF pages read. More pages cover long CVs with appendices but cost
     /// decode time and memory per page.
     #[arg(long, env = "CANDOR_MAX_PAGES", default_value_t = Limits::default().max_pages)]
@@ -268,6 +286,13 @@ impl AnalyzerArgs {
                 min_snr_db: self.audio_min_snr_db,
                 max_segments: self.audio_max_segments.max(1),
                 picture: self.audio_picture,
+            },
+            image: candor_detectors::image::ImageConfig {
+                forensics: candor_detectors::image::forensics::ForensicConfig {
+                    max_side: self.image_max_side.clamp(64, 8192),
+                    ..Default::default()
+                },
+                picture: self.image_picture,
             },
         }
     }

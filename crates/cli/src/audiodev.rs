@@ -141,11 +141,7 @@ pub struct AudioTrainArgs {
     pub head_on: String,
 }
 
-/// Whether a calib row is in the half the head is fitted on.
-fn in_head_half(id: &str) -> bool {
-    let h = candor_core::sha256_hex(id.as_bytes());
-    h.as_bytes()[0].is_multiple_of(2)
-}
+use crate::rows::in_head_half;
 
 /// One segment in a features file (`null` = not measurable).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -189,6 +189,32 @@ pub struct EvalArgs {
         requires = "scores"
     )]
     pub calibration: Option<PathBuf>,
+
+    /// Evaluate one named signal of the results instead of the detector's
+    /// calibrated score (e.g. `forensics.npr_asym`): its raw value is the
+    /// score (higher = more likely manipulated), items without it abstain
+    /// (`signal_absent`). Rank metrics (AUROC, TPR at FPR, EER) are
+    /// meaningful; there are no thresholds, so no label metrics.
+    #[arg(
+        long,
+        env = "CANDOR_EVAL_SIGNAL",
+        value_name = "NAME",
+        requires = "set"
+    )]
+    pub signal: Option<String>,
+
+    /// Also report AUROC, EER and TPR at 1% FPR of these signals' raw
+    /// values (comma-separated names, e.g.
+    /// `forensics.npr_asym,forensics.forgery_cnn`) in a per-signal table of
+    /// the same report. Costs nothing extra: the results are already there.
+    #[arg(
+        long,
+        env = "CANDOR_EVAL_PER_SIGNAL",
+        value_name = "NAMES",
+        value_delimiter = ',',
+        requires = "set"
+    )]
+    pub per_signal: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -395,6 +421,8 @@ struct Collected {
     total_seconds: Option<f64>,
     /// Banner and remarks shown above the report.
     notes: Vec<String>,
+    /// Items scored by each asked-for signal's raw value.
+    signal_items: Vec<(String, Vec<ScoredItem>)>,
 }
 
 /// What analysing one manifest row gave.
@@ -508,6 +536,8 @@ async fn collect_set(
     set_path: &Path,
     detector: Option<Modality>,
     split: Option<Split>,
+    signal: Option<&str>,
+    per_signal: &[String],
 ) -> anyhow::Result<Collected> {
     let manifest = Manifest::load(set_path)
         .with_context(|| format!("cannot load labelled set {}", set_path.display()))?;
@@ -553,6 +583,8 @@ async fn collect_set(
     let mut first_thresholds: Option<Thresholds> = None;
     let mut modalities: BTreeSet<&'static str> = BTreeSet::new();
     let (mut n_other, mut n_errors) = (0usize, 0usize);
+    let mut signal_items: Vec<(String, Vec<ScoredItem>)> =
+        per_signal.iter().map(|n| (n.clone(), Vec::new())).collect();
     for (row, o) in rows.iter().zip(outcomes) {
         if let (Some(want), Ok(r)) = (detector, &o.result) {
             if r.modality != want {
@@ -575,7 +607,32 @@ async fn collect_set(
                         models.push(m.clone());
                     }
                 }
+                for (k, name) in per_signal.iter().enumerate() {
+                    let v = r
+                        .signals
+                        .iter()
+                        .find(|sg| &sg.name == name)
+                        .map(|sg| sg.value)
+                        .filter(|v| v.is_finite());
+                    let mut it = match v {
+                        Some(v) => ScoredItem::scored(&id, manipulated, v),
+                        None => ScoredItem::abstained(&id, manipulated, "signal_absent"),
+                    };
+                    it.group = row.group.clone();
+                    signal_items[k].1.push(it);
+                }
+                let by_signal = signal.map(|name| {
+                    r.signals
+                        .iter()
+                        .find(|sg| sg.name == name)
+                        .map(|sg| sg.value)
+                        .filter(|v| v.is_finite())
+                });
                 let item = match (r.score, &r.abstention) {
+                    _ if by_signal.is_some() => match by_signal.flatten() {
+                        Some(v) => ScoredItem::scored(&id, manipulated, v),
+                        None => ScoredItem::abstained(&id, manipulated, "signal_absent"),
+                    },
                     (Some(s), _) => {
                         if let Some(t) = &r.thresholds {
                             thresholds.insert(serde_json::to_string(t)?);
@@ -639,6 +696,10 @@ async fn collect_set(
         None if modalities.is_empty() => "unknown".to_string(),
         None => modalities.into_iter().collect::<Vec<_>>().join("+"),
     };
+    let detector_id = match signal {
+        Some(name) => format!("{detector_id} (signal {name}, raw value)"),
+        None => detector_id,
+    };
     let mut notes = Vec::new();
     if n_other > 0 {
         notes.push(format!(
@@ -660,6 +721,7 @@ async fn collect_set(
         records,
         total_seconds: Some(total_seconds),
         notes,
+        signal_items,
     })
 }
 
@@ -736,6 +798,7 @@ fn collect_scores(
         records,
         total_seconds: None,
         notes,
+        signal_items: Vec::new(),
     })
 }
 
@@ -869,6 +932,8 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 set,
                 args.detector.map(DetectorArg::modality),
                 split,
+                args.signal.as_deref(),
+                &args.per_signal,
             )
             .await?
         }
@@ -877,7 +942,7 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give exactly one of --set and --scores"),
     };
-    let report = EvalReport::compute(
+    let mut report = EvalReport::compute(
         &EvalInput {
             set: c.set.clone(),
             detector: c.detector.clone(),
@@ -896,6 +961,9 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
         },
     )
     .context("cannot compute the report")?;
+    report
+        .add_signals(&c.signal_items)
+        .context("cannot compute the per-signal metrics")?;
     let out = args
         .out
         .clone()
@@ -985,6 +1053,8 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
                 set,
                 Some(modality),
                 Some(Split::Calib),
+                None,
+                &[],
             )
             .await?;
             (c.items, c.set.name)

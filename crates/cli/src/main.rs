@@ -5,6 +5,7 @@
 mod args;
 mod audiodev;
 mod eval;
+mod imagedev;
 mod rows;
 mod scan;
 mod textdev;
@@ -109,6 +110,8 @@ fn main() -> ExitCode {
             Command::TextTrain(args) => textdev::run_train(args),
             Command::AudioFeatures(args) => audiodev::run_features(*args).await,
             Command::AudioTrain(args) => audiodev::run_train(args),
+            Command::ImageFeatures(args) => imagedev::run_features(*args).await,
+            Command::ImageTrain(args) => imagedev::run_train(args),
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {
                     Ok(s) => {

@@ -107,3 +107,10 @@ pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result
         .with_context(|| format!("parsing {}", path.display()))?;
     Ok((text, rows))
 }
+
+/// Whether a calib row is in the half a fusion head is fitted on (the
+/// calibration uses the other half): chosen by the sha256 of the row id.
+pub fn in_head_half(id: &str) -> bool {
+    let h = candor_core::sha256_hex(id.as_bytes());
+    h.as_bytes()[0].is_multiple_of(2)
+}

@@ -218,6 +218,29 @@ fn note(r: &AnalysisResult) -> String {
             p * 100.0
         );
     }
+    // Image: a declaration in the metadata says it all; otherwise the faces
+    // found and the measure that pushed the fused score most.
+    if let Some(d) = r
+        .signals
+        .iter()
+        .find(|s| s.name == "provenance.ai_declared" && s.value > 0.0)
+    {
+        let what: String = d.detail.as_deref().unwrap_or("").chars().take(48).collect();
+        return format!("declared AI: {what}");
+    }
+    if let Some(f) = r.signals.iter().find(|s| s.name == "fusion.log_odds") {
+        let faces = r
+            .signals
+            .iter()
+            .find(|s| s.name == "faces.count")
+            .map_or(String::new(), |s| format!("{:.0} face(s); ", s.value));
+        let push = f
+            .detail
+            .as_deref()
+            .and_then(|d| d.split("largest push: ").nth(1))
+            .unwrap_or("none");
+        return format!("{faces}top push {push}");
+    }
     let top = r.signals.iter().max_by(|a, b| {
         a.probability
             .unwrap_or(f64::MIN)

@@ -64,6 +64,8 @@ pub struct AnalyzerConfig {
     pub default_timeout: Duration,
     /// Knobs of the audio detector.
     pub audio: crate::audio::AudioConfig,
+    /// Knobs of the image detector.
+    pub image: crate::image::ImageConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -73,6 +75,7 @@ impl Default for AnalyzerConfig {
             audio_sample_rate: 16_000,
             default_timeout: Duration::from_secs(120),
             audio: crate::audio::AudioConfig::default(),
+            image: crate::image::ImageConfig::default(),
         }
     }
 }
@@ -198,6 +201,7 @@ impl Analyzer {
     /// `/info`, and `/ready` stays false until every manifest model loads.
     pub fn load(config: AnalyzerConfig, engine: EngineConfig) -> Result<Self, AnalyzeError> {
         let manifest = engine.manifest.clone();
+        let home = engine.home.clone();
         let engine = Engine::load(engine)?;
         for w in engine.warnings() {
             tracing::warn!(warning = %w, "engine start-up");
@@ -206,7 +210,16 @@ impl Analyzer {
         analyzer.install_text_detector(&manifest, crate::text::TextConfig::default());
         let audio = analyzer.config.audio.clone();
         analyzer.install_audio_detector(&manifest, audio);
-        analyzer.add_detector(Arc::new(crate::image::ImageDetector));
+        let cnn = analyzer
+            .engine
+            .as_ref()
+            .and_then(|e| e.model(crate::image::cnn::MODEL));
+        let image =
+            crate::image::ImageDetector::load(&home, &manifest, cnn, analyzer.config.image.clone());
+        for m in image.missing() {
+            tracing::warn!(missing = %m, "image detector");
+        }
+        analyzer.add_detector(Arc::new(image));
         Ok(analyzer)
     }
 

@@ -16,13 +16,13 @@ use common::analyze_bytes;
 
 fn analyzer() -> Analyzer {
     let mut a = Analyzer::new(AnalyzerConfig::default());
-    a.add_detector(Arc::new(ImageDetector));
+    a.add_detector(Arc::new(ImageDetector::provenance_only(Default::default())));
     a
 }
 
 fn jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(64, 48, |x, y| {
-        image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+    let img = image::RgbImage::from_fn(96, 80, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 3) as u8, 90])
     });
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
@@ -46,12 +46,12 @@ fn jpeg_with_xmp(packet: &str) -> Vec<u8> {
 fn png_with_text(keyword: &str, text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut out, 8, 8);
+        let mut enc = png::Encoder::new(&mut out, 80, 80);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.add_text_chunk(keyword.into(), text.into()).unwrap();
         let mut w = enc.write_header().unwrap();
-        w.write_image_data(&[128u8; 8 * 8 * 3]).unwrap();
+        w.write_image_data(&[128u8; 80 * 80 * 3]).unwrap();
     }
     out
 }

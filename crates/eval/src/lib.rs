@@ -33,5 +33,5 @@ pub use metrics::{
 };
 pub use report::{
     evaluation_markdown, evaluation_markdown_from_files, EvalInput, EvalReport, ReportConfig,
-    SetProvenance,
+    SetProvenance, SignalRow,
 };

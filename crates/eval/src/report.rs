@@ -224,6 +224,10 @@ pub struct EvalReport {
     pub roc: Vec<RocPoint>,
     /// Score histograms.
     pub histograms: Histograms,
+    /// Rank metrics of individual signals of the results (raw values,
+    /// higher = more likely manipulated), when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_signal: Vec<SignalRow>,
     /// Settings used.
     pub config: ReportConfig,
 }
@@ -246,7 +250,32 @@ fn thin_roc(points: Vec<RocPoint>, max: usize) -> Vec<RocPoint> {
     keep.into_iter().map(|i| points[i]).collect()
 }
 
+/// Rank metrics of one signal's raw values over the report's items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalRow {
+    /// Signal name, e.g. `forensics.npr_asym`.
+    pub signal: String,
+    /// Items without the signal (not measured on them).
+    pub n_absent: usize,
+    /// AUROC, EER and TPR at 1% / 0.1% FPR (no threshold).
+    pub metrics: RankMetrics,
+}
+
 impl EvalReport {
+    /// Adds per-signal rank metrics: one item list per signal, scored with
+    /// the signal's raw value (abstained where the signal is absent).
+    pub fn add_signals(&mut self, signals: &[(String, Vec<ScoredItem>)]) -> Result<()> {
+        for (name, items) in signals {
+            let (pos, neg) = split_scores(items)?;
+            self.per_signal.push(SignalRow {
+                signal: name.clone(),
+                n_absent: items.iter().filter(|i| i.score.is_none()).count(),
+                metrics: rank_metrics(&pos, &neg, None, &self.config.bootstrap),
+            });
+        }
+        Ok(())
+    }
+
     /// Compute every metric of the report.
     pub fn compute(input: &EvalInput<'_>, cfg: &ReportConfig) -> Result<EvalReport> {
         let (pos, neg) = split_scores(input.items)?;
@@ -323,6 +352,7 @@ impl EvalReport {
                     .total_seconds
                     .and_then(|t| throughput(input.items.len(), t)),
             },
+            per_signal: Vec::new(),
             roc: thin_roc(roc.points(), cfg.roc_max_points),
             histograms: Histograms {
                 lo,
@@ -493,6 +523,33 @@ impl EvalReport {
                     o(g.tpr),
                     o(g.eer_vs_all_authentic),
                     o(g.tpr_at_1pct_fpr_vs_all_authentic)
+                );
+            }
+        }
+        if !self.per_signal.is_empty() {
+            out.push_str(
+                "\n### Per signal (raw values; AUROC below 0.5 = the signal runs the other way)\n\n\
+                 | Signal | Authentic | Manipulated | Absent | AUROC [95% CI] | EER | TPR at 1% FPR |\n\
+                 |---|---|---|---|---|---|---|\n",
+            );
+            for r in &self.per_signal {
+                let m = &r.metrics;
+                let auroc = m
+                    .auroc
+                    .map_or("n/a".to_string(), |e| match (e.ci_lo, e.ci_hi) {
+                        (Some(a), Some(b)) => format!("{:.3} [{a:.3}, {b:.3}]", e.value),
+                        _ => format!("{:.3}", e.value),
+                    });
+                let eer = m.eer.map_or("n/a".to_string(), |e| fmt_pct(e.value));
+                let tpr = m
+                    .tpr_at_fpr
+                    .iter()
+                    .find(|t| (t.point.target_fpr - 0.01).abs() < 1e-12)
+                    .map_or("n/a".to_string(), |t| fmt_pct(t.tpr.value));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {auroc} | {eer} | {tpr} |",
+                    r.signal, m.n_authentic, m.n_manipulated, r.n_absent
                 );
             }
         }

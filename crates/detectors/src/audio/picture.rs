@@ -105,15 +105,7 @@ pub fn render(
         }
     }
 
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| e.to_string())?;
-        w.write_image_data(&rgb).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
+    crate::pngenc::encode(&rgb, width, height, true)
 }
 
 fn put(rgb: &mut [u8], width: usize, x: usize, y: usize, c: [u8; 3]) {

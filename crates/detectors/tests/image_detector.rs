@@ -1,0 +1,212 @@
+//! The image detector end to end: forensic measures, the face cascade, the
+//! committed forgery CNN, fusion head and calibration (SKIP when
+//! `scripts/setup.sh` has not installed ONNX Runtime and the face cascade).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+mod common;
+
+use candor_core::{AbstainCode, Evidence, Label, Priority};
+use candor_detectors::image::cnn;
+use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig};
+use candor_engine::{Engine, NamedTensor, TensorData};
+use common::analyze_bytes;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn engine_config() -> Option<EngineConfig> {
+    let home = std::env::var_os("CANDOR_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".candor"));
+    let face = candor_detectors::image::faces::default_path(&home);
+    if !home.join("onnxruntime").is_dir() || !face.is_file() {
+        eprintln!(
+            "SKIP: ONNX Runtime or the face cascade not installed in {} (run scripts/setup.sh)",
+            home.display()
+        );
+        return None;
+    }
+    Some(EngineConfig {
+        home,
+        manifest: repo().join("models/manifest.toml"),
+        models: Some(vec![cnn::MODEL.into()]),
+        ..EngineConfig::default()
+    })
+}
+
+fn analyzer() -> Option<Arc<Analyzer>> {
+    let a = Analyzer::load(AnalyzerConfig::default(), engine_config()?).unwrap();
+    let image = a
+        .detectors()
+        .into_iter()
+        .find(|d| d.modality == candor_core::Modality::Image)
+        .unwrap();
+    assert!(
+        image.reason.is_none(),
+        "image detector incomplete: {:?}",
+        image.reason
+    );
+    Some(Arc::new(a))
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo().join("samples/image").join(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onnx_cnn_matches_its_training_export() {
+    let Some(cfg) = engine_config() else { return };
+    let engine = Engine::load(cfg).unwrap();
+    let model = engine.require(cnn::MODEL).unwrap();
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("models/image/forgery-cnn.train.json")).unwrap(),
+    )
+    .unwrap();
+    // The probes of scripts/image/train_forgery_cnn.py.
+    let t = cnn::TILE;
+    let mut data = Vec::with_capacity(3 * t * t);
+    for y in 0..t {
+        for x in 0..t {
+            data.push(128.0 + 60.0 * (x as f32 / 9.0).sin() * (y as f32 / 13.0).cos());
+        }
+    }
+    for y in 0..t as u64 {
+        for x in 0..t as u64 {
+            let h = ((x * 7919 + y * 104_729 + 17) * 2_654_435_761) % (1u64 << 32);
+            data.push((120.0 + 24.0 * (h as f64 / (1u64 << 32) as f64 - 0.5)) as f32);
+        }
+    }
+    for y in 0..t {
+        for x in 0..t {
+            data.push(if (x / 16 + y / 16) % 2 == 0 {
+                60.0
+            } else {
+                190.0
+            });
+        }
+    }
+    let input = TensorData::f32_from_vec(&[3, 1, t, t], data).unwrap();
+    let mut out = model
+        .infer(
+            vec![NamedTensor::new("luma", input)],
+            Priority::Upload,
+            None,
+        )
+        .await
+        .unwrap();
+    let logits: Vec<f32> = out
+        .take("logits")
+        .unwrap()
+        .as_f32()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    let per = logits.len() / 3;
+    let want = info["parity"]["cell_logit_sums"].as_array().unwrap();
+    for k in 0..3 {
+        let got: f32 = logits[k * per..(k + 1) * per].iter().sum();
+        let w = want[k].as_f64().unwrap() as f32;
+        assert!(
+            (got - w).abs() <= 1e-3 * w.abs().max(1.0),
+            "probe {k}: sum of cell logits {got}, export said {w}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_get_scores_maps_faces_and_audit_fields() {
+    let Some(a) = analyzer() else { return };
+    let r = analyze_bytes(&a, "a.jpg", sample("authentic-astronaut.jpg")).await;
+    assert!(r.score.is_some(), "{:?}", r.abstention);
+    let th = r.thresholds.clone().unwrap();
+    assert!(th.authentic_below <= th.manipulated_at_or_above);
+    for want in [
+        "forensics.ela_spread",
+        "forensics.jpeg_double",
+        "forensics.noise_spread",
+        "forensics.npr_asym",
+        "forensics.spectrum_peak",
+        "forensics.spectrum_hf",
+        "forensics.forgery_cnn",
+        "faces.count",
+    ] {
+        assert!(
+            r.signals.iter().any(|s| s.name == want),
+            "signal {want} missing"
+        );
+    }
+    let faces = r
+        .evidence
+        .iter()
+        .filter(|e| matches!(e, Evidence::ImageRegion { label, .. } if label.starts_with("face")))
+        .count();
+    assert!(faces >= 1, "the astronaut's face was not found");
+    let pictures: Vec<&str> = r
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::Picture { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pictures, ["heatmap", "spectrum"]);
+    let ids: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
+    for want in [
+        "image-provenance-rules",
+        cnn::MODEL,
+        "seetaface-frontal",
+        "image-fusion",
+        "calibration/image",
+    ] {
+        assert!(ids.contains(&want), "model {want} missing from {ids:?}");
+    }
+    assert!(r.models.iter().skip(1).all(|m| m.sha256.is_some()));
+
+    // The PNG without metadata has no JPEG measure, and says so.
+    let r = analyze_bytes(&a, "c.png", sample("authentic-coffee.png")).await;
+    assert!(r.score.is_some());
+    assert!(!r.signals.iter().any(|s| s.name == "forensics.jpeg_double"));
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.contains("jpeg_double not measured")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsampled_and_recompressed_samples_score_above_their_originals() {
+    let Some(a) = analyzer() else { return };
+    for (orig, edited) in [
+        ("authentic-coffee.png", "manipulated-coffee-upsample.png"),
+        ("authentic-rocket.jpg", "manipulated-rocket-doublejpeg.jpg"),
+    ] {
+        let o = analyze_bytes(&a, orig, sample(orig)).await.score.unwrap();
+        let e = analyze_bytes(&a, edited, sample(edited))
+            .await
+            .score
+            .unwrap();
+        assert!(e > o, "{edited} scored {e}, its original {o}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_stay_decisive_and_tiny_images_abstain() {
+    let Some(a) = analyzer() else { return };
+    let r = analyze_bytes(&a, "d.png", sample("declared-ai-a1111.png")).await;
+    assert_eq!(r.score, Some(1.0));
+    assert_eq!(r.label, Some(Label::LikelyManipulated));
+    let r = analyze_bytes(&a, "d.jpg", sample("declared-ai-xmp.jpg")).await;
+    assert_eq!(r.score, Some(1.0));
+
+    let tiny = image::RgbImage::from_fn(40, 200, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let mut png = Vec::new();
+    tiny.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let r = analyze_bytes(&a, "tiny.png", png).await;
+    assert!(r.score.is_none());
+    assert_eq!(r.abstention.unwrap().code, AbstainCode::LowQuality);
+}
