@@ -128,7 +128,7 @@ else
 fi
 
 IMAGE=.candor/data/image/eval-shared.jsonl
-SIGNALS=provenance.ai_declared,forensics.ela_spread,forensics.jpeg_double,forensics.noise_spread,forensics.npr_asym,forensics.spectrum_peak,forensics.spectrum_hf,forensics.forgery_cnn
+SIGNALS=provenance.ai_declared,generation.clip_probe,forensics.ela_spread,forensics.jpeg_double,forensics.noise_spread,forensics.npr_asym,forensics.spectrum_peak,forensics.spectrum_hf,forensics.forgery_cnn
 if ! want image; then
   keep "$ROOT"/image-*/report.json
 else

@@ -1,7 +1,8 @@
 //! Image scoring benchmarks: the whole image path of the analyzer (JPEG
 //! decode, metadata and provenance, forensic measures (ELA, double JPEG,
 //! noise, NPR, spectrum), the face cascade, the forgery CNN over 128 px
-//! tiles, fusion head, calibration, heatmap and spectrum PNGs) on a
+//! tiles, the CLIP generation probe, fusion head, calibration, heatmap and
+//! spectrum PNGs) on a
 //! headshot-sized picture: the committed astronaut sample upscaled to
 //! 1024×1024 and saved as JPEG quality 90.
 //!
@@ -36,7 +37,10 @@ fn analyzer(max_batch: usize) -> Option<Arc<Analyzer>> {
     let mut cfg = EngineConfig {
         home,
         manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![cnn::MODEL.into()]),
+        models: Some(vec![
+            cnn::MODEL.into(),
+            candor_detectors::image::clip::MODEL.into(),
+        ]),
         device: candor_engine::Device::Cpu,
         ..EngineConfig::default()
     };

