@@ -151,6 +151,23 @@ async fn samples_get_scores_maps_faces_and_audit_fields() {
         .filter(|e| matches!(e, Evidence::ImageRegion { label, .. } if label.starts_with("face")))
         .count();
     assert!(faces >= 1, "the astronaut's face was not found");
+    assert!(r.signals.iter().any(|s| s.name == "face[0].forgery_cnn"));
+    assert!(r.evidence.iter().any(|e| matches!(e,
+        Evidence::ImageRegion { label, score: Some(p), .. } if label.starts_with("face 0") && (0.0..=1.0).contains(p))));
+
+    // WebP (lossless) is analysed like the others.
+    let img = image::load_from_memory(&sample("authentic-astronaut.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let mut webp = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut webp),
+        image::ImageFormat::WebP,
+    )
+    .unwrap();
+    let w = analyze_bytes(&a, "a.webp", webp).await;
+    assert_eq!(w.input.format, "webp");
+    assert!(w.score.is_some(), "{:?}", w.abstention);
     let pictures: Vec<&str> = r
         .evidence
         .iter()

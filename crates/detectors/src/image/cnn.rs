@@ -144,6 +144,26 @@ pub fn run(
     }))
 }
 
+impl CnnMap {
+    /// Mean of the top 2% (at least 4) cell log-odds inside a box given in
+    /// the forensic region's pixels (x, y, w, h); `None` when the box does
+    /// not overlap the CNN's region.
+    pub fn top_mean_in(&self, b: (usize, usize, usize, usize)) -> Option<f64> {
+        let (rx, ry, _, _) = self.region;
+        let gx0 = b.0.saturating_sub(rx) / CELL;
+        let gy0 = b.1.saturating_sub(ry) / CELL;
+        let gx1 = ((b.0 + b.2).saturating_sub(rx) / CELL).min(self.cw);
+        let gy1 = ((b.1 + b.3).saturating_sub(ry) / CELL).min(self.ch);
+        let cells: Vec<f32> = (gy0..gy1)
+            .flat_map(|y| (gx0..gx1).map(move |x| (x, y)))
+            .map(|(x, y)| self.logits[y * self.cw + x])
+            .filter(|v| v.is_finite())
+            .collect();
+        let v = top_mean(&cells);
+        v.is_finite().then_some(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

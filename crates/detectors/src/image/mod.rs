@@ -589,14 +589,44 @@ impl Detector for ImageDetector {
             }
             let (ela_z, noise_z) = (fx.ela.robust_z(), fx.noise.robust_z());
             for (k, f) in a.faces.iter().enumerate() {
+                // The forgery CNN's cells inside the face (a probability of
+                // the CNN's own, not calibrated by Candor).
+                let (rx, ry, _, _) = fx.region;
+                let face_cnn = a.cnn.as_ref().and_then(|m| {
+                    m.top_mean_in((
+                        f.x.saturating_sub(rx) as usize,
+                        f.y.saturating_sub(ry) as usize,
+                        f.width as usize,
+                        f.height as usize,
+                    ))
+                });
                 evidence.push(Evidence::ImageRegion {
                     x: f.x,
                     y: f.y,
                     width: f.width,
                     height: f.height,
-                    score: None,
-                    label: format!("face {k} (cascade score {:.1})", f.score),
+                    score: face_cnn.map(|l| 1.0 / (1.0 + (-l).exp())),
+                    label: format!(
+                        "face {k} (cascade score {:.1}{})",
+                        f.score,
+                        if face_cnn.is_some() {
+                            "; score = forgery CNN inside the face, uncalibrated"
+                        } else {
+                            ""
+                        }
+                    ),
                 });
+                if let Some(l) = face_cnn {
+                    signals.push(Signal {
+                        name: format!("face[{k}].forgery_cnn"),
+                        value: l,
+                        probability: None,
+                        detail: Some(format!(
+                            "forgery CNN log-odds inside face {k} (mean of its top 2% cells; the \
+                             image-wide measure is forensics.forgery_cnn)"
+                        )),
+                    });
+                }
                 for (what, map) in [("noise_contrast", &noise_z), ("ela_contrast", &ela_z)] {
                     if let Some(v) = face_mean(map, fx.region, f) {
                         signals.push(Signal {
