@@ -19,9 +19,9 @@ use candor_core::Priority;
 use candor_detectors::audio::{
     file_raw, AudioConfig, AudioHead, AudioScorer, FEATURES, HEAD_FORMAT, LCNN_MODEL,
 };
-use candor_detectors::VAD_MODEL;
+use candor_detectors::{LinearHead, VAD_MODEL};
 use candor_eval::calibrate::{
-    fit_calibration, round_sig, CalibrationArtefact, FitSpec, Method, OperatingPointSpec,
+    fit_calibration, CalibrationArtefact, FitSpec, Method, OperatingPointSpec,
 };
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
@@ -348,29 +348,28 @@ fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
     let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
     let created_by = std::env::args().collect::<Vec<_>>().join(" ");
     let head = AudioHead {
-        format: HEAD_FORMAT.into(),
-        id: "audio-fusion".into(),
-        version: args.artefact_version.clone(),
-        features: cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
-        mean: fit.mean.iter().map(|&v| round_sig(v)).collect(),
-        scale: fit.scale.iter().map(|&v| round_sig(v)).collect(),
-        weights: fit.weights.iter().map(|&v| round_sig(v)).collect(),
-        bias: round_sig(fit.bias),
+        linear: LinearHead::from_fit(
+            HEAD_FORMAT,
+            "audio-fusion",
+            &args.artefact_version,
+            cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
+            &fit,
+            serde_json::json!({
+                "features_file": args.features.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "features_sha256": candor_core::sha256_hex(text.as_bytes()),
+                "rows": if args.head_on == "train" { "split train" } else { "half of the calib files, chosen by sha256 of the file id (the calibrations use the other half)" },
+                "segments_manipulated": y.iter().filter(|&&v| v).count(),
+                "segments_authentic": y.iter().filter(|&&v| !v).count(),
+                "files_manipulated": n_files_pos,
+                "files_authentic": n_files_neg,
+                "l2": args.l2,
+                "method": "logistic regression on segments, standardised features, class-balanced, Newton",
+                "created_by": created_by,
+            }),
+        ),
         file_top_fraction: args.file_top_fraction,
         min_speech_s: args.min_speech_s,
         min_window_speech_s: args.min_window_speech_s,
-        trained_on: serde_json::json!({
-            "features_file": args.features.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "features_sha256": candor_core::sha256_hex(text.as_bytes()),
-            "rows": if args.head_on == "train" { "split train" } else { "half of the calib files, chosen by sha256 of the file id (the calibrations use the other half)" },
-            "segments_manipulated": y.iter().filter(|&&v| v).count(),
-            "segments_authentic": y.iter().filter(|&&v| !v).count(),
-            "files_manipulated": n_files_pos,
-            "files_authentic": n_files_neg,
-            "l2": args.l2,
-            "method": "logistic regression on segments, standardised features, class-balanced, Newton",
-            "created_by": created_by,
-        }),
     };
     head.check().map_err(|e| anyhow::anyhow!(e))?;
 

@@ -18,7 +18,8 @@ use candor_core::Priority;
 use candor_detectors::image::{
     cnn, ImageConfig, ImageDetector, ImageHead, FEATURES, HEAD_FORMAT, N_FEATURES,
 };
-use candor_eval::calibrate::{fit_calibration, round_sig, FitSpec, Method, OperatingPointSpec};
+use candor_detectors::LinearHead;
+use candor_eval::calibrate::{fit_calibration, FitSpec, Method, OperatingPointSpec};
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
@@ -284,16 +285,13 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
     }
     let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
     let created_by = std::env::args().collect::<Vec<_>>().join(" ");
-    let head = ImageHead {
-        format: HEAD_FORMAT.into(),
-        id: "image-fusion".into(),
-        version: args.artefact_version.clone(),
-        features: cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
-        mean: fit.mean.iter().map(|&v| round_sig(v)).collect(),
-        scale: fit.scale.iter().map(|&v| round_sig(v)).collect(),
-        weights: fit.weights.iter().map(|&v| round_sig(v)).collect(),
-        bias: round_sig(fit.bias),
-        trained_on: serde_json::json!({
+    let head = ImageHead(LinearHead::from_fit(
+        HEAD_FORMAT,
+        "image-fusion",
+        &args.artefact_version,
+        cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
+        &fit,
+        serde_json::json!({
             "features_file": args.features.file_name().map(|n| n.to_string_lossy().into_owned()),
             "features_sha256": candor_core::sha256_hex(text.as_bytes()),
             "rows": if calib_half { "half of the calib images, chosen by sha256 of the id (the calibration uses the other half)" } else { "split train" },
@@ -303,8 +301,9 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
             "method": "logistic regression, standardised features, class-balanced, Newton",
             "created_by": created_by,
         }),
-    };
-    head.check().map_err(|e| anyhow::anyhow!(e))?;
+    ));
+    head.check(HEAD_FORMAT, &FEATURES)
+        .map_err(|e| anyhow::anyhow!(e))?;
 
     // Class balance: the calib split holds three edited images per authentic
     // one; Platt's probabilities follow the class mix they are fitted on, so

@@ -20,6 +20,7 @@ use anyhow::{bail, Context};
 use candor_core::Priority;
 use candor_detectors::text::features::{self, DocStyle, FusionHead, FEATURES, HEAD_FORMAT};
 use candor_detectors::text::{segment, TextConfig, TextScorer, LM_MODEL};
+use candor_detectors::LinearHead;
 use candor_eval::calibrate::{fit_calibration, round_sig, FitSpec, Method, OperatingPointSpec};
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
@@ -275,25 +276,24 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
     let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
     let features_sha = candor_core::sha256_hex(text.as_bytes());
     let mut head = FusionHead {
-        format: HEAD_FORMAT.into(),
-        id: "text-fusion".into(),
-        version: args.artefact_version.clone(),
-        features: cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
-        mean: fit.mean.iter().map(|&v| round_sig(v)).collect(),
-        scale: fit.scale.iter().map(|&v| round_sig(v)).collect(),
-        weights: fit.weights.iter().map(|&v| round_sig(v)).collect(),
-        bias: round_sig(fit.bias),
+        linear: LinearHead::from_fit(
+            HEAD_FORMAT,
+            "text-fusion",
+            &args.artefact_version,
+            cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
+            &fit,
+            serde_json::json!({
+                "features_file": args.features.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "features_sha256": features_sha,
+                "split": "train",
+                "n_machine": y.iter().filter(|&&v| v).count(),
+                "n_human": y.iter().filter(|&&v| !v).count(),
+                "l2": args.l2,
+                "method": "logistic regression, standardised features, class-balanced, Newton",
+                "created_by": std::env::args().collect::<Vec<_>>().join(" "),
+            }),
+        ),
         min_prose_tokens: 0,
-        trained_on: serde_json::json!({
-            "features_file": args.features.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "features_sha256": features_sha,
-            "split": "train",
-            "n_machine": y.iter().filter(|&&v| v).count(),
-            "n_human": y.iter().filter(|&&v| !v).count(),
-            "l2": args.l2,
-            "method": "logistic regression, standardised features, class-balanced, Newton",
-            "created_by": std::env::args().collect::<Vec<_>>().join(" "),
-        }),
     };
     let as8 = |v: &[f64]| -> [f64; 8] {
         let mut a = [0.0; 8];

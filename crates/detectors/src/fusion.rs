@@ -1,4 +1,88 @@
-//! What the detectors' logistic fusion heads share.
+//! What the detectors' logistic fusion heads share: the head file's
+//! common part ([`LinearHead`]) and its checks.
+
+use serde::{Deserialize, Serialize};
+
+/// A standardised logistic head: log-odds = bias + Σ weight × (x − mean) /
+/// scale over the named features. Each detector's head file is this plus
+/// its own rules (flattened into the same JSON object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearHead {
+    /// Format tag of the detector's head file.
+    pub format: String,
+    pub id: String,
+    pub version: String,
+    /// Feature names (a subset of the detector's feature list), in weight order.
+    pub features: Vec<String>,
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+    /// Provenance: data set, split sizes, command line.
+    #[serde(default)]
+    pub trained_on: serde_json::Value,
+}
+
+impl LinearHead {
+    /// A head from a fitted logistic regression (numbers rounded to 12
+    /// significant digits, so files are stable across platforms).
+    pub fn from_fit(
+        format: &str,
+        id: &str,
+        version: &str,
+        features: Vec<String>,
+        fit: &candor_eval::logistic::Logistic,
+        trained_on: serde_json::Value,
+    ) -> LinearHead {
+        use candor_eval::calibrate::round_sig;
+        LinearHead {
+            format: format.into(),
+            id: id.into(),
+            version: version.into(),
+            features,
+            mean: fit.mean.iter().map(|&v| round_sig(v)).collect(),
+            scale: fit.scale.iter().map(|&v| round_sig(v)).collect(),
+            weights: fit.weights.iter().map(|&v| round_sig(v)).collect(),
+            bias: round_sig(fit.bias),
+            trained_on,
+        }
+    }
+
+    /// Checks the format tag, lengths, feature names and numbers.
+    pub fn check(&self, format: &str, known: &[&str]) -> Result<(), String> {
+        check_linear_head(
+            (&self.format, format),
+            &self.features,
+            known,
+            &self.mean,
+            &self.scale,
+            &self.weights,
+            self.bias,
+        )
+    }
+
+    /// Each known feature's contribution to the log-odds, in `known` order;
+    /// features the head does not use, and unmeasured (non-finite) values,
+    /// contribute 0.
+    pub fn contributions<const N: usize>(&self, known: &[&str; N], x: &[f64; N]) -> [f64; N] {
+        let mut c = [0.0; N];
+        for (j, name) in self.features.iter().enumerate() {
+            let Some(i) = known.iter().position(|f| f == name) else {
+                continue;
+            };
+            let z = (x[i] - self.mean[j]) / self.scale[j];
+            if z.is_finite() {
+                c[i] = self.weights[j] * z;
+            }
+        }
+        c
+    }
+
+    /// Log-odds from the contributions.
+    pub fn raw_of(&self, contributions: &[f64]) -> f64 {
+        self.bias + contributions.iter().sum::<f64>()
+    }
+}
 
 /// Checks a standardised linear head: a known format tag, one mean, scale
 /// and weight per feature, every feature known, finite numbers, positive

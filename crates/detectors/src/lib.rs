@@ -20,3 +20,4 @@ pub use analyzer::{
 };
 pub use candor_engine::{Device, EngineConfig};
 pub use error::AnalyzeError;
+pub use fusion::LinearHead;

@@ -105,24 +105,22 @@ impl Default for AudioConfig {
 /// segment and file rules it was fitted with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AudioHead {
-    pub format: String,
-    pub id: String,
-    pub version: String,
-    /// Feature names (a subset of [`FEATURES`]), in weight order.
-    pub features: Vec<String>,
-    pub mean: Vec<f64>,
-    pub scale: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
+    /// The logistic layer (format [`HEAD_FORMAT`], features from [`FEATURES`]).
+    #[serde(flatten)]
+    pub linear: crate::fusion::LinearHead,
     /// The file log-odds is the mean of this top share of segment log-odds.
     pub file_top_fraction: f64,
     /// Below this much speech (s) the detector abstains.
     pub min_speech_s: f64,
     /// A segment is scored when at least this much of it (s) is speech.
     pub min_window_speech_s: f64,
-    /// Provenance: data set, split sizes, command line.
-    #[serde(default)]
-    pub trained_on: serde_json::Value,
+}
+
+impl std::ops::Deref for AudioHead {
+    type Target = crate::fusion::LinearHead;
+    fn deref(&self) -> &crate::fusion::LinearHead {
+        &self.linear
+    }
 }
 
 impl AudioHead {
@@ -135,15 +133,7 @@ impl AudioHead {
 
     /// Consistency checks.
     pub fn check(&self) -> Result<(), String> {
-        crate::fusion::check_linear_head(
-            (&self.format, HEAD_FORMAT),
-            &self.features,
-            &FEATURES,
-            &self.mean,
-            &self.scale,
-            &self.weights,
-            self.bias,
-        )?;
+        self.linear.check(HEAD_FORMAT, &FEATURES)?;
         if !(self.min_speech_s.is_finite() && self.min_window_speech_s.is_finite()) {
             return Err("speech minimums must be finite".into());
         }
@@ -156,20 +146,7 @@ impl AudioHead {
     /// Per-feature contributions to the log-odds, in [`FEATURES`] order
     /// (features the head does not use, and missing values, contribute 0).
     pub fn contributions(&self, x: &[f64; 8]) -> [f64; 8] {
-        let mut c = [0.0; 8];
-        for (j, name) in self.features.iter().enumerate() {
-            let i = FEATURES.iter().position(|f| f == name).unwrap_or(0);
-            let z = (x[i] - self.mean[j]) / self.scale[j];
-            if z.is_finite() {
-                c[i] = self.weights[j] * z;
-            }
-        }
-        c
-    }
-
-    /// Segment log-odds from its contributions.
-    pub fn raw_of(&self, contributions: &[f64; 8]) -> f64 {
-        self.bias + contributions.iter().sum::<f64>()
+        self.linear.contributions(&FEATURES, x)
     }
 
     /// Segment log-odds.
@@ -813,18 +790,20 @@ mod tests {
     #[test]
     fn head_treats_missing_features_as_average() {
         let h = AudioHead {
-            format: HEAD_FORMAT.into(),
-            id: "h".into(),
-            version: "1".into(),
-            features: vec!["lcnn.logit".into(), "pitch.jitter".into()],
-            mean: vec![0.0, 0.02],
-            scale: vec![2.0, 0.01],
-            weights: vec![1.5, 0.5],
-            bias: -1.0,
+            linear: crate::fusion::LinearHead {
+                format: HEAD_FORMAT.into(),
+                id: "h".into(),
+                version: "1".into(),
+                features: vec!["lcnn.logit".into(), "pitch.jitter".into()],
+                mean: vec![0.0, 0.02],
+                scale: vec![2.0, 0.01],
+                weights: vec![1.5, 0.5],
+                bias: -1.0,
+                trained_on: serde_json::Value::Null,
+            },
             file_top_fraction: 0.25,
             min_speech_s: 1.5,
             min_window_speech_s: 1.0,
-            trained_on: serde_json::Value::Null,
         };
         h.check().unwrap();
         let mut x = [f64::NAN; 8];
@@ -834,7 +813,7 @@ mod tests {
         x[2] = 0.04;
         assert!((h.raw(&x) - 3.0).abs() < 1e-12);
         let mut bad = h.clone();
-        bad.features[1] = "nope".into();
+        bad.linear.features[1] = "nope".into();
         assert!(bad.check().is_err());
         bad = h;
         bad.file_top_fraction = 0.0;

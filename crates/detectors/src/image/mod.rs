@@ -37,6 +37,8 @@ use candor_core::{
 use candor_engine::ModelHandle;
 use candor_eval::CalibrationArtefact;
 use candor_media::{Decoded, DecodedImage};
+
+use crate::fusion::LinearHead;
 use serde::{Deserialize, Serialize};
 
 use faces::{FaceBox, FaceDetector};
@@ -108,63 +110,36 @@ impl Default for ImageConfig {
     }
 }
 
-/// The fusion head: standardised forensic measures, one logistic layer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ImageHead {
-    pub format: String,
-    pub id: String,
-    pub version: String,
-    /// Feature names (a subset of [`FEATURES`]), in weight order.
-    pub features: Vec<String>,
-    pub mean: Vec<f64>,
-    pub scale: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
-    /// Provenance: data set, split sizes, command line.
-    #[serde(default)]
-    pub trained_on: serde_json::Value,
+/// The fusion head: standardised measures, one logistic layer
+/// (format [`HEAD_FORMAT`], features from [`FEATURES`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImageHead(pub LinearHead);
+
+impl std::ops::Deref for ImageHead {
+    type Target = LinearHead;
+    fn deref(&self) -> &LinearHead {
+        &self.0
+    }
 }
 
 impl ImageHead {
     /// Parses and checks a head file's JSON.
     pub fn from_slice(bytes: &[u8]) -> Result<ImageHead, String> {
         let h: ImageHead = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        h.check()?;
+        h.check(HEAD_FORMAT, &FEATURES)?;
         Ok(h)
-    }
-
-    /// Consistency checks.
-    pub fn check(&self) -> Result<(), String> {
-        crate::fusion::check_linear_head(
-            (&self.format, HEAD_FORMAT),
-            &self.features,
-            &FEATURES,
-            &self.mean,
-            &self.scale,
-            &self.weights,
-            self.bias,
-        )
     }
 
     /// Per-measure contributions to the log-odds, in [`FEATURES`] order
     /// (unused and unmeasured features contribute 0).
     pub fn contributions(&self, x: &[f64; N_FEATURES]) -> [f64; N_FEATURES] {
-        let mut c = [0.0; N_FEATURES];
-        for (j, name) in self.features.iter().enumerate() {
-            let Some(i) = FEATURES.iter().position(|f| f == name) else {
-                continue;
-            };
-            let z = (x[i] - self.mean[j]) / self.scale[j];
-            if z.is_finite() {
-                c[i] = self.weights[j] * z;
-            }
-        }
-        c
+        self.0.contributions(&FEATURES, x)
     }
 
     /// Log-odds.
     pub fn raw(&self, x: &[f64; N_FEATURES]) -> f64 {
-        self.bias + self.contributions(x).iter().sum::<f64>()
+        self.raw_of(&self.contributions(x))
     }
 }
 

@@ -132,20 +132,24 @@ pub const HEAD_FORMAT: &str = "candor.text-fusion/1";
 /// calibration; higher = more likely machine-generated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FusionHead {
-    pub format: String,
-    pub id: String,
-    pub version: String,
-    /// Feature names, in weight order.
-    pub features: Vec<String>,
-    pub mean: Vec<f64>,
-    pub scale: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
+    /// The logistic layer (format [`HEAD_FORMAT`], features from [`FEATURES`]).
+    #[serde(flatten)]
+    pub linear: crate::fusion::LinearHead,
     /// Below this many scored prose tokens the detector abstains.
     pub min_prose_tokens: usize,
-    /// Provenance: data set, split sizes, command line.
-    #[serde(default)]
-    pub trained_on: serde_json::Value,
+}
+
+impl std::ops::Deref for FusionHead {
+    type Target = crate::fusion::LinearHead;
+    fn deref(&self) -> &crate::fusion::LinearHead {
+        &self.linear
+    }
+}
+
+impl std::ops::DerefMut for FusionHead {
+    fn deref_mut(&mut self) -> &mut crate::fusion::LinearHead {
+        &mut self.linear
+    }
 }
 
 impl FusionHead {
@@ -164,38 +168,23 @@ impl FusionHead {
 
     /// Consistency checks (lengths, known features, finite weights).
     pub fn check(&self) -> Result<(), String> {
-        crate::fusion::check_linear_head(
-            (&self.format, HEAD_FORMAT),
-            &self.features,
-            &FEATURES,
-            &self.mean,
-            &self.scale,
-            &self.weights,
-            self.bias,
-        )
+        self.linear.check(HEAD_FORMAT, &FEATURES)
     }
 
     /// Raw score of a full feature vector (in [`FEATURES`] order).
     pub fn raw(&self, x: &[f64; 8]) -> f64 {
-        let mut z = self.bias;
-        for (i, name) in self.features.iter().enumerate() {
-            let j = FEATURES.iter().position(|f| f == name).unwrap_or(0);
-            z += self.weights[i] * (x[j] - self.mean[i]) / self.scale[i];
-        }
-        z
+        self.raw_of(&self.linear.contributions(&FEATURES, x))
     }
 
-    /// Each feature's contribution to the raw score (weight × standardised value).
+    /// Each used feature's contribution to the raw score (weight ×
+    /// standardised value), in weight order.
     pub fn contributions(&self, x: &[f64; 8]) -> Vec<(String, f64)> {
+        let c = self.linear.contributions(&FEATURES, x);
         self.features
             .iter()
-            .enumerate()
-            .map(|(i, name)| {
+            .map(|name| {
                 let j = FEATURES.iter().position(|f| f == name).unwrap_or(0);
-                (
-                    name.clone(),
-                    self.weights[i] * (x[j] - self.mean[i]) / self.scale[i],
-                )
+                (name.clone(), c[j])
             })
             .collect()
     }
@@ -231,16 +220,18 @@ mod tests {
     #[test]
     fn head_is_checked_and_applied() {
         let mut h = FusionHead {
-            format: HEAD_FORMAT.into(),
-            id: "t".into(),
-            version: "1".into(),
-            features: vec!["lm.mean_logprob".into(), "style.mattr".into()],
-            mean: vec![-3.0, 0.5],
-            scale: vec![1.0, 0.1],
-            weights: vec![2.0, -1.0],
-            bias: 0.5,
+            linear: crate::fusion::LinearHead {
+                format: HEAD_FORMAT.into(),
+                id: "t".into(),
+                version: "1".into(),
+                features: vec!["lm.mean_logprob".into(), "style.mattr".into()],
+                mean: vec![-3.0, 0.5],
+                scale: vec![1.0, 0.1],
+                weights: vec![2.0, -1.0],
+                bias: 0.5,
+                trained_on: serde_json::Value::Null,
+            },
             min_prose_tokens: 50,
-            trained_on: serde_json::Value::Null,
         };
         h.check().unwrap();
         let mut x = [0.0; 8];
