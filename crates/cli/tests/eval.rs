@@ -355,35 +355,30 @@ fn eval_runs_on_the_samples_smoke_set() {
     }
 }
 
-/// The labelled text sample (`samples/eval/text.jsonl`: 10 human passages,
-/// 10 SmolLM2 answers) through the real text detector: real numbers in CI.
-#[test]
-fn eval_runs_on_the_text_samples() {
+/// Runs `candor eval` on a committed sample set with the models installed
+/// by `scripts/setup.sh`; `None` (SKIP) when `needs` (a file under
+/// `$CANDOR_HOME/models`) is missing. Returns the report and stdout.
+fn eval_samples(
+    set: &str,
+    detector: &str,
+    needs: &str,
+    extra: &[&str],
+) -> Option<(serde_json::Value, String)> {
     let home = std::env::var_os("CANDOR_HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(ROOT).join(".candor"));
-    if !home
-        .join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .is_file()
-    {
-        eprintln!("SKIP: text model not installed (run scripts/setup.sh)");
-        return;
+    if !home.join("models").join(needs).is_file() {
+        eprintln!("SKIP: {needs} not installed (run scripts/setup.sh)");
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("text");
+    let out = dir.path().join(detector);
+    let mut args = vec!["eval", "--set", set, "--detector", detector];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--bootstrap", "100", "--out", s(&out)]);
     let o = Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args([
-            "eval",
-            "--set",
-            "samples/eval/text.jsonl",
-            "--detector",
-            "text",
-            "--bootstrap",
-            "100",
-            "--out",
-            s(&out),
-        ])
+        .args(&args)
         .current_dir(ROOT)
         .env("CANDOR_NO_MODELS", "false")
         .env("CANDOR_HOME", &home)
@@ -391,8 +386,23 @@ fn eval_runs_on_the_text_samples() {
         .expect("run candor");
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
-    let report: serde_json::Value =
+    let report =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    Some((report, stdout))
+}
+
+/// The labelled text sample (`samples/eval/text.jsonl`: 10 human passages,
+/// 10 SmolLM2 answers) through the real text detector: real numbers in CI.
+#[test]
+fn eval_runs_on_the_text_samples() {
+    let Some((report, _)) = eval_samples(
+        "samples/eval/text.jsonl",
+        "text",
+        "smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf",
+        &[],
+    ) else {
+        return;
+    };
     assert_eq!(report["n_scored"], 20, "{report}");
     let auroc = report["metrics"]["auroc"]["value"].as_f64().unwrap();
     assert!(auroc > 0.75, "AUROC {auroc}");
@@ -404,37 +414,14 @@ fn eval_runs_on_the_text_samples() {
 
 #[test]
 fn eval_runs_on_the_audio_samples() {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(ROOT).join(".candor"));
-    if !home.join("models/silero-vad/silero_vad.onnx").is_file() {
-        eprintln!("SKIP: VAD not installed (run scripts/setup.sh)");
+    let Some((report, _)) = eval_samples(
+        "samples/eval/audio.jsonl",
+        "audio",
+        "silero-vad/silero_vad.onnx",
+        &[],
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("audio");
-    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args([
-            "eval",
-            "--set",
-            "samples/eval/audio.jsonl",
-            "--detector",
-            "audio",
-            "--bootstrap",
-            "100",
-            "--out",
-            s(&out),
-        ])
-        .current_dir(ROOT)
-        .env("CANDOR_NO_MODELS", "false")
-        .env("CANDOR_HOME", &home)
-        .output()
-        .expect("run candor");
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stdout}\n{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    };
     // Every container of the sample set decodes and nearly all are scored.
     assert!(report["n_scored"].as_u64().unwrap() >= 16, "{report}");
     let auroc = report["metrics"]["auroc"]["value"].as_f64().unwrap();
@@ -446,42 +433,17 @@ fn eval_runs_on_the_audio_samples() {
 /// image detector, with the per-signal table.
 #[test]
 fn eval_runs_on_the_image_samples() {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(ROOT).join(".candor"));
-    if !home
-        .join("models/seetaface/seeta_fd_frontal_v1.0.bin")
-        .is_file()
-    {
-        eprintln!("SKIP: image models not installed (run scripts/setup.sh)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("image");
-    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args([
-            "eval",
-            "--set",
-            "samples/eval/image.jsonl",
-            "--detector",
-            "image",
+    let Some((report, stdout)) = eval_samples(
+        "samples/eval/image.jsonl",
+        "image",
+        "seetaface/seeta_fd_frontal_v1.0.bin",
+        &[
             "--per-signal",
             "forensics.npr_asym,forensics.forgery_cnn,provenance.ai_declared,no.such.signal",
-            "--bootstrap",
-            "100",
-            "--out",
-            s(&out),
-        ])
-        .current_dir(ROOT)
-        .env("CANDOR_NO_MODELS", "false")
-        .env("CANDOR_HOME", &home)
-        .output()
-        .expect("run candor");
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stdout}\n{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        ],
+    ) else {
+        return;
+    };
     assert_eq!(report["n_scored"], 12, "{report}");
     // One operating point for every result, declarations included.
     assert!(report["thresholds"].is_object(), "{report}");
