@@ -385,6 +385,69 @@ impl EvalReport {
     }
 
     /// Metrics table (Markdown) shared by the report and the combined doc.
+    /// The per-group table (rates at the group threshold), if any.
+    fn per_group_table(&self, out: &mut String) {
+        if !self.per_group.is_empty() {
+            let t = self
+                .group_threshold
+                .as_ref()
+                .expect("groups imply a threshold");
+            let _ = writeln!(
+                out,
+                "\n### Per group (threshold {} from `{}`)\n",
+                fmt_num(t.value),
+                t.source
+            );
+            out.push_str("| Group | Authentic | Manipulated | Abstained | FPR | TPR | EER vs all authentic | TPR at 1% FPR vs all authentic |\n|---|---|---|---|---|---|---|---|\n");
+            for g in &self.per_group {
+                let o = |x: Option<f64>| x.map_or("—".to_string(), fmt_pct);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    g.group,
+                    g.n_authentic,
+                    g.n_manipulated,
+                    g.n_abstained,
+                    o(g.fpr),
+                    o(g.tpr),
+                    o(g.eer_vs_all_authentic),
+                    o(g.tpr_at_1pct_fpr_vs_all_authentic)
+                );
+            }
+        }
+    }
+
+    /// The per-signal table, if any.
+    fn per_signal_table(&self, out: &mut String) {
+        if !self.per_signal.is_empty() {
+            out.push_str(
+                "\n### Per signal (raw values; AUROC below 0.5 = the signal runs the other way)\n\n\
+                 | Signal | Authentic | Manipulated | Absent | AUROC [95% CI] | EER | TPR at 1% FPR |\n\
+                 |---|---|---|---|---|---|---|\n",
+            );
+            for r in &self.per_signal {
+                let m = &r.metrics;
+                let auroc = m
+                    .auroc
+                    .map_or("n/a".to_string(), |e| match (e.ci_lo, e.ci_hi) {
+                        (Some(a), Some(b)) => format!("{:.3} [{a:.3}, {b:.3}]", e.value),
+                        _ => format!("{:.3}", e.value),
+                    });
+                let eer = m.eer.map_or("n/a".to_string(), |e| fmt_pct(e.value));
+                let tpr = m
+                    .tpr_at_fpr
+                    .iter()
+                    .find(|t| (t.point.target_fpr - 0.01).abs() < 1e-12)
+                    .map_or("n/a".to_string(), |t| fmt_pct(t.tpr.value));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {auroc} | {eer} | {tpr} |",
+                    r.signal, m.n_authentic, m.n_manipulated, r.n_absent
+                );
+            }
+        }
+    }
+
     fn metrics_table(&self, out: &mut String) {
         let m = &self.metrics;
         out.push_str("| Metric | Value | 95% CI |\n|---|---|---|\n");
@@ -498,61 +561,8 @@ impl EvalReport {
                 );
             }
         }
-        if !self.per_group.is_empty() {
-            let t = self
-                .group_threshold
-                .as_ref()
-                .expect("groups imply a threshold");
-            let _ = writeln!(
-                out,
-                "\n### Per group (threshold {} from `{}`)\n",
-                fmt_num(t.value),
-                t.source
-            );
-            out.push_str("| Group | Authentic | Manipulated | Abstained | FPR | TPR | EER vs all authentic | TPR at 1% FPR vs all authentic |\n|---|---|---|---|---|---|---|---|\n");
-            for g in &self.per_group {
-                let o = |x: Option<f64>| x.map_or("—".to_string(), fmt_pct);
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                    g.group,
-                    g.n_authentic,
-                    g.n_manipulated,
-                    g.n_abstained,
-                    o(g.fpr),
-                    o(g.tpr),
-                    o(g.eer_vs_all_authentic),
-                    o(g.tpr_at_1pct_fpr_vs_all_authentic)
-                );
-            }
-        }
-        if !self.per_signal.is_empty() {
-            out.push_str(
-                "\n### Per signal (raw values; AUROC below 0.5 = the signal runs the other way)\n\n\
-                 | Signal | Authentic | Manipulated | Absent | AUROC [95% CI] | EER | TPR at 1% FPR |\n\
-                 |---|---|---|---|---|---|---|\n",
-            );
-            for r in &self.per_signal {
-                let m = &r.metrics;
-                let auroc = m
-                    .auroc
-                    .map_or("n/a".to_string(), |e| match (e.ci_lo, e.ci_hi) {
-                        (Some(a), Some(b)) => format!("{:.3} [{a:.3}, {b:.3}]", e.value),
-                        _ => format!("{:.3}", e.value),
-                    });
-                let eer = m.eer.map_or("n/a".to_string(), |e| fmt_pct(e.value));
-                let tpr = m
-                    .tpr_at_fpr
-                    .iter()
-                    .find(|t| (t.point.target_fpr - 0.01).abs() < 1e-12)
-                    .map_or("n/a".to_string(), |t| fmt_pct(t.tpr.value));
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {} | {} | {} | {auroc} | {eer} | {tpr} |",
-                    r.signal, m.n_authentic, m.n_manipulated, r.n_absent
-                );
-            }
-        }
+        self.per_group_table(&mut out);
+        self.per_signal_table(&mut out);
         if !self.abstention.reasons.is_empty() {
             out.push_str("\n### Abstentions\n\n| Reason | Count |\n|---|---|\n");
             for (r, c) in &self.abstention.reasons {
@@ -698,6 +708,8 @@ pub fn evaluation_markdown(reports: &[EvalReport], command: &str) -> String {
         }
         out.push('\n');
         r.metrics_table(&mut out);
+        r.per_group_table(&mut out);
+        r.per_signal_table(&mut out);
     }
     out
 }

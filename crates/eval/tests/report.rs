@@ -122,3 +122,33 @@ fn write_dir_produces_the_five_files() {
     assert_eq!(doc, evaluation_markdown(&[r], cmd));
     assert!(evaluation_markdown(&[], cmd).contains("No evaluation reports yet"));
 }
+
+/// Per-signal rows: a signal that ranks the classes gets an AUROC near 1,
+/// one that runs the other way below 0.5, an absent one counts its items;
+/// the report page and the generated docs page both show the tables.
+#[test]
+fn per_signal_and_per_group_tables_reach_the_docs_page() {
+    let it = items();
+    let mut r = report(&it);
+    let flip: Vec<ScoredItem> = it
+        .iter()
+        .map(|i| match i.score {
+            Some(s) => ScoredItem::scored(&i.id, i.manipulated, -s),
+            None => ScoredItem::abstained(&i.id, i.manipulated, "signal_absent"),
+        })
+        .collect();
+    r.add_signals(&[("same".into(), it.clone()), ("flipped".into(), flip)])
+        .unwrap();
+    let same = r.per_signal[0].metrics.auroc.unwrap().value;
+    let flipped = r.per_signal[1].metrics.auroc.unwrap().value;
+    assert!(same > 0.8 && flipped < 0.2, "{same} {flipped}");
+    assert_eq!(r.per_signal[0].n_absent, 3);
+    for md in [r.to_markdown(), evaluation_markdown(&[r.clone()], "x")] {
+        assert!(md.contains("### Per signal"), "{md}");
+        assert!(md.contains("| `flipped` |"), "{md}");
+        assert!(md.contains("### Per group"), "{md}");
+    }
+    // JSON round trip keeps the rows.
+    let back: EvalReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back.per_signal, r.per_signal);
+}
