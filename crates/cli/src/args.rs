@@ -536,3 +536,39 @@ mod tests {
         assert_eq!(c.auth_exempt_paths, d.auth_exempt_paths);
     }
 }
+
+/// The operating point a calibration is fitted for (shared by `calibrate`
+/// and the detectors' `*-train` commands).
+#[derive(Debug, Clone, Args)]
+pub struct OperatingPointArgs {
+    /// False positive rate on authentic calibration rows at the
+    /// `likely_manipulated` threshold. Lower flags fewer authentic inputs,
+    /// catches fewer manipulated ones.
+    #[arg(long, env = "CANDOR_CALIB_TARGET_FPR", default_value_t = 0.01)]
+    pub target_fpr: f64,
+
+    /// Largest share of manipulated calibration rows labelled
+    /// `likely_authentic`. Lower widens the inconclusive band (more human
+    /// review).
+    #[arg(long, env = "CANDOR_CALIB_AUTHENTIC_MAX_FNR", default_value_t = 0.05)]
+    pub authentic_max_fnr: f64,
+
+    /// Share of manipulated inputs the calibrated probabilities are for
+    /// (the classes of the calibration rows are weighted to it). 0.5 (the
+    /// shipped artefacts): "as likely as not" before the evidence, the same
+    /// meaning for every detector. 0 keeps the rows' own class mix. The
+    /// thresholds follow the FPR / FNR targets either way.
+    #[arg(long, env = "CANDOR_CALIB_PRIOR", default_value_t = 0.5)]
+    pub prior: f64,
+}
+
+impl OperatingPointArgs {
+    /// The library's spec (prior 0 = the rows' own mix).
+    pub fn spec(&self) -> candor_eval::calibrate::OperatingPointSpec {
+        candor_eval::calibrate::OperatingPointSpec {
+            target_fpr: self.target_fpr,
+            authentic_max_fnr: self.authentic_max_fnr,
+            prior: (self.prior > 0.0).then_some(self.prior),
+        }
+    }
+}

@@ -20,9 +20,7 @@ use candor_detectors::audio::{
     file_raw, AudioConfig, AudioHead, AudioScorer, FEATURES, HEAD_FORMAT, LCNN_MODEL,
 };
 use candor_detectors::{LinearHead, VAD_MODEL};
-use candor_eval::calibrate::{
-    fit_calibration, CalibrationArtefact, FitSpec, Method, OperatingPointSpec,
-};
+use candor_eval::calibrate::{fit_calibration, CalibrationArtefact, FitSpec, Method};
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
@@ -88,20 +86,8 @@ pub struct AudioTrainArgs {
     #[arg(long, env = "CANDOR_AUDIO_TRAIN_L2", default_value_t = 1.0)]
     pub l2: f64,
 
-    /// False positive rate on authentic calib files at the
-    /// `likely_manipulated` threshold. Lower flags fewer real voices,
-    /// catches fewer fakes.
-    #[arg(long, env = "CANDOR_AUDIO_TRAIN_TARGET_FPR", default_value_t = 0.01)]
-    pub target_fpr: f64,
-
-    /// Largest share of manipulated calib files labelled `likely_authentic`.
-    /// Lower widens the inconclusive band (more human review).
-    #[arg(
-        long,
-        env = "CANDOR_AUDIO_TRAIN_AUTHENTIC_MAX_FNR",
-        default_value_t = 0.05
-    )]
-    pub authentic_max_fnr: f64,
+    #[command(flatten)]
+    pub operating_point: crate::args::OperatingPointArgs,
 
     /// Features the head uses (comma-separated names from the detector's
     /// feature list).
@@ -385,10 +371,7 @@ fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
         set: set_name.clone(),
         created_by: std::env::args().collect::<Vec<_>>().join(" "),
         method: Method::Platt,
-        operating_point: OperatingPointSpec {
-            target_fpr: args.target_fpr,
-            authentic_max_fnr: args.authentic_max_fnr,
-        },
+        operating_point: args.operating_point.spec(),
     };
     let mut seg_items = Vec::new();
     let mut file_items = Vec::new();

@@ -27,8 +27,7 @@ use candor_core::{AnalysisResult, Modality, ModelRef, Priority, Thresholds, ToPr
 use candor_detectors::{AnalyzeOptions, Analyzer, InputSource, RawInput};
 use candor_eval::{
     fit_calibration, BootstrapConfig, CalibrationArtefact, EvalError, EvalInput, EvalReport,
-    FitSpec, Manifest, ManifestItem, Method, OperatingPointSpec, ReportConfig, ScoredItem,
-    SetProvenance, Split,
+    FitSpec, Manifest, ManifestItem, Method, ReportConfig, ScoredItem, SetProvenance, Split,
 };
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -236,21 +235,8 @@ pub struct CalibrateArgs {
     #[arg(long, env = "CANDOR_CALIBRATE_METHOD", value_enum, default_value_t = MethodArg::Platt)]
     pub method: MethodArg,
 
-    /// Largest false positive rate on authentic calib rows at the
-    /// `likely_manipulated` threshold. Lower flags fewer authentic applicants
-    /// but also catches fewer manipulated items.
-    #[arg(long, env = "CANDOR_CALIBRATE_TARGET_FPR", default_value_t = 0.01)]
-    pub target_fpr: f64,
-
-    /// Largest fraction of manipulated calib rows labelled
-    /// `likely_authentic`. Lower widens the inconclusive band (more human
-    /// review) but lets fewer manipulated items through as authentic.
-    #[arg(
-        long,
-        env = "CANDOR_CALIBRATE_AUTHENTIC_MAX_FNR",
-        default_value_t = 0.05
-    )]
-    pub authentic_max_fnr: f64,
+    #[command(flatten)]
+    pub operating_point: crate::args::OperatingPointArgs,
 
     /// Where to write the artefact, e.g. models/calibration/<id>.json.
     /// Overwrites an existing file.
@@ -1097,10 +1083,7 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
             set: set_name.clone(),
             created_by: command_line(),
             method,
-            operating_point: OperatingPointSpec {
-                target_fpr: args.target_fpr,
-                authentic_max_fnr: args.authentic_max_fnr,
-            },
+            operating_point: args.operating_point.spec(),
         },
     )
     .map_err(|e| match e {

@@ -19,7 +19,7 @@ use candor_detectors::image::{
     cnn, ImageConfig, ImageDetector, ImageHead, FEATURES, HEAD_FORMAT, N_FEATURES,
 };
 use candor_detectors::LinearHead;
-use candor_eval::calibrate::{fit_calibration, FitSpec, Method, OperatingPointSpec};
+use candor_eval::calibrate::{fit_calibration, FitSpec, Method};
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
@@ -75,21 +75,8 @@ pub struct ImageTrainArgs {
     #[arg(long, env = "CANDOR_IMAGE_TRAIN_L2", default_value_t = 1.0)]
     pub l2: f64,
 
-    /// False positive rate on authentic calib images at the
-    /// `likely_manipulated` threshold. Lower flags fewer real photos,
-    /// catches fewer edits.
-    #[arg(long, env = "CANDOR_IMAGE_TRAIN_TARGET_FPR", default_value_t = 0.01)]
-    pub target_fpr: f64,
-
-    /// Largest share of manipulated calib images labelled
-    /// `likely_authentic`. Lower widens the inconclusive band (more human
-    /// review).
-    #[arg(
-        long,
-        env = "CANDOR_IMAGE_TRAIN_AUTHENTIC_MAX_FNR",
-        default_value_t = 0.05
-    )]
-    pub authentic_max_fnr: f64,
+    #[command(flatten)]
+    pub operating_point: crate::args::OperatingPointArgs,
 
     /// Measures the head uses (comma-separated names from the forensic
     /// feature list).
@@ -110,12 +97,6 @@ pub struct ImageTrainArgs {
     /// half the calibration data).
     #[arg(long, env = "CANDOR_IMAGE_TRAIN_HEAD_ON", default_value = "train", value_parser = ["calib-half", "train"])]
     pub head_on: String,
-
-    /// Fit the calibration on as many manipulated as authentic calib
-    /// images, so probabilities are for a 1:1 prior. Off uses every calib
-    /// row (probabilities then follow the split's 1:3 mix).
-    #[arg(long, env = "CANDOR_IMAGE_TRAIN_BALANCE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub balance: bool,
 }
 
 /// One image's measures (`null` = not measurable).
@@ -305,21 +286,6 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
     head.check(HEAD_FORMAT, &FEATURES)
         .map_err(|e| anyhow::anyhow!(e))?;
 
-    // Class balance: the calib split holds three edited images per authentic
-    // one; Platt's probabilities follow the class mix they are fitted on, so
-    // the manipulated rows are cut to the number of authentic rows (the
-    // first ones in sha256-of-id order) and the probabilities mean "at a 1:1
-    // prior". Thresholds depend on the authentic rows only.
-    let n_auth = calib.iter().filter(|r| !r.manipulated).count();
-    let mut manip: Vec<&&FeatureRow> = calib.iter().filter(|r| r.manipulated).collect();
-    manip.sort_by_key(|r| candor_core::sha256_hex(r.id.as_bytes()));
-    manip.truncate(if args.balance { n_auth } else { usize::MAX });
-    let calib: Vec<&FeatureRow> = calib
-        .iter()
-        .filter(|r| !r.manipulated)
-        .copied()
-        .chain(manip.into_iter().copied())
-        .collect();
     let items: Vec<ScoredItem> = calib
         .iter()
         .map(|r| {
@@ -337,10 +303,7 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         created_by: std::env::args().collect::<Vec<_>>().join(" "),
         method: Method::Platt,
-        operating_point: OperatingPointSpec {
-            target_fpr: args.target_fpr,
-            authentic_max_fnr: args.authentic_max_fnr,
-        },
+        operating_point: args.operating_point.spec(),
     };
     let cal = fit_calibration(&items, Split::Calib, &spec).context("fitting the calibration")?;
 

@@ -21,7 +21,7 @@ use candor_core::Priority;
 use candor_detectors::text::features::{self, DocStyle, FusionHead, FEATURES, HEAD_FORMAT};
 use candor_detectors::text::{segment, TextConfig, TextScorer, LM_MODEL};
 use candor_detectors::LinearHead;
-use candor_eval::calibrate::{fit_calibration, round_sig, FitSpec, Method, OperatingPointSpec};
+use candor_eval::calibrate::{fit_calibration, round_sig, FitSpec, Method};
 use candor_eval::logistic::fit_logistic;
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
@@ -88,19 +88,8 @@ pub struct TextTrainArgs {
     #[arg(long, env = "CANDOR_TEXT_TRAIN_L2", default_value_t = 1.0)]
     pub l2: f64,
 
-    /// False positive rate on authentic calib rows at the
-    /// `likely_manipulated` threshold. Lower flags fewer humans, catches less.
-    #[arg(long, env = "CANDOR_TEXT_TRAIN_TARGET_FPR", default_value_t = 0.01)]
-    pub target_fpr: f64,
-
-    /// Largest share of machine calib rows labelled `likely_authentic`.
-    /// Lower widens the inconclusive band (more human review).
-    #[arg(
-        long,
-        env = "CANDOR_TEXT_TRAIN_AUTHENTIC_MAX_FNR",
-        default_value_t = 0.05
-    )]
-    pub authentic_max_fnr: f64,
+    #[command(flatten)]
+    pub operating_point: crate::args::OperatingPointArgs,
 
     /// Features the head uses (comma-separated names). The default leaves
     /// out `style.mattr`: in the project's own set it mostly separates the
@@ -320,10 +309,7 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             created_by: std::env::args().collect::<Vec<_>>().join(" "),
             method: Method::Platt,
-            operating_point: OperatingPointSpec {
-                target_fpr: args.target_fpr,
-                authentic_max_fnr: args.authentic_max_fnr,
-            },
+            operating_point: args.operating_point.spec(),
         },
     )
     .context("fitting the calibration")?;
@@ -357,9 +343,10 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
     // The bound "holds" at a length when the measured FPR is within twice
     // the target, or not significantly above the target (one-sided 95%
     // Wilson lower bound at or below it).
-    let bound = 2.0 * args.target_fpr;
-    let holds =
-        |f: f64, na: usize| na > 0 && (f <= bound || wilson_lower(f, na) <= args.target_fpr);
+    let bound = 2.0 * args.operating_point.target_fpr;
+    let holds = |f: f64, na: usize| {
+        na > 0 && (f <= bound || wilson_lower(f, na) <= args.operating_point.target_fpr)
+    };
     let measured = (0..table.len())
         .find(|&i| table[i..].iter().all(|&(_, f, na)| holds(f, na)))
         .map(|i| table[i].0)

@@ -132,7 +132,22 @@ impl Calibrator {
     /// `(N+ + 1) / (N+ + 2)` for manipulated and `1 / (N- + 2)` for authentic
     /// rows, by Newton's method with a backtracking line search.
     pub fn fit_platt(raw: &[f64], manipulated: &[bool]) -> Result<Calibrator> {
+        Self::fit_platt_weighted(raw, manipulated, (1.0, 1.0))
+    }
+
+    /// [`Calibrator::fit_platt`] with a weight per class (manipulated,
+    /// authentic): each row's log-loss counts that much.
+    pub fn fit_platt_weighted(
+        raw: &[f64],
+        manipulated: &[bool],
+        class_weights: (f64, f64),
+    ) -> Result<Calibrator> {
         check_fit_input(raw, manipulated)?;
+        let (w_pos, w_neg) = class_weights;
+        let weight: Vec<f64> = manipulated
+            .iter()
+            .map(|&m| if m { w_pos } else { w_neg })
+            .collect();
         let n_pos = manipulated.iter().filter(|&&m| m).count() as f64;
         let n_neg = manipulated.len() as f64 - n_pos;
         let t_pos = (n_pos + 1.0) / (n_pos + 2.0);
@@ -144,21 +159,22 @@ impl Calibrator {
         let loss = |a: f64, b: f64| -> f64 {
             raw.iter()
                 .zip(&target)
-                .map(|(&x, &t)| {
+                .zip(&weight)
+                .map(|((&x, &t), &w)| {
                     let z = a * x + b;
-                    t * softplus(-z) + (1.0 - t) * softplus(z)
+                    w * (t * softplus(-z) + (1.0 - t) * softplus(z))
                 })
                 .sum()
         };
         let mut a = 0.0;
-        let mut b = ((n_pos + 1.0) / (n_neg + 1.0)).ln();
+        let mut b = ((w_pos * n_pos + 1.0) / (w_neg * n_neg + 1.0)).ln();
         let mut f = loss(a, b);
         for _ in 0..200 {
             let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            for (&x, &t) in raw.iter().zip(&target) {
+            for ((&x, &t), &r) in raw.iter().zip(&target).zip(&weight) {
                 let p = sigmoid(a * x + b);
-                let d = p - t;
-                let w = (p * (1.0 - p)).max(1e-12);
+                let d = r * (p - t);
+                let w = r * (p * (1.0 - p)).max(1e-12);
                 ga += d * x;
                 gb += d;
                 haa += w * x * x;
@@ -211,7 +227,18 @@ impl Calibrator {
     /// lowest and highest raw score, so the map is flat within a block and
     /// linear between blocks.
     pub fn fit_isotonic(raw: &[f64], manipulated: &[bool]) -> Result<Calibrator> {
+        Self::fit_isotonic_weighted(raw, manipulated, (1.0, 1.0))
+    }
+
+    /// [`Calibrator::fit_isotonic`] with a weight per class (manipulated,
+    /// authentic).
+    pub fn fit_isotonic_weighted(
+        raw: &[f64],
+        manipulated: &[bool],
+        class_weights: (f64, f64),
+    ) -> Result<Calibrator> {
         check_fit_input(raw, manipulated)?;
+        let (w_pos, w_neg) = class_weights;
         let mut rows: Vec<(f64, bool)> = raw
             .iter()
             .copied()
@@ -221,13 +248,13 @@ impl Calibrator {
         // Blocks: (x_lo, x_hi, sum_y, weight).
         let mut blocks: Vec<(f64, f64, f64, f64)> = Vec::new();
         for (x, m) in rows {
-            let y = if m { 1.0 } else { 0.0 };
+            let (y, w) = if m { (w_pos, w_pos) } else { (0.0, w_neg) };
             match blocks.last_mut() {
                 Some(last) if last.1 == x => {
                     last.2 += y;
-                    last.3 += 1.0;
+                    last.3 += w;
                 }
-                _ => blocks.push((x, x, y, 1.0)),
+                _ => blocks.push((x, x, y, w)),
             }
             // Pool while the previous block's mean is not below the last
             // one's (equal means are pooled too: fewer, equivalent knots).
@@ -286,6 +313,12 @@ pub struct OperatingPointSpec {
     /// Maximum fraction of manipulated calibration rows below
     /// `authentic_below`.
     pub authentic_max_fnr: f64,
+    /// Share of manipulated inputs the probabilities are for. `None`: the
+    /// calibration rows' own class mix. `Some(p)`: rows are weighted so the
+    /// classes count p : 1 − p (0.5 = "as likely as not" before the
+    /// evidence). Thresholds follow the same FPR / FNR targets either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<f64>,
 }
 
 impl Default for OperatingPointSpec {
@@ -293,6 +326,7 @@ impl Default for OperatingPointSpec {
         OperatingPointSpec {
             target_fpr: 0.01,
             authentic_max_fnr: 0.05,
+            prior: None,
         }
     }
 }
@@ -475,9 +509,26 @@ pub fn fit_calibration(
 
     let raw: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let lab: Vec<bool> = rows.iter().map(|r| r.1).collect();
+    // Class weights for the prior: each class's rows together weigh its
+    // share of the total (1 : 1 per row without a prior).
+    let weights = match spec.operating_point.prior {
+        None => (1.0, 1.0),
+        Some(p) if p > 0.0 && p < 1.0 => {
+            let n = rows.len() as f64;
+            (
+                p * n / n_manipulated as f64,
+                (1.0 - p) * n / n_authentic as f64,
+            )
+        }
+        Some(p) => {
+            return Err(EvalError::InvalidInput(format!(
+                "prior {p} must be strictly between 0 and 1"
+            )))
+        }
+    };
     let params = match spec.method {
-        Method::Platt => Calibrator::fit_platt(&raw, &lab)?,
-        Method::Isotonic => Calibrator::fit_isotonic(&raw, &lab)?,
+        Method::Platt => Calibrator::fit_platt_weighted(&raw, &lab, weights)?,
+        Method::Isotonic => Calibrator::fit_isotonic_weighted(&raw, &lab, weights)?,
     };
     let cal: Vec<f64> = raw.iter().map(|&x| params.apply(x)).collect();
     let pos: Vec<f64> = cal

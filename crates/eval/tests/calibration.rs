@@ -218,3 +218,36 @@ fn platt_recovers_logistic_parameters() {
     assert!((fa - a).abs() < 0.08, "a = {fa}");
     assert!((fb - b).abs() < 0.08, "b = {fb}");
 }
+
+/// A prior reweights the classes: on a calib split of 4000 authentic and
+/// 1500 manipulated rows, `prior = 0.5` gives the probabilities of equal
+/// classes (at the raw score where the two Gaussians cross, 1.25, the
+/// probability is ~0.5; without a prior it follows the 27% mix), while the
+/// thresholds still pick the same rows (same FPR on calib).
+#[test]
+fn a_prior_reweights_probabilities_not_decisions() {
+    let items = dataset(0.0);
+    for method in [Method::Platt, Method::Isotonic] {
+        let mix = fit_calibration(&items, Split::Calib, &spec(method)).unwrap();
+        let mut s = spec(method);
+        s.operating_point.prior = Some(0.5);
+        let even = fit_calibration(&items, Split::Calib, &s).unwrap();
+        let (pm, pe) = (mix.apply(1.25), even.apply(1.25));
+        assert!(
+            (pe - 0.5).abs() < 0.1,
+            "{method:?}: p(1.25) = {pe} with prior 0.5"
+        );
+        assert!(pm < 0.4, "{method:?}: p(1.25) = {pm} with the 27% mix");
+        assert_eq!(
+            mix.metrics_on_calib.fpr_at_threshold, even.metrics_on_calib.fpr_at_threshold,
+            "{method:?}"
+        );
+        assert_eq!(even.operating_point.prior, Some(0.5));
+        assert!(
+            !mix.to_json().unwrap().contains("prior"),
+            "old artefacts keep their bytes"
+        );
+        s.operating_point.prior = Some(1.0);
+        assert!(fit_calibration(&items, Split::Calib, &s).is_err());
+    }
+}
