@@ -9,54 +9,19 @@
 //! * `audio-30s/batch1`: the same files with `max_batch = 1` for the model
 //!   (every 16-segment request runs alone): the reference for batching.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use candor_core::Modality;
 use candor_detectors::audio::LCNN_MODEL;
-use candor_detectors::{
-    AnalyzeOptions, Analyzer, AnalyzerConfig, EngineConfig, InputSource, RawInput, VAD_MODEL,
-};
-use candor_engine::manifest::BatchingSpec;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use candor_detectors::VAD_MODEL;
+use common::{analyze_copies, analyzer, batching_group, engine_config, repo};
+use criterion::{criterion_group, criterion_main, Criterion};
 
 const FILES: usize = 4;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn analyzer(max_batch: usize) -> Option<Arc<Analyzer>> {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".candor"));
-    let mut cfg = EngineConfig {
-        home,
-        manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![LCNN_MODEL.into(), VAD_MODEL.into()]),
-        device: candor_engine::Device::Cpu,
-        ..EngineConfig::default()
-    };
-    cfg.overrides.insert(
-        LCNN_MODEL.to_string(),
-        BatchingSpec {
-            max_batch: Some(max_batch),
-            ..BatchingSpec::default()
-        },
-    );
-    match Analyzer::load(AnalyzerConfig::default(), cfg) {
-        Ok(a) if a.detectors().iter().any(|d| d.installed) => Some(Arc::new(a)),
-        Ok(_) => {
-            eprintln!("SKIP: audio detector not installed");
-            None
-        }
-        Err(e) => {
-            eprintln!("SKIP: {e}");
-            None
-        }
-    }
-}
 
 /// 30 s of 16 kHz speech: the authentic WAV samples, concatenated and
 /// repeated, as one WAV file.
@@ -108,59 +73,22 @@ fn thirty_seconds() -> Vec<u8> {
     out
 }
 
-async fn analyze_all(a: &Arc<Analyzer>, wav: &Arc<[u8]>, n: usize) {
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let (a, w) = (Arc::clone(a), Arc::clone(wav));
-        set.spawn(async move {
-            a.analyze(
-                InputSource::File(RawInput {
-                    bytes: w,
-                    name: Some("bench.wav".into()),
-                    content_type: None,
-                }),
-                &AnalyzeOptions::default(),
-            )
-            .await
-            .map(|r| r.score)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        assert!(
-            r.unwrap().unwrap().is_some(),
-            "30 s of speech must be scored"
-        );
-    }
-}
-
 fn audio_scoring(c: &mut Criterion) {
     let wav: Arc<[u8]> = thirty_seconds().into();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("audio-30s");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(3))
-        .measurement_time(Duration::from_secs(20));
-    if let Some(a) = analyzer(32) {
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("single", |b| {
-            b.iter(|| rt.block_on(analyze_all(&a, &wav, 1)))
-        });
-        g.throughput(Throughput::Elements(FILES as u64));
-        g.bench_function("batched", |b| {
-            b.iter(|| rt.block_on(analyze_all(&a, &wav, FILES)))
-        });
-    }
-    if let Some(a) = analyzer(1) {
-        g.throughput(Throughput::Elements(FILES as u64));
-        g.bench_function("batch1", |b| {
-            b.iter(|| rt.block_on(analyze_all(&a, &wav, FILES)))
-        });
-    }
-    g.finish();
+    batching_group(
+        c,
+        "audio-30s",
+        Duration::from_secs(20),
+        FILES,
+        32,
+        |max_batch| {
+            analyzer(
+                engine_config(&[LCNN_MODEL, VAD_MODEL], LCNN_MODEL, max_batch, None),
+                Modality::Audio,
+            )
+        },
+        |a, n| analyze_copies(a, Arc::clone(&wav), "bench.wav", n),
+    );
 }
 
 criterion_group!(benches, audio_scoring);

@@ -12,53 +12,17 @@
 //! * `headshot-1024/batch1`: the same with `max_batch = 1` for the CNN
 //!   (every image's 64-tile request runs alone): the reference for batching.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use candor_detectors::image::cnn;
-use candor_detectors::{
-    AnalyzeOptions, Analyzer, AnalyzerConfig, EngineConfig, InputSource, RawInput,
-};
-use candor_engine::manifest::BatchingSpec;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use candor_core::Modality;
+use candor_detectors::image::{clip, cnn};
+use common::{analyze_copies, analyzer, batching_group, engine_config, repo};
+use criterion::{criterion_group, criterion_main, Criterion};
 
 const FILES: usize = 4;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn analyzer(max_batch: usize) -> Option<Arc<Analyzer>> {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".candor"));
-    let mut cfg = EngineConfig {
-        home,
-        manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![
-            cnn::MODEL.into(),
-            candor_detectors::image::clip::MODEL.into(),
-        ]),
-        device: candor_engine::Device::Cpu,
-        ..EngineConfig::default()
-    };
-    cfg.overrides.insert(
-        cnn::MODEL.to_string(),
-        BatchingSpec {
-            max_batch: Some(max_batch),
-            ..BatchingSpec::default()
-        },
-    );
-    match Analyzer::load(AnalyzerConfig::default(), cfg) {
-        Ok(a) => Some(Arc::new(a)),
-        Err(e) => {
-            eprintln!("SKIP: {e}");
-            None
-        }
-    }
-}
 
 fn headshot() -> Vec<u8> {
     let img = image::open(repo().join("samples/image/authentic-astronaut.jpg"))
@@ -72,56 +36,22 @@ fn headshot() -> Vec<u8> {
     out
 }
 
-async fn analyze_all(a: &Arc<Analyzer>, jpg: &Arc<[u8]>, n: usize) {
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let (a, j) = (Arc::clone(a), Arc::clone(jpg));
-        set.spawn(async move {
-            a.analyze(
-                InputSource::File(RawInput {
-                    bytes: j,
-                    name: Some("headshot.jpg".into()),
-                    content_type: None,
-                }),
-                &AnalyzeOptions::default(),
-            )
-            .await
-            .map(|r| r.score)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        assert!(r.unwrap().unwrap().is_some(), "the headshot must be scored");
-    }
-}
-
 fn image_scoring(c: &mut Criterion) {
     let jpg: Arc<[u8]> = headshot().into();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("headshot-1024");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(3))
-        .measurement_time(Duration::from_secs(15));
-    if let Some(a) = analyzer(64) {
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("single", |b| {
-            b.iter(|| rt.block_on(analyze_all(&a, &jpg, 1)))
-        });
-        g.throughput(Throughput::Elements(FILES as u64));
-        g.bench_function("batched", |b| {
-            b.iter(|| rt.block_on(analyze_all(&a, &jpg, FILES)))
-        });
-    }
-    if let Some(a) = analyzer(1) {
-        g.throughput(Throughput::Elements(FILES as u64));
-        g.bench_function("batch1", |b| {
-            b.iter(|| rt.block_on(analyze_all(&a, &jpg, FILES)))
-        });
-    }
-    g.finish();
+    batching_group(
+        c,
+        "headshot-1024",
+        Duration::from_secs(15),
+        FILES,
+        64,
+        |max_batch| {
+            analyzer(
+                engine_config(&[cnn::MODEL, clip::MODEL], cnn::MODEL, max_batch, None),
+                Modality::Image,
+            )
+        },
+        |a, n| analyze_copies(a, Arc::clone(&jpg), "headshot.jpg", n),
+    );
 }
 
 criterion_group!(benches, image_scoring);

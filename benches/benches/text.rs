@@ -7,42 +7,21 @@
 //! * `smollm2-text/batched`: windows packed up to 2048 tokens per pass;
 //! * `smollm2-text/single`: one resume alone (latency per resume).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use candor_core::Priority;
 use candor_detectors::text::{TextConfig, TextScorer, LM_MODEL};
-use candor_engine::manifest::BatchingSpec;
-use candor_engine::{Engine, EngineConfig};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use candor_engine::Engine;
+use common::{batching_group, engine_config, repo};
+use criterion::{criterion_group, criterion_main, Criterion};
 
 const DOCS: usize = 4;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn scorer(max_batch: usize) -> Option<Arc<TextScorer>> {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".candor"));
-    let mut cfg = EngineConfig {
-        home,
-        manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![LM_MODEL.to_string()]),
-        device: candor_engine::Device::Cpu,
-        ..EngineConfig::default()
-    };
-    cfg.overrides.insert(
-        LM_MODEL.to_string(),
-        BatchingSpec {
-            max_batch: Some(max_batch),
-            max_wait_ms: Some(2),
-            ..BatchingSpec::default()
-        },
-    );
+    let cfg = engine_config(&[LM_MODEL], LM_MODEL, max_batch, Some(2));
     let engine = match Engine::load(cfg) {
         Ok(e) => e,
         Err(e) => {
@@ -57,10 +36,10 @@ fn scorer(max_batch: usize) -> Option<Arc<TextScorer>> {
     Some(Arc::new(TextScorer::new(lm, TextConfig::default()).ok()?))
 }
 
-async fn score_all(s: &Arc<TextScorer>, text: &Arc<String>, n: usize) {
+async fn score_all(s: Arc<TextScorer>, text: Arc<String>, n: usize) {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let (s, t) = (Arc::clone(s), Arc::clone(text));
+        let (s, t) = (Arc::clone(&s), Arc::clone(&text));
         set.spawn(async move {
             s.analyze(&t, Priority::Bulk, None)
                 .await
@@ -77,32 +56,15 @@ fn text_scoring(c: &mut Criterion) {
         std::fs::read_to_string(repo().join("benches/text/resume_700tok.txt"))
             .expect("benches/text/resume_700tok.txt"),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("smollm2-text");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(3))
-        .measurement_time(Duration::from_secs(60));
-    if let Some(s) = scorer(2048) {
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("single", |b| {
-            b.iter(|| rt.block_on(score_all(&s, &text, 1)))
-        });
-        g.throughput(Throughput::Elements(DOCS as u64));
-        g.bench_function("batched", |b| {
-            b.iter(|| rt.block_on(score_all(&s, &text, DOCS)))
-        });
-    }
-    if let Some(s) = scorer(1) {
-        g.throughput(Throughput::Elements(DOCS as u64));
-        g.bench_function("batch1", |b| {
-            b.iter(|| rt.block_on(score_all(&s, &text, DOCS)))
-        });
-    }
-    g.finish();
+    batching_group(
+        c,
+        "smollm2-text",
+        Duration::from_secs(60),
+        DOCS,
+        2048,
+        scorer,
+        |s, n| score_all(s, Arc::clone(&text), n),
+    );
 }
 
 criterion_group!(benches, text_scoring);

@@ -21,7 +21,7 @@ use candor_detectors::audio::{
 };
 use candor_detectors::{LinearHead, VAD_MODEL};
 use candor_eval::calibrate::{fit_calibration, CalibrationArtefact, FitSpec, Method};
-use candor_eval::logistic::fit_logistic;
+use candor_eval::logistic::{fit_logistic, impute_column_means};
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
 use clap::Args;
@@ -318,19 +318,7 @@ fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
     if x.is_empty() {
         bail!("no usable segments to fit the head on ({})", args.head_on);
     }
-    for j in 0..cols.len() {
-        let vals: Vec<f64> = x.iter().map(|r| r[j]).filter(|v| v.is_finite()).collect();
-        let m = if vals.is_empty() {
-            0.0
-        } else {
-            vals.iter().sum::<f64>() / vals.len() as f64
-        };
-        for r in &mut x {
-            if !r[j].is_finite() {
-                r[j] = m;
-            }
-        }
-    }
+    impute_column_means(&mut x);
     let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
     let created_by = std::env::args().collect::<Vec<_>>().join(" ");
     let head = AudioHead {

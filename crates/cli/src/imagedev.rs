@@ -20,7 +20,7 @@ use candor_detectors::image::{
 };
 use candor_detectors::LinearHead;
 use candor_eval::calibrate::{fit_calibration, FitSpec, Method};
-use candor_eval::logistic::fit_logistic;
+use candor_eval::logistic::{fit_logistic, impute_column_means};
 use candor_eval::manifest::{Manifest, Split};
 use candor_eval::metrics::ScoredItem;
 use clap::Args;
@@ -251,19 +251,7 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
         })
         .collect();
     let y: Vec<bool> = train.iter().map(|r| r.manipulated).collect();
-    for j in 0..cols.len() {
-        let vals: Vec<f64> = x.iter().map(|r| r[j]).filter(|v| v.is_finite()).collect();
-        let m = if vals.is_empty() {
-            0.0
-        } else {
-            vals.iter().sum::<f64>() / vals.len() as f64
-        };
-        for r in &mut x {
-            if !r[j].is_finite() {
-                r[j] = m;
-            }
-        }
-    }
+    impute_column_means(&mut x);
     let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
     let created_by = std::env::args().collect::<Vec<_>>().join(" ");
     let head = ImageHead(LinearHead::from_fit(

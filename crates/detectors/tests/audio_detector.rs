@@ -11,31 +11,14 @@ use candor_core::{AbstainCode, Evidence, Priority};
 use candor_detectors::audio::stream::Encoding;
 use candor_detectors::audio::LCNN_MODEL;
 use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig, VAD_MODEL};
-use candor_engine::{Engine, NamedTensor, TensorData};
-use common::{analyze_bytes, wav, wav_data};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use candor_engine::Engine;
+use common::{analyze_bytes, infer_f32, repo, wav, wav_data};
 
 fn engine_config() -> Option<EngineConfig> {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".candor"));
-    if !home.join("models/silero-vad/silero_vad.onnx").is_file() {
-        eprintln!(
-            "SKIP: VAD not installed in {} (run scripts/setup.sh)",
-            home.display()
-        );
-        return None;
-    }
-    Some(EngineConfig {
-        home,
-        manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![LCNN_MODEL.into(), VAD_MODEL.into()]),
-        ..EngineConfig::default()
-    })
+    common::engine_config(
+        &[LCNN_MODEL, VAD_MODEL],
+        &["models/silero-vad/silero_vad.onnx"],
+    )
 }
 
 fn analyzer() -> Option<Arc<Analyzer>> {
@@ -108,25 +91,7 @@ async fn onnx_model_matches_its_training_export() {
         };
         data[2 * n + i] = 0.5 * sign * (-((t % 0.25) * 20.0)).exp();
     }
-    let mut out = model
-        .infer(
-            vec![NamedTensor::new(
-                "waveform",
-                TensorData::f32_from_vec(&[3, n], data).unwrap(),
-            )],
-            Priority::Upload,
-            None,
-        )
-        .await
-        .unwrap();
-    let got: Vec<f32> = out
-        .take("logit")
-        .unwrap()
-        .as_f32()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
+    let got = infer_f32(&model, "waveform", &[3, n], data, "logit").await;
     assert_eq!(got.len(), 3);
     for (g, w) in got.iter().zip(&want) {
         assert!(

@@ -2,43 +2,22 @@
 //! committed forgery CNN, fusion head and calibration (SKIP when
 //! `scripts/setup.sh` has not installed ONNX Runtime and the face cascade).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 mod common;
 
-use candor_core::{AbstainCode, Evidence, Label, Priority};
+use candor_core::{AbstainCode, Evidence, Label};
 use candor_detectors::image::cnn;
 use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig};
-use candor_engine::{Engine, NamedTensor, TensorData};
-use common::analyze_bytes;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use candor_engine::Engine;
+use common::{analyze_bytes, infer_f32, repo};
 
 fn engine_config() -> Option<EngineConfig> {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".candor"));
-    let face = candor_detectors::image::faces::default_path(&home);
-    if !home.join("onnxruntime").is_dir() || !face.is_file() {
-        eprintln!(
-            "SKIP: ONNX Runtime or the face cascade not installed in {} (run scripts/setup.sh)",
-            home.display()
-        );
-        return None;
-    }
-    Some(EngineConfig {
-        home,
-        manifest: repo().join("models/manifest.toml"),
-        models: Some(vec![
-            cnn::MODEL.into(),
-            candor_detectors::image::clip::MODEL.into(),
-        ]),
-        ..EngineConfig::default()
-    })
+    let face = format!("models/{}", candor_detectors::image::faces::MODEL_FILE);
+    common::engine_config(
+        &[cnn::MODEL, candor_detectors::image::clip::MODEL],
+        &["onnxruntime", &face],
+    )
 }
 
 fn analyzer() -> Option<Arc<Analyzer>> {
@@ -92,23 +71,7 @@ async fn onnx_cnn_matches_its_training_export() {
             });
         }
     }
-    let input = TensorData::f32_from_vec(&[3, 1, t, t], data).unwrap();
-    let mut out = model
-        .infer(
-            vec![NamedTensor::new("luma", input)],
-            Priority::Upload,
-            None,
-        )
-        .await
-        .unwrap();
-    let logits: Vec<f32> = out
-        .take("logits")
-        .unwrap()
-        .as_f32()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
+    let logits = infer_f32(&model, "luma", &[3, 1, t, t], data, "logits").await;
     let per = logits.len() / 3;
     let want = info["parity"]["cell_logit_sums"].as_array().unwrap();
     for k in 0..3 {

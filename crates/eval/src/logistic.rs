@@ -55,6 +55,26 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     Some(x)
 }
 
+/// Replaces each non-finite value (an unmeasured feature) with the mean
+/// of the finite values of its column (0 when none is finite): the value a
+/// standardised head maps to a zero contribution, as it does at run time.
+pub fn impute_column_means(x: &mut [Vec<f64>]) {
+    let d = x.first().map_or(0, Vec::len);
+    for j in 0..d {
+        let vals: Vec<f64> = x.iter().map(|r| r[j]).filter(|v| v.is_finite()).collect();
+        let m = if vals.is_empty() {
+            0.0
+        } else {
+            vals.iter().sum::<f64>() / vals.len() as f64
+        };
+        for r in x.iter_mut() {
+            if !r[j].is_finite() {
+                r[j] = m;
+            }
+        }
+    }
+}
+
 /// Fits a logistic regression of `y` on the rows of `x`, standardising each
 /// column (mean 0, standard deviation 1) and penalising `l2 / 2 * |w|²`
 /// (the bias is not penalised). Classes are weighted to equal total mass,
@@ -174,6 +194,17 @@ mod tests {
         assert!(m.weights[0] > 2.0, "{m:?}");
         assert!(m.weights[1].abs() < 0.3, "{m:?}");
         assert!(m.raw(&[1.0, 0.0]) > m.raw(&[-1.0, 0.0]));
+    }
+
+    #[test]
+    fn imputes_column_means_of_finite_values() {
+        let mut x = vec![
+            vec![1.0, f64::NAN],
+            vec![f64::NAN, f64::INFINITY],
+            vec![3.0, f64::NAN],
+        ];
+        impute_column_means(&mut x);
+        assert_eq!(x, vec![vec![1.0, 0.0], vec![2.0, 0.0], vec![3.0, 0.0]]);
     }
 
     #[test]

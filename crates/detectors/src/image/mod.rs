@@ -46,17 +46,18 @@ use forensics::{ForensicConfig, Forensics};
 
 /// Names of the fused measures, in vector order: the six forensic measures
 /// ([`forensics::FEATURES`]) and the forgery CNN's image score.
-pub const FEATURES: [&str; 7] = [
-    "ela_spread",
-    "jpeg_double",
-    "noise_spread",
-    "npr_asym",
-    "spectrum_peak",
-    "spectrum_hf",
-    "forgery_cnn",
-];
+pub const FEATURES: [&str; N_FEATURES] = {
+    let mut a = [""; N_FEATURES];
+    let mut i = 0;
+    while i < forensics::N_FEATURES {
+        a[i] = forensics::FEATURES[i];
+        i += 1;
+    }
+    a[forensics::N_FEATURES] = "forgery_cnn";
+    a
+};
 /// Number of fused measures.
-pub const N_FEATURES: usize = FEATURES.len();
+pub const N_FEATURES: usize = forensics::N_FEATURES + 1;
 
 /// What a fused measure means, for the result's `detail`.
 pub fn describe(name: &str) -> &'static str {
@@ -167,13 +168,20 @@ pub struct PixelAnalysis {
     pub clip_logit: Option<f64>,
 }
 
+/// The pixel layers (forensics, faces, forgery CNN, CLIP probe), shared
+/// with the blocking thread that runs them.
+#[derive(Debug, Default)]
+struct PixelLayers {
+    cfg: ImageConfig,
+    faces: Option<FaceDetector>,
+    cnn: Option<ModelHandle>,
+    clip: Option<clip::ClipProbe>,
+}
+
 /// The image detector.
 #[derive(Debug, Default)]
 pub struct ImageDetector {
-    cfg: ImageConfig,
-    faces: Option<Arc<FaceDetector>>,
-    cnn: Option<ModelHandle>,
-    clip: Option<clip::ClipProbe>,
+    layers: Arc<PixelLayers>,
     fusion: Option<Fusion>,
     /// Why layers are missing (shown in `/info` and in results).
     missing: Vec<String>,
@@ -194,10 +202,10 @@ impl ImageDetector {
     /// fusion head (results abstain unless the file declares AI).
     pub fn provenance_only(cfg: ImageConfig) -> Self {
         ImageDetector {
-            cfg,
-            faces: None,
-            cnn: None,
-            clip: None,
+            layers: Arc::new(PixelLayers {
+                cfg,
+                ..PixelLayers::default()
+            }),
             fusion: None,
             missing: vec![
                 "fusion head not loaded".into(),
@@ -211,8 +219,12 @@ impl ImageDetector {
     /// what `candor image-features` measures.
     pub fn measures_only(cfg: ImageConfig, cnn: Option<ModelHandle>) -> Self {
         ImageDetector {
-            cnn,
-            ..Self::provenance_only(cfg)
+            layers: Arc::new(PixelLayers {
+                cfg,
+                cnn,
+                ..PixelLayers::default()
+            }),
+            ..Self::provenance_only(ImageConfig::default())
         }
     }
 
@@ -226,13 +238,14 @@ impl ImageDetector {
         clip_model: Option<ModelHandle>,
         cfg: ImageConfig,
     ) -> Self {
-        let mut d = ImageDetector {
+        let mut d = ImageDetector::default();
+        let mut layers = PixelLayers {
             cfg,
-            ..ImageDetector::default()
+            ..PixelLayers::default()
         };
-        if d.cfg.clip_probe {
+        if layers.cfg.clip_probe {
             match clip_model.map(clip::ClipProbe::new) {
-                Some(Ok(p)) => d.clip = Some(p),
+                Some(Ok(p)) => layers.clip = Some(p),
                 Some(Err(e)) => d
                     .missing
                     .push(format!("CLIP generation probe not loaded: {e}")),
@@ -243,14 +256,14 @@ impl ImageDetector {
             }
         }
         match cnn {
-            Some(m) => d.cnn = Some(m),
+            Some(m) => layers.cnn = Some(m),
             None => d.missing.push(format!(
                 "forgery CNN `{}` not loaded (its measure is left out of the fusion)",
                 cnn::MODEL
             )),
         }
         match FaceDetector::load(&faces::default_path(home)) {
-            Ok(f) => d.faces = Some(Arc::new(f)),
+            Ok(f) => layers.faces = Some(f),
             Err(e) => d.missing.push(format!(
                 "face detector not loaded ({e}); run scripts/setup.sh"
             )),
@@ -260,6 +273,7 @@ impl ImageDetector {
             Ok(f) => d.fusion = Some(f),
             Err(e) => d.missing.push(format!("fusion head not loaded: {e}")),
         }
+        d.layers = Arc::new(layers);
         d
     }
 
@@ -294,9 +308,50 @@ impl ImageDetector {
         self.fusion.as_ref().map(|f| &f.head)
     }
 
-    /// Runs the pixel layers (forensics and faces). CPU-bound: call it from
-    /// a blocking thread.
+    /// Runs the pixel layers (forensics, faces, CNN, CLIP probe). CPU-bound:
+    /// call it from a blocking thread.
     pub fn analyze_pixels(
+        &self,
+        img: &DecodedImage,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<PixelAnalysis, String> {
+        self.layers.analyze(img, priority, deadline)
+    }
+
+    fn models(&self, faces_used: bool) -> Vec<ModelRef> {
+        let mut m = vec![ModelRef {
+            id: RULES_ID.into(),
+            version: RULES_VERSION.into(),
+            sha256: None,
+        }];
+        if let Some(c) = &self.layers.cnn {
+            m.push(c.model_ref());
+        }
+        if let Some(c) = &self.layers.clip {
+            m.push(c.model_ref());
+        }
+        if faces_used {
+            m.push(ModelRef {
+                id: faces::MODEL_ID.into(),
+                version: faces::MODEL_VERSION.into(),
+                sha256: Some(faces::MODEL_SHA256.into()),
+            });
+        }
+        if let Some(f) = &self.fusion {
+            m.push(ModelRef {
+                id: f.head.id.clone(),
+                version: f.head.version.clone(),
+                sha256: Some(f.head_sha256.clone()),
+            });
+            m.push(f.calibration.model_ref());
+        }
+        m
+    }
+}
+
+impl PixelLayers {
+    fn analyze(
         &self,
         img: &DecodedImage,
         priority: Priority,
@@ -324,7 +379,7 @@ impl ImageDetector {
         };
         let mut x = [f64::NAN; N_FEATURES];
         x[..forensics::N_FEATURES].copy_from_slice(&forensics.x);
-        x[6] = cnn.as_ref().map_or(f64::NAN, |c| c.score);
+        x[forensics::N_FEATURES] = cnn.as_ref().map_or(f64::NAN, |c| c.score);
         Ok(PixelAnalysis {
             clip_logit,
             x,
@@ -333,36 +388,6 @@ impl ImageDetector {
             faces,
             faces_searched,
         })
-    }
-
-    fn models(&self, faces_used: bool) -> Vec<ModelRef> {
-        let mut m = vec![ModelRef {
-            id: RULES_ID.into(),
-            version: RULES_VERSION.into(),
-            sha256: None,
-        }];
-        if let Some(c) = &self.cnn {
-            m.push(c.model_ref());
-        }
-        if let Some(c) = &self.clip {
-            m.push(c.model_ref());
-        }
-        if faces_used {
-            m.push(ModelRef {
-                id: faces::MODEL_ID.into(),
-                version: faces::MODEL_VERSION.into(),
-                sha256: Some(faces::MODEL_SHA256.into()),
-            });
-        }
-        if let Some(f) = &self.fusion {
-            m.push(ModelRef {
-                id: f.head.id.clone(),
-                version: f.head.version.clone(),
-                sha256: Some(f.head_sha256.clone()),
-            });
-            m.push(f.calibration.model_ref());
-        }
-        m
     }
 }
 
@@ -475,17 +500,10 @@ impl Detector for ImageDetector {
                 });
             }
             let img2 = img.clone();
-            let this = ImageDetector {
-                cfg: self.cfg.clone(),
-                faces: self.faces.clone(),
-                cnn: self.cnn.clone(),
-                clip: self.clip.clone(),
-                fusion: None,
-                missing: Vec::new(),
-            };
+            let layers = Arc::clone(&self.layers);
             let (priority, deadline) = (ctx.priority, ctx.deadline);
             let a = tokio::task::spawn_blocking(move || {
-                this.analyze_pixels(&img2, priority, Some(deadline))
+                layers.analyze(&img2, priority, Some(deadline))
             })
             .await
             .map_err(|e| AnalyzeError::Internal(format!("image analysis task: {e}")))?
@@ -501,7 +519,9 @@ impl Detector for ImageDetector {
                 if !a.x[i].is_finite() {
                     let why = match i {
                         1 => "not a JPEG, or rotated by EXIF",
-                        6 if self.cnn.is_none() => "model not loaded",
+                        i if i == forensics::N_FEATURES && self.layers.cnn.is_none() => {
+                            "model not loaded"
+                        }
                         _ => "image too small",
                     };
                     warnings.push(format!("forensics.{name} not measured ({why})"));
@@ -617,7 +637,7 @@ impl Detector for ImageDetector {
                     }
                 }
             }
-            if self.cfg.picture {
+            if self.layers.cfg.picture {
                 let png = picture::heatmap(
                     &img.image,
                     fx.region,

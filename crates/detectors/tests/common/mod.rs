@@ -1,8 +1,62 @@
 //! Helpers shared by the detector integration tests.
 #![allow(dead_code)] // each test file uses a subset
 
-use candor_core::AnalysisResult;
-use candor_detectors::{AnalyzeOptions, Analyzer, InputSource, RawInput};
+use std::path::{Path, PathBuf};
+
+use candor_core::{AnalysisResult, Priority};
+use candor_detectors::{AnalyzeOptions, Analyzer, EngineConfig, InputSource, RawInput};
+use candor_engine::{ModelHandle, NamedTensor, TensorData};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An engine over the committed manifest loading `models`, with
+/// `$CANDOR_HOME` (default `<repo>/.candor`); `None` (SKIP, said on
+/// stderr) when a file of `needs` (relative to the home) is missing.
+pub fn engine_config(models: &[&str], needs: &[&str]) -> Option<EngineConfig> {
+    let home = std::env::var_os("CANDOR_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".candor"));
+    if let Some(missing) = needs.iter().map(Path::new).find(|n| !home.join(n).exists()) {
+        eprintln!(
+            "SKIP: {} not installed in {} (run scripts/setup.sh)",
+            missing.display(),
+            home.display()
+        );
+        return None;
+    }
+    Some(EngineConfig {
+        home,
+        manifest: repo().join("models/manifest.toml"),
+        models: Some(models.iter().map(|m| m.to_string()).collect()),
+        ..EngineConfig::default()
+    })
+}
+
+/// Runs `model` on one f32 input and returns one f32 output, flattened.
+pub async fn infer_f32(
+    model: &ModelHandle,
+    input: &str,
+    shape: &[usize],
+    data: Vec<f32>,
+    output: &str,
+) -> Vec<f32> {
+    let t = TensorData::f32_from_vec(shape, data).unwrap();
+    let mut out = model
+        .infer(vec![NamedTensor::new(input, t)], Priority::Upload, None)
+        .await
+        .unwrap();
+    out.take(output)
+        .unwrap()
+        .as_f32()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
 
 /// 16-bit mono WAV of `samples` at `rate`.
 pub fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
