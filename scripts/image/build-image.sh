@@ -6,8 +6,8 @@
 #    against the sha256 below (opencv-doc: example and tutorial photographs;
 #    python3-skimage: skimage/data photographs). No root needed.
 # 2. A venv .candor/venv-image with scripts/image/requirements.txt (numpy, Pillow).
-# 3. scripts/image/build_image_data.py -> .candor/data/image/train/ (~1,000 images and
-#    masks, ~70 MB, ~40 s on 2 cores).
+# 3. scripts/image/build_image_data.py -> .candor/data/image/train/ (2,896 images and
+#    2,172 masks, ~200 MB).
 # 4. scripts/image/make_image_samples.py -> samples/image/, samples/eval/image.jsonl.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -3,8 +3,8 @@
 #   models/image/forgery-cnn.onnx (+ forgery-cnn.train.json)
 #   models/image/fusion-head.json, models/image/calibration.json
 #
-# 1. scripts/image/build-image.sh          data + samples (~1 min on 2 cores)
-# 2. scripts/image/train_forgery_cnn.py    the forgery CNN (Debian python3-torch, ~10 min)
+# 1. scripts/image/build-image.sh          data + samples
+# 2. scripts/image/train_forgery_cnn.py    the forgery CNN (Debian python3-torch, ~11 min on 2 cores)
 # 3. candor image-features                 the service's own measures on every split
 # 4. candor image-train                    head (train split) + calibration (calib split)
 #
