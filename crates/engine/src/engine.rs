@@ -45,6 +45,9 @@ pub struct EngineConfig {
     pub overrides: BTreeMap<String, BatchingSpec>,
     /// Verify every model file's sha256 at start-up (default true).
     pub verify_hashes: bool,
+    /// Run language models on CPU through OpenBLAS when the library is
+    /// installed (default true; see [`crate::backend::blas`]).
+    pub cpu_blas: bool,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +63,7 @@ impl Default for EngineConfig {
             batching: BatchingSpec::default(),
             overrides: BTreeMap::new(),
             verify_hashes: true,
+            cpu_blas: true,
         }
     }
 }
@@ -441,7 +445,30 @@ impl Engine {
                     Arc::new(OnnxBackend::load(&r, &spec.id, &path, &opts)?)
                 }
                 BackendKind::CandleLm => {
-                    Arc::new(CausalLm::load(&spec.id, &path, config.device, usize::MAX)?)
+                    let blas = if config.cpu_blas {
+                        match crate::backend::blas::load(&config.home) {
+                            Ok(b) => Some(b),
+                            Err(e) => {
+                                warn(
+                                    &mut engine,
+                                    format!(
+                                        "model `{}` runs on candle's GEMM (about 2x slower on CPU): {e}",
+                                        spec.id
+                                    ),
+                                );
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    Arc::new(CausalLm::load(
+                        &spec.id,
+                        &path,
+                        config.device,
+                        usize::MAX,
+                        blas,
+                    )?)
                 }
                 BackendKind::Candle => Arc::new(MlpHead::load(
                     &spec.id,

@@ -29,3 +29,18 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The workspace root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// `$CANDOR_HOME` when set, else the workspace's `.candor`.
+pub fn candor_home() -> PathBuf {
+    std::env::var_os("CANDOR_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".candor"))
+}

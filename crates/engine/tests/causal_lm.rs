@@ -1,17 +1,33 @@
 //! The GGUF causal language model backend and its tokenizer, on the real
 //! SmolLM2-135M file that `scripts/setup.sh` installs (SKIP when absent).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use candor_engine::backend::blas;
 use candor_engine::backend::causal_lm::CausalLm;
-use candor_engine::{Device, TextTokenizer};
+use candor_engine::{Backend, Device, TextTokenizer};
 
-fn model_path() -> Option<PathBuf> {
-    let home = std::env::var_os("CANDOR_HOME")
+fn home() -> PathBuf {
+    std::env::var_os("CANDOR_HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.candor"));
-    let p = home.join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.candor"))
+}
+
+/// The model on each CPU path this machine has: OpenBLAS (when setup
+/// installed it) and candle's own kernels.
+fn models(p: &Path, positions: usize) -> Vec<CausalLm> {
+    let mut out = Vec::new();
+    match blas::load(&home()) {
+        Ok(b) => out.push(CausalLm::load("smollm2", p, Device::Cpu, positions, Some(b)).unwrap()),
+        Err(e) => eprintln!("no OpenBLAS path: {e}"),
+    }
+    out.push(CausalLm::load("smollm2", p, Device::Cpu, positions, None).unwrap());
+    out
+}
+
+fn model_path() -> Option<PathBuf> {
+    let p = home().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
     if p.is_file() {
         Some(p)
     } else {
@@ -58,7 +74,12 @@ fn tokenizer_round_trips_and_splits_digits() {
 fn predictable_text_scores_higher_than_word_salad_and_packing_is_exact() {
     let Some(p) = model_path() else { return };
     let tk = TextTokenizer::from_gguf(&p).unwrap();
-    let lm = CausalLm::load("smollm2", &p, Device::Cpu, 2048).unwrap();
+    for lm in models(&p, 2048) {
+        fluent_vs_salad(&lm, &tk);
+    }
+}
+
+fn fluent_vs_salad(lm: &CausalLm, tk: &TextTokenizer) {
     let fluent = tk
         .encode(
             "The quick brown fox jumps over the lazy dog. The capital of France is Paris, \
@@ -73,8 +94,8 @@ fn predictable_text_scores_higher_than_word_salad_and_packing_is_exact() {
         )
         .unwrap()
         .ids;
-    let [lp_f, ent_f, rank_f, var_f] = score(&lm, &fluent);
-    let [lp_s, _, rank_s, _] = score(&lm, &salad);
+    let [lp_f, ent_f, rank_f, var_f] = score(lm, &fluent);
+    let [lp_s, _, rank_s, _] = score(lm, &salad);
     assert_eq!(lp_f[0], 0.0, "first token has no prediction");
     for i in 1..fluent.len() {
         assert!(lp_f[i] <= 0.0 && lp_f[i].is_finite());
@@ -82,7 +103,10 @@ fn predictable_text_scores_higher_than_word_salad_and_packing_is_exact() {
         assert!(rank_f[i] >= 1.0);
     }
     let (mf, ms) = (mean(&lp_f), mean(&lp_s));
-    eprintln!("mean logprob fluent {mf:.3}, salad {ms:.3}");
+    eprintln!(
+        "{}: mean logprob fluent {mf:.3}, salad {ms:.3}",
+        lm.device()
+    );
     assert!(mf > ms + 1.5, "fluent {mf} vs salad {ms}");
     assert!(mean(&rank_f) < mean(&rank_s));
 
@@ -104,7 +128,12 @@ fn predictable_text_scores_higher_than_word_salad_and_packing_is_exact() {
 #[test]
 fn malformed_streams_are_rejected() {
     let Some(p) = model_path() else { return };
-    let lm = CausalLm::load("smollm2", &p, Device::Cpu, 64).unwrap();
+    for lm in models(&p, 64) {
+        rejects_malformed(&lm);
+    }
+}
+
+fn rejects_malformed(lm: &CausalLm) {
     assert!(lm.score(&[1, 2], &[0]).is_err(), "length mismatch");
     assert!(lm.score(&[1, 2], &[0, 2]).is_err(), "gap in positions");
     assert!(lm.score(&[1, 99_999], &[0, 1]).is_err(), "id outside vocab");
@@ -126,7 +155,12 @@ fn matches_the_llama_cpp_reference_fixture() {
     let f: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     let tk = TextTokenizer::from_gguf(&p).unwrap();
-    let lm = CausalLm::load("smollm2", &p, Device::Cpu, 2048).unwrap();
+    for lm in models(&p, 2048) {
+        matches_fixture(&lm, &tk, &f);
+    }
+}
+
+fn matches_fixture(lm: &CausalLm, tk: &TextTokenizer, f: &serde_json::Value) {
     let texts = f["texts"].as_array().unwrap();
     assert!(texts.len() >= 4);
     let mut worst_mean = 0f64;
@@ -140,7 +174,7 @@ fn matches_the_llama_cpp_reference_fixture() {
             .collect();
         let ids = tk.encode(text).unwrap().ids;
         assert_eq!(ids, want, "token ids of {:?}", t["id"]);
-        let [lp, ent, rank, _] = score(&lm, &ids);
+        let [lp, ent, rank, _] = score(lm, &ids);
         let ref_lp = t["logprob"].as_array().unwrap();
         let ref_ent = t["entropy"].as_array().unwrap();
         let ref_rank = t["rank"].as_array().unwrap();
@@ -155,7 +189,8 @@ fn matches_the_llama_cpp_reference_fixture() {
         }
         let (m_lp, m_ent) = (d_lp / n as f64, d_ent / n as f64);
         eprintln!(
-            "{}: {n} positions, mean |dlogprob| {m_lp:.4}, mean |dentropy| {m_ent:.4}, top-1 agreement {same_top}/{n}",
+            "{} {}: {n} positions, mean |dlogprob| {m_lp:.4}, mean |dentropy| {m_ent:.4}, top-1 agreement {same_top}/{n}",
+            lm.device(),
             t["id"]
         );
         worst_mean = worst_mean.max(m_lp).max(m_ent);
@@ -165,4 +200,60 @@ fn matches_the_llama_cpp_reference_fixture() {
     // kernels and summation orders, and llama.cpp keeps its KV cache in f16:
     // measured mean differences 0.04-0.08 nats, no drift along the text.
     assert!(worst_mean < 0.12, "worst mean abs difference {worst_mean}");
+}
+
+/// The OpenBLAS path computes the same statistics as candle's kernels on
+/// a packed stream of two windows (the benchmark resume, 720 tokens), up
+/// to float rounding. SKIPs without OpenBLAS.
+#[test]
+fn openblas_and_candle_paths_agree() {
+    let Some(p) = model_path() else { return };
+    let lms = models(&p, 2048);
+    let [fast, slow] = &lms[..] else {
+        eprintln!("SKIP: one CPU path only");
+        return;
+    };
+    assert!(fast.uses_blas() && !slow.uses_blas());
+    let tk = TextTokenizer::from_gguf(&p).unwrap();
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../benches/text/resume_700tok.txt"),
+    )
+    .unwrap();
+    let ids: Vec<i64> = tk
+        .encode(&text)
+        .unwrap()
+        .ids
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    // Windows of 500 and the rest (uneven attention blocks).
+    let pos: Vec<i64> = (0..ids.len() as i64)
+        .map(|i| if i < 500 { i } else { i - 500 })
+        .collect();
+    let a = fast.score(&ids, &pos).unwrap();
+    let b = slow.score(&ids, &pos).unwrap();
+    for (name, (x, y)) in ["logprob", "entropy", "rank", "logprob_var"]
+        .iter()
+        .zip(a.iter().zip(&b))
+    {
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0f32, f32::max);
+        let mean = x
+            .iter()
+            .zip(y)
+            .map(|(u, v)| (u - v).abs() as f64)
+            .sum::<f64>()
+            / x.len() as f64;
+        eprintln!("{name}: max |diff| {worst:.2e}, mean {mean:.2e}");
+        if *name == "rank" {
+            // Ties between near-equal logits may flip a rank by a little.
+            assert!(mean < 0.5, "{name}: mean {mean}");
+        } else {
+            assert!(worst < 1e-3, "{name}: worst {worst}");
+        }
+    }
+    assert_eq!(a[0][500], 0.0, "a window start has no prediction");
 }

@@ -24,9 +24,11 @@
 
 use std::path::Path;
 
-use candle_core::quantized::{gguf_file, QMatMul};
-use candle_core::{DType as CDType, Device as CDevice, Module, Tensor};
+use candle_core::quantized::gguf_file;
+use candle_core::{DType as CDType, Device as CDevice, Tensor};
 
+use super::blas::Blas;
+use super::lm_host::{HostLayer, HostModel};
 use super::{Backend, Device};
 use crate::error::{EngineError, Result};
 use crate::tensor::{NamedTensor, TensorData};
@@ -60,16 +62,28 @@ struct Layer {
     down: QMatMul,
 }
 
-/// A quantized llama-family model that returns per-token statistics.
-pub struct CausalLm {
-    model: String,
-    cfg: LmConfig,
+/// Weights as candle tensors (any device, candle's own kernels).
+struct CandleWeights {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: Tensor,
     head: QMatMul,
     cos: Tensor,
     sin: Tensor,
+}
+
+enum Weights {
+    Candle(CandleWeights),
+    /// CPU buffers for the OpenBLAS path ([`super::lm_host`]).
+    Host(Box<HostModel>),
+}
+
+/// A quantized llama-family model that returns per-token statistics.
+pub struct CausalLm {
+    model: String,
+    cfg: LmConfig,
+    weights: Weights,
+    positions: usize,
     device: CDevice,
     device_name: String,
 }
@@ -145,51 +159,55 @@ pub fn lm_config(c: &gguf_file::Content) -> std::result::Result<LmConfig, String
 impl CausalLm {
     /// Loads a GGUF file. `max_positions` bounds the rotary table (and so
     /// the longest sequence accepted); it is capped at the model's context.
-    pub fn load(model: &str, path: &Path, device: Device, max_positions: usize) -> Result<Self> {
+    /// With `blas` and a CPU device the model runs on the OpenBLAS path
+    /// ([`super::lm_host`]); otherwise on candle's kernels.
+    pub fn load(
+        model: &str,
+        path: &Path,
+        device: Device,
+        max_positions: usize,
+        blas: Option<&'static Blas>,
+    ) -> Result<Self> {
         let err = |m: String| EngineError::backend(model, m);
-        let (dev, device_name) = super::candle::pick_device(device)?;
+        let (dev, mut device_name) = super::candle::pick_device(device)?;
         let mut file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| err(format!("{}: {e}", path.display())))?;
         let cfg = lm_config(&content).map_err(err)?;
-        let mut qt = |name: &str| {
+        let c = |e: candle_core::Error| err(e.to_string());
+        // Every weight is dequantized once at load: f32 GEMM (candle's or
+        // OpenBLAS's) is several times faster on CPU than candle's quantized
+        // dot-product kernels for the long packed batches scoring uses
+        // (540 MB of weights instead of 100 MB).
+        let mut w = |name: &str| -> Result<Tensor> {
             content
                 .tensor(&mut file, name, &dev)
+                .and_then(|q| q.dequantize(&dev))
                 .map_err(|e| err(format!("tensor `{name}`: {e}")))
         };
-        let c = |e: candle_core::Error| err(e.to_string());
-        let embed_q = qt("token_embd.weight")?;
-        let embed = embed_q.dequantize(&dev).map_err(c)?;
-        let norm = qt("output_norm.weight")?.dequantize(&dev).map_err(c)?;
+        let embed = w("token_embd.weight")?;
+        let norm = w("output_norm.weight")?;
         // Tied embeddings when the file has no separate output matrix.
-        let head = match qt("output.weight") {
-            Ok(w) => QMatMul::Tensor(w.dequantize(&dev).map_err(c)?),
-            Err(_) => QMatMul::Tensor(embed.clone()),
-        };
-        let mut layers = Vec::with_capacity(cfg.layers);
+        let head = w("output.weight").ok();
+        let mut raw = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let p = format!("blk.{i}");
-            let mm = |w: candle_core::quantized::QTensor| -> Result<QMatMul> {
-                // Dequantized once at load: candle's f32 GEMM is several times
-                // faster on CPU than its quantized dot-product kernels for the
-                // long packed batches scoring uses (540 MB instead of 100 MB).
-                Ok(QMatMul::Tensor(w.dequantize(&dev).map_err(c)?))
-            };
-            layers.push(Layer {
-                attn_norm: qt(&format!("{p}.attn_norm.weight"))?
-                    .dequantize(&dev)
-                    .map_err(c)?,
-                wq: mm(qt(&format!("{p}.attn_q.weight"))?)?,
-                wk: mm(qt(&format!("{p}.attn_k.weight"))?)?,
-                wv: mm(qt(&format!("{p}.attn_v.weight"))?)?,
-                wo: mm(qt(&format!("{p}.attn_output.weight"))?)?,
-                ffn_norm: qt(&format!("{p}.ffn_norm.weight"))?
-                    .dequantize(&dev)
-                    .map_err(c)?,
-                gate: mm(qt(&format!("{p}.ffn_gate.weight"))?)?,
-                up: mm(qt(&format!("{p}.ffn_up.weight"))?)?,
-                down: mm(qt(&format!("{p}.ffn_down.weight"))?)?,
-            });
+            let names = [
+                "attn_norm",
+                "attn_q",
+                "attn_k",
+                "attn_v",
+                "attn_output",
+                "ffn_norm",
+                "ffn_gate",
+                "ffn_up",
+                "ffn_down",
+            ];
+            let mut t = Vec::with_capacity(names.len());
+            for n in names {
+                t.push(w(&format!("{p}.{n}.weight"))?);
+            }
+            raw.push(t);
         }
         let positions = max_positions.clamp(1, cfg.context.max(1));
         let half = cfg.head_dim / 2;
@@ -200,16 +218,84 @@ impl CausalLm {
         for p in 0..positions {
             ang.extend(inv.iter().map(|f| p as f32 * f));
         }
-        let ang = Tensor::from_vec(ang, (positions, half), &dev).map_err(c)?;
+        let blas = blas.filter(|_| matches!(dev, CDevice::Cpu));
+        let weights = match blas {
+            Some(blas) => {
+                let v = |t: &Tensor| -> Result<Vec<f32>> {
+                    t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(c)
+                };
+                let stack = |ts: &[&Tensor]| -> Result<Vec<f32>> {
+                    let mut out = Vec::new();
+                    for t in ts {
+                        out.extend(v(t)?);
+                    }
+                    Ok(out)
+                };
+                let ffn = raw.first().map(|t| t[6].dims()[0]).unwrap_or(0);
+                let mut layers = Vec::with_capacity(raw.len());
+                for t in &raw {
+                    layers.push(HostLayer {
+                        attn_norm: v(&t[0])?,
+                        wqkv: stack(&[&t[1], &t[2], &t[3]])?,
+                        wo: v(&t[4])?,
+                        ffn_norm: v(&t[5])?,
+                        wgu: stack(&[&t[6], &t[7]])?,
+                        down: v(&t[8])?,
+                    });
+                }
+                let embed = std::sync::Arc::new(v(&embed)?);
+                let head = match &head {
+                    Some(h) => std::sync::Arc::new(v(h)?),
+                    None => std::sync::Arc::clone(&embed),
+                };
+                device_name = format!("{device_name} (OpenBLAS {} kernels)", blas.core);
+                Weights::Host(Box::new(HostModel {
+                    blas,
+                    cfg: cfg.clone(),
+                    ffn,
+                    embed,
+                    layers,
+                    norm: v(&norm)?,
+                    head,
+                    cos: ang.iter().map(|a| a.cos()).collect(),
+                    sin: ang.iter().map(|a| a.sin()).collect(),
+                }))
+            }
+            None => {
+                let layers = raw
+                    .into_iter()
+                    .map(|t| {
+                        let mut t = t.into_iter();
+                        let mut next = || QMatMul(t.next().expect("nine tensors per block"));
+                        Layer {
+                            attn_norm: next().0,
+                            wq: next(),
+                            wk: next(),
+                            wv: next(),
+                            wo: next(),
+                            ffn_norm: next().0,
+                            gate: next(),
+                            up: next(),
+                            down: next(),
+                        }
+                    })
+                    .collect();
+                let ang = Tensor::from_vec(ang, (positions, half), &dev).map_err(c)?;
+                Weights::Candle(CandleWeights {
+                    head: QMatMul(head.unwrap_or_else(|| embed.clone())),
+                    embed,
+                    layers,
+                    norm,
+                    cos: ang.cos().map_err(c)?,
+                    sin: ang.sin().map_err(c)?,
+                })
+            }
+        };
         Ok(CausalLm {
             model: model.to_string(),
-            cos: ang.cos().map_err(c)?,
-            sin: ang.sin().map_err(c)?,
             cfg,
-            embed,
-            layers,
-            norm,
-            head,
+            weights,
+            positions,
             device: dev,
             device_name,
         })
@@ -222,7 +308,12 @@ impl CausalLm {
 
     /// Longest sequence accepted (positions of the rotary table).
     pub fn max_positions(&self) -> usize {
-        self.cos.dims()[0]
+        self.positions
+    }
+
+    /// True when the model runs on the OpenBLAS CPU path.
+    pub fn uses_blas(&self) -> bool {
+        matches!(self.weights, Weights::Host(_))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> EngineError {
@@ -265,28 +356,6 @@ impl CausalLm {
                 ));
             }
         }
-        let hidden = self
-            .hidden_states(ids, pos, &starts)
-            .map_err(|e| self.err(e))?;
-        self.statistics(&hidden, ids, pos).map_err(|e| self.err(e))
-    }
-
-    fn hidden_states(
-        &self,
-        ids: &[i64],
-        pos: &[i64],
-        starts: &[usize],
-    ) -> candle_core::Result<Tensor> {
-        let n = ids.len();
-        let dev = &self.device;
-        let cfg = &self.cfg;
-        let ids_t = Tensor::from_iter(ids.iter().map(|&t| t as u32), dev)?;
-        let pos_t = Tensor::from_iter(pos.iter().map(|&p| p as u32), dev)?;
-        let cos = self.cos.index_select(&pos_t, 0)?;
-        let sin = self.sin.index_select(&pos_t, 0)?;
-        let mut x = self.embed.index_select(&ids_t, 0)?; // [N, D]
-        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
-        let rep = cfg.heads / cfg.kv_heads;
         let mut bounds: Vec<(usize, usize)> = starts
             .iter()
             .zip(starts.iter().skip(1).chain(std::iter::once(&n)))
@@ -295,7 +364,39 @@ impl CausalLm {
         if bounds.is_empty() {
             bounds.push((0, n));
         }
-        for l in &self.layers {
+        match &self.weights {
+            Weights::Host(m) => {
+                let hidden = m.hidden(ids, pos, &bounds);
+                Ok(m.statistics(&hidden, ids, pos))
+            }
+            Weights::Candle(w) => {
+                let hidden = self
+                    .hidden_states(w, ids, pos, &bounds)
+                    .map_err(|e| self.err(e))?;
+                self.statistics(w, &hidden, ids, pos)
+                    .map_err(|e| self.err(e))
+            }
+        }
+    }
+
+    fn hidden_states(
+        &self,
+        w: &CandleWeights,
+        ids: &[i64],
+        pos: &[i64],
+        bounds: &[(usize, usize)],
+    ) -> candle_core::Result<Tensor> {
+        let n = ids.len();
+        let dev = &self.device;
+        let cfg = &self.cfg;
+        let ids_t = Tensor::from_iter(ids.iter().map(|&t| t as u32), dev)?;
+        let pos_t = Tensor::from_iter(pos.iter().map(|&p| p as u32), dev)?;
+        let cos = w.cos.index_select(&pos_t, 0)?;
+        let sin = w.sin.index_select(&pos_t, 0)?;
+        let mut x = w.embed.index_select(&ids_t, 0)?; // [N, D]
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let rep = cfg.heads / cfg.kv_heads;
+        for l in &w.layers {
             let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, cfg.rms_eps as f32)?;
             let q = l.wq.forward(&h)?;
             let k = l.wk.forward(&h)?;
@@ -318,7 +419,7 @@ impl CausalLm {
             let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?.squeeze(0)?;
             let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?.squeeze(0)?;
             let mut outs = Vec::with_capacity(bounds.len());
-            for &(s, e) in &bounds {
+            for &(s, e) in bounds {
                 let len = e - s;
                 let qs = q.narrow(1, s, len)?; // [H, L, hd]
                 let ks = repeat_kv(&k.narrow(1, s, len)?, rep)?;
@@ -341,11 +442,12 @@ impl CausalLm {
             let u = l.up.forward(&h)?;
             x = (x + l.down.forward(&(g * u)?)?)?;
         }
-        candle_nn::ops::rms_norm(&x, &self.norm, cfg.rms_eps as f32)
+        candle_nn::ops::rms_norm(&x, &w.norm, cfg.rms_eps as f32)
     }
 
     fn statistics(
         &self,
+        w: &CandleWeights,
         hidden: &Tensor,
         ids: &[i64],
         pos: &[i64],
@@ -356,15 +458,12 @@ impl CausalLm {
         let mut ent = vec![0f32; n];
         let mut rank = vec![0f32; n];
         let mut var = vec![0f32; n];
-        // Row r predicts token r+1 when r+1 continues r's sequence. Each row
-        // is reduced in one pass over the vocabulary (one exp per logit),
-        // rows in parallel: with z = logit - max and S = Σ e^z,
-        // log p = z - ln S, Σ p log p = Σ e^z z / S - ln S, and
-        // Σ p (log p)² = Σ e^z z² / S - 2 ln S Σ e^z z / S + (ln S)².
+        // Row r predicts token r+1 when r+1 continues r's sequence; rows
+        // are reduced in parallel by the reduction the CPU path shares.
         let mut r = 0;
         while r < n {
             let len = HEAD_CHUNK.min(n - r);
-            let rows = self
+            let rows = w
                 .head
                 .forward(&hidden.narrow(0, r, len)?)?
                 .to_dtype(CDType::F32)?
@@ -377,26 +476,7 @@ impl CausalLm {
                     if t >= n || pos[t] == 0 {
                         return None;
                     }
-                    let target = row[ids[t] as usize];
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let (mut s, mut s1, mut s2, mut above) = (0f64, 0f64, 0f64, 0u32);
-                    for &l in row {
-                        let z = l - max;
-                        let e = z.exp() as f64;
-                        s += e;
-                        s1 += e * z as f64;
-                        s2 += e * (z as f64) * (z as f64);
-                        above += u32::from(l > target);
-                    }
-                    let ln_s = s.ln();
-                    let mean = s1 / s - ln_s; // Σ p log p
-                    let m2 = s2 / s - 2.0 * ln_s * s1 / s + ln_s * ln_s;
-                    Some([
-                        ((target - max) as f64 - ln_s) as f32,
-                        (-mean) as f32,
-                        (above + 1) as f32,
-                        (m2 - mean * mean).max(0.0) as f32,
-                    ])
+                    Some(super::lm_host::row_stats(row, ids[t] as usize))
                 })
                 .collect();
             for (j, st) in stats.into_iter().enumerate() {
@@ -411,6 +491,15 @@ impl CausalLm {
             r += len;
         }
         Ok([lp, ent, rank, var])
+    }
+}
+
+/// A weight matrix `[out, in]`; `forward` computes `x · wᵀ` with candle.
+struct QMatMul(Tensor);
+
+impl QMatMul {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.0.t()?)
     }
 }
 

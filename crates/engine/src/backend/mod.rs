@@ -1,7 +1,9 @@
 //! Backends: the one trait every model runner implements.
 
+pub mod blas;
 pub mod candle;
 pub mod causal_lm;
+pub(crate) mod lm_host;
 pub mod onnx;
 
 use crate::error::EngineError;
