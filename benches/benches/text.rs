@@ -6,6 +6,11 @@
 //! * `smollm2-text/batch1`: `max_batch = 1`, every window runs alone;
 //! * `smollm2-text/batched`: windows packed up to 2048 tokens per pass;
 //! * `smollm2-text/single`: one resume alone (latency per resume).
+//!
+//! And the language model alone, every token's statistics (what the Python
+//! reference computes), on each CPU path in the same run:
+//! * `smollm2-text-lm/openblas`: the OpenBLAS path (the default);
+//! * `smollm2-text-lm/candle`: candle's own kernels (the fallback).
 
 mod common;
 
@@ -14,8 +19,9 @@ use std::time::Duration;
 
 use candor_core::Priority;
 use candor_detectors::text::{TextConfig, TextScorer, LM_MODEL};
-use candor_engine::Engine;
-use common::{batching_group, engine_config, repo};
+use candor_engine::backend::{blas, causal_lm::CausalLm};
+use candor_engine::{Device, Engine, TextTokenizer};
+use common::{batching_group, engine_config, home, repo};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const DOCS: usize = 4;
@@ -67,5 +73,45 @@ fn text_scoring(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, text_scoring);
+/// The resume's tokens in the scorer's windows (512, then the rest).
+fn lm_forward(c: &mut Criterion) {
+    let path = home().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.is_file() {
+        eprintln!("SKIP: {} missing; run scripts/setup.sh", path.display());
+        return;
+    }
+    let text = std::fs::read_to_string(repo().join("benches/text/resume_700tok.txt"))
+        .expect("benches/text/resume_700tok.txt");
+    let tk = TextTokenizer::from_gguf(&path).expect("tokenizer");
+    let ids: Vec<i64> = tk
+        .encode(&text)
+        .expect("encode")
+        .ids
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    let pos: Vec<i64> = (0..ids.len() as i64).map(|i| i % 512).collect();
+    let mut g = c.benchmark_group("smollm2-text-lm");
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    g.throughput(criterion::Throughput::Elements(1));
+    let paths: [(&str, Option<&'static blas::Blas>); 2] = [
+        (
+            "openblas",
+            blas::load(&home())
+                .map_err(|e| eprintln!("SKIP openblas: {e}"))
+                .ok(),
+        ),
+        ("candle", None),
+    ];
+    for (name, lib) in paths {
+        if name == "openblas" && lib.is_none() {
+            continue;
+        }
+        let lm = CausalLm::load("smollm2", &path, Device::Cpu, 2048, lib).expect("load");
+        g.bench_function(name, |b| b.iter(|| lm.score(&ids, &pos).expect("score")));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, text_scoring, lm_forward);
 criterion_main!(benches);

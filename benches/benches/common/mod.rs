@@ -19,6 +19,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `$CANDOR_HOME`, default `<repo>/.candor`.
+pub fn home() -> PathBuf {
+    std::env::var_os("CANDOR_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".candor"))
+}
+
 /// CPU engine settings loading `models` from `$CANDOR_HOME` (default
 /// `<repo>/.candor`), with `max_batch` (and `max_wait_ms`, when given)
 /// overriding the manifest for `batched_model`.
@@ -28,12 +36,8 @@ pub fn engine_config(
     max_batch: usize,
     max_wait_ms: Option<u64>,
 ) -> EngineConfig {
-    let home = std::env::var_os("CANDOR_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".candor"));
     let mut cfg = EngineConfig {
-        home,
+        home: home(),
         manifest: repo().join("models/manifest.toml"),
         models: Some(models.iter().map(|m| m.to_string()).collect()),
         device: candor_engine::Device::Cpu,

@@ -307,7 +307,7 @@ pub struct Engine {
 fn with_defaults(spec: &mut ModelSpec) {
     if spec.backend == BackendKind::CandleLm {
         if spec.inputs.is_empty() {
-            for name in ["input_ids", "position_ids"] {
+            for name in ["input_ids", "position_ids", "score_mask"] {
                 spec.inputs.push(InputSpec {
                     name: name.into(),
                     dtype: DType::I64,

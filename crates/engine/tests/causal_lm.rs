@@ -257,3 +257,34 @@ fn openblas_and_candle_paths_agree() {
     }
     assert_eq!(a[0][500], 0.0, "a window start has no prediction");
 }
+
+/// A score mask leaves the wanted tokens' statistics unchanged and zeroes
+/// the others, on every CPU path.
+#[test]
+fn score_mask_skips_unwanted_tokens_only() {
+    let Some(p) = model_path() else { return };
+    let tk = TextTokenizer::from_gguf(&p).unwrap();
+    let ids: Vec<i64> = tk
+        .encode("Skills: Rust, Go. I led the migration of our billing system to a new platform.")
+        .unwrap()
+        .ids
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    let pos: Vec<i64> = (0..ids.len() as i64).collect();
+    let want: Vec<bool> = (0..ids.len()).map(|t| t % 3 != 1).collect();
+    for lm in models(&p, 2048) {
+        let all = lm.score(&ids, &pos).unwrap();
+        let some = lm.score_masked(&ids, &pos, Some(&want)).unwrap();
+        for (a, b) in all.iter().zip(&some) {
+            for t in 0..ids.len() {
+                if want[t] {
+                    assert!((a[t] - b[t]).abs() < 1e-4, "{}: token {t}", lm.device());
+                } else {
+                    assert_eq!(b[t], 0.0);
+                }
+            }
+        }
+        assert!(lm.score_masked(&ids, &pos, Some(&want[1..])).is_err());
+    }
+}

@@ -216,6 +216,11 @@ impl TextScorer {
         for w in &windows {
             let ids: Vec<i64> = enc.ids[w.clone()].iter().map(|&i| i as i64).collect();
             let pos: Vec<i64> = (0..ids.len() as i64).collect();
+            // Statistics only for the tokens the features read (prose).
+            let mask: Vec<i64> = w
+                .clone()
+                .map(|k| i64::from(sent_of[k].is_some_and(|s| sentences[s].prose)))
+                .collect();
             let len = ids.len();
             let inputs = vec![
                 NamedTensor::new(
@@ -225,6 +230,10 @@ impl TextScorer {
                 NamedTensor::new(
                     "position_ids",
                     TensorData::i64_from_vec(&[len], pos).ok_or_else(|| stat_err("pos"))?,
+                ),
+                NamedTensor::new(
+                    "score_mask",
+                    TensorData::i64_from_vec(&[len], mask).ok_or_else(|| stat_err("mask"))?,
                 ),
             ];
             futs.push(self.lm.infer(inputs, priority, deadline));

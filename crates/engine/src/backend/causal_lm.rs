@@ -4,15 +4,21 @@
 //!
 //! # Contract (packed batches)
 //!
-//! Inputs, both i64 `[N]` with batch axis 0, so the dynamic batcher packs
+//! Inputs, all i64 `[N]` with batch axis 0, so the dynamic batcher packs
 //! several requests into one flat token stream (no padding):
 //! * `input_ids`: token ids;
 //! * `position_ids`: position of each token inside its own sequence. A
-//!   position of 0 starts a new sequence; attention never crosses sequences.
+//!   position of 0 starts a new sequence; attention never crosses sequences;
+//! * `score_mask` (optional when calling the backend directly; the engine's
+//!   default contract lists it): non-zero where the statistics of that
+//!   token are wanted. The transformer still reads every token (context),
+//!   but the vocabulary head, a fifth of the work, runs only for wanted
+//!   tokens: the text detector asks only for the tokens of prose.
 //!
 //! Outputs, all f32 `[N]` (batch axis 0). At a token with position `p > 0`
 //! they describe the model's prediction of that token from the tokens
-//! before it in its sequence; at `p = 0` they are 0 (no prediction):
+//! before it in its sequence; at `p = 0` and at tokens the mask leaves out
+//! they are 0 (no prediction):
 //! * `logprob`: log-probability of the actual token (nats);
 //! * `entropy`: entropy of the predictive distribution (nats);
 //! * `rank`: 1 + number of tokens the model found strictly more likely;
@@ -323,13 +329,32 @@ impl CausalLm {
     /// Runs the transformer on a packed token stream and reduces the
     /// predictive distributions to per-token statistics.
     pub fn score(&self, ids: &[i64], pos: &[i64]) -> Result<[Vec<f32>; 4]> {
+        self.score_masked(ids, pos, None)
+    }
+
+    /// [`Self::score`] for the tokens where `want` is true only (the others
+    /// get zeros); `None` wants every token.
+    pub fn score_masked(
+        &self,
+        ids: &[i64],
+        pos: &[i64],
+        want: Option<&[bool]>,
+    ) -> Result<[Vec<f32>; 4]> {
         let n = ids.len();
-        if n == 0 || pos.len() != n {
+        if n == 0 || pos.len() != n || want.is_some_and(|w| w.len() != n) {
             return Err(EngineError::bad_input(
                 &self.model,
-                format!("{n} ids vs {} positions", pos.len()),
+                format!(
+                    "{n} ids vs {} positions and {} mask entries",
+                    pos.len(),
+                    want.map_or(n, |w| w.len())
+                ),
             ));
         }
+        // Token t gets statistics when it continues its sequence and is wanted.
+        let scored: Vec<bool> = (0..n)
+            .map(|t| pos[t] != 0 && want.is_none_or(|w| w[t]))
+            .collect();
         let vocab = self.cfg.vocab as i64;
         let max_pos = self.max_positions() as i64;
         let mut starts = Vec::new();
@@ -367,13 +392,13 @@ impl CausalLm {
         match &self.weights {
             Weights::Host(m) => {
                 let hidden = m.hidden(ids, pos, &bounds);
-                Ok(m.statistics(&hidden, ids, pos))
+                Ok(m.statistics(&hidden, ids, &scored))
             }
             Weights::Candle(w) => {
                 let hidden = self
                     .hidden_states(w, ids, pos, &bounds)
                     .map_err(|e| self.err(e))?;
-                self.statistics(w, &hidden, ids, pos)
+                self.statistics(w, &hidden, ids, &scored)
                     .map_err(|e| self.err(e))
             }
         }
@@ -450,7 +475,7 @@ impl CausalLm {
         w: &CandleWeights,
         hidden: &Tensor,
         ids: &[i64],
-        pos: &[i64],
+        scored: &[bool],
     ) -> candle_core::Result<[Vec<f32>; 4]> {
         use rayon::prelude::*;
         let n = ids.len();
@@ -473,7 +498,7 @@ impl CausalLm {
                 .enumerate()
                 .map(|(j, row)| {
                     let t = r + j + 1;
-                    if t >= n || pos[t] == 0 {
+                    if t >= n || !scored[t] {
                         return None;
                     }
                     Some(super::lm_host::row_stats(row, ids[t] as usize))
@@ -535,8 +560,11 @@ impl Backend for CausalLm {
         };
         let ids = get("input_ids")?;
         let pos = get("position_ids")?;
+        let want: Option<Vec<bool>> = crate::tensor::find(&inputs, "score_mask")
+            .map(|_| get("score_mask").map(|m| m.iter().map(|&v| v != 0).collect()))
+            .transpose()?;
         let n = ids.len();
-        let stats = self.score(&ids, &pos)?;
+        let stats = self.score_masked(&ids, &pos, want.as_deref())?;
         Ok(OUTPUTS
             .iter()
             .zip(stats)

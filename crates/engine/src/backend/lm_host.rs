@@ -204,38 +204,41 @@ impl HostModel {
         });
     }
 
-    /// Applies the vocabulary head to the rows that predict a next token
-    /// and reduces each to `[logprob, entropy, rank, logprob_var]`.
-    pub fn statistics(&self, hidden: &[f32], ids: &[i64], pos: &[i64]) -> [Vec<f32>; 4] {
+    /// Applies the vocabulary head to the rows that predict a scored token
+    /// (row `t - 1` predicts token `t`) and reduces each to
+    /// `[logprob, entropy, rank, logprob_var]`; other tokens get zeros.
+    pub fn statistics(&self, hidden: &[f32], ids: &[i64], scored: &[bool]) -> [Vec<f32>; 4] {
         let n = ids.len();
         let (d, vocab) = (self.cfg.hidden, self.cfg.vocab);
+        let targets: Vec<usize> = (1..n).filter(|&t| scored[t]).collect();
         // About two tasks per thread (measured: larger blocks keep the
         // product efficient, more tasks balance the threads).
-        let per = n.div_ceil(2 * rayon::current_num_threads().max(1));
+        let per = targets
+            .len()
+            .div_ceil(2 * rayon::current_num_threads().max(1));
         let block = (per.div_ceil(16) * 16).clamp(16, HEAD_BLOCK_MAX);
-        let blocks: Vec<usize> = (0..n).step_by(block).collect();
-        let rows: Vec<Vec<(usize, [f32; 4])>> = blocks
-            .par_iter()
-            .map(|&r0| {
-                let m = block.min(n - r0);
+        let rows: Vec<Vec<(usize, [f32; 4])>> = targets
+            .par_chunks(block)
+            .map(|ts| {
+                let m = ts.len();
+                let mut x = Vec::with_capacity(m * d);
+                for &t in ts {
+                    x.extend_from_slice(&hidden[(t - 1) * d..t * d]);
+                }
                 let mut logits = vec![0f32; m * vocab];
                 self.blas.gemm(
                     m,
                     vocab,
                     d,
-                    Operand::plain(&hidden[r0 * d..], d),
+                    Operand::plain(&x, d),
                     Operand::transposed(&self.head, d),
                     0.0,
                     &mut logits,
                     vocab,
                 );
-                logits
-                    .chunks_exact(vocab)
-                    .enumerate()
-                    .filter_map(|(j, row)| {
-                        let t = r0 + j + 1;
-                        (t < n && pos[t] != 0).then(|| (t, row_stats(row, ids[t] as usize)))
-                    })
+                ts.iter()
+                    .zip(logits.chunks_exact(vocab))
+                    .map(|(&t, row)| (t, row_stats(row, ids[t] as usize)))
                     .collect()
             })
             .collect();
