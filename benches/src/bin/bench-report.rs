@@ -279,12 +279,12 @@ fn text_report(rows: &BTreeMap<(String, String), Row>, target: &Path) -> String 
     };
     if !lm_rows.is_empty() {
         let _ = writeln!(md, "\nThe language model alone on the same resume (720 tokens, windows of 512 + 208), statistics for every token, on each CPU path in the same run (`smollm2-text-lm`):\n");
-        let _ = writeln!(md, "| path | mean time per resume | vs candle |");
+        let _ = writeln!(md, "| path | mean time per resume | speed vs candle |");
         let _ = writeln!(md, "|---|---:|---:|");
         let base = lm("candle");
         for ((_, f), r) in &lm_rows {
             let ratio = base
-                .map(|b| format!("{:.2}× faster", b / (r.mean_ns / 1e6)))
+                .map(|b| format!("{:.2}×", b / (r.mean_ns / 1e6)))
                 .unwrap_or_else(|| "–".into());
             let _ = writeln!(
                 md,
