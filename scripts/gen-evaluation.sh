@@ -17,7 +17,8 @@
 #   * text-<dataset>: per-dataset subsets of the third-party text sets in
 #     ../shared/eval/text (Fast-DetectGPT: xsum, writing, pubmed, squad;
 #     Binoculars: pubmed-articles), made by scripts/text/make_manifests.py
-#     and make_eval_subsets.py under .candor/data/text/shared.
+#     and make_eval_subsets.py under .candor/data/text/shared. Text reports
+#     carry a per-signal table (each feature alone).
 #   * audio-own-test-tool / audio-own-test-codec: the test split of the
 #     project's own audio set (held-out LibriSpeech speakers and Asterisk
 #     prompts vs voice changers and TTS, incl. held-out tools and the
@@ -84,13 +85,15 @@ else
 fi
 
 TEXT=.candor/data/text
+TEXT_SIGNALS=lm.mean_logprob,lm.mean_log_rank,lm.mean_entropy,lm.fast_detectgpt,lm.ppl_entropy_ratio,lm.sentence_logprob_std,style.sentence_length_cv,style.mattr
 if ! want text; then
   keep "$ROOT"/text-*/report.json
 elif [[ -f $TEXT/own/manifest-fit.jsonl ]]; then
   rm -rf "$ROOT"/text-*
   echo "== text, own set, test split" >&2
   "${CANDOR[@]}" eval --set "$TEXT/own/manifest-fit.jsonl" --split test --detector text \
-    --name text-own-test --bootstrap "$BOOT" --out "$ROOT/text-own-test" >/dev/null
+    --name text-own-test --per-signal "$TEXT_SIGNALS" --bootstrap "$BOOT" \
+    --out "$ROOT/text-own-test" >/dev/null
   reports+=("$ROOT/text-own-test/report.json")
 else
   echo "== skipping the own text set: run scripts/text/train-text-detector.sh" >&2
@@ -100,7 +103,7 @@ want text && for m in "$TEXT"/shared/eval-*.jsonl; do
   ds=$(basename "$m" .jsonl); ds=${ds#eval-}
   echo "== text, shared set $ds" >&2
   "${CANDOR[@]}" eval --set "$m" --detector text --name "text-$ds" \
-    --bootstrap "$BOOT" --out "$ROOT/text-$ds" >/dev/null
+    --per-signal "$TEXT_SIGNALS" --bootstrap "$BOOT" --out "$ROOT/text-$ds" >/dev/null
   reports+=("$ROOT/text-$ds/report.json")
 done
 

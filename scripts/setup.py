@@ -384,6 +384,29 @@ def files_ok(home: Path, recorded: dict[str, str], rels: list[str]) -> bool:
     return True
 
 
+def install_wheel_libs(ctx: Ctx, sec: dict, root: Path, members: list[str], rels: list[str],
+                       links: list[tuple[str, str]], notes: dict[str, str]) -> Path:
+    """Replaces `root` with a fresh folder: `members` of the pinned wheel of `sec` in
+    root/lib (recorded in the stamp under `rels`), `links` (name -> target) beside them
+    and one-line text files `notes` (name -> content) in root. Returns the wheel."""
+    wheel = fetch_wheel(ctx.cache, sec["package"], sec["version"], sec["wheel_sha256"])
+    new = ctx.home / f".{root.name}.new{os.getpid()}"
+    shutil.rmtree(new, ignore_errors=True)
+    (new / "lib").mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for member, rel in zip(members, rels):
+                ctx.files[rel] = extract_member(zf, wheel, member, new / "lib" / Path(rel).name, mode=0o755)
+        for link, target in links:
+            os.symlink(target, new / "lib" / link)
+        for name, text in notes.items():
+            (new / name).write_text(text + "\n")
+        replace_dir(new, root)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    return wheel
+
+
 def install_runtime(ctx: Ctx) -> None:
     sec = runtime_section(ctx.manifest, ctx.flavour)
     version = sec["version"]
@@ -401,23 +424,10 @@ def install_runtime(ctx: Ctx) -> None:
         info(f"onnxruntime {version} ({ctx.flavour}) ok")
         return
 
-    wheel = fetch_wheel(ctx.cache, sec["package"], version, sec["wheel_sha256"])
-    new = ctx.home / f".onnxruntime.new{os.getpid()}"
-    shutil.rmtree(new, ignore_errors=True)
-    (new / "lib").mkdir(parents=True)
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for member, name, rel in zip(members, names, rels):
-                ctx.files[rel] = extract_member(zf, wheel, member, new / "lib" / name, mode=0o755)
-        main = names[0]
-        for link in ("libonnxruntime.so", "libonnxruntime.so.1"):
-            if link != main:
-                os.symlink(main, new / "lib" / link)
-        (new / "VERSION").write_text(version + "\n")
-        (new / "FLAVOR").write_text(ctx.flavour + "\n")
-        replace_dir(new, rt)
-    finally:
-        shutil.rmtree(new, ignore_errors=True)
+    main = names[0]
+    links = [(link, main) for link in ("libonnxruntime.so", "libonnxruntime.so.1") if link != main]
+    wheel = install_wheel_libs(ctx, sec, rt, members, rels, links,
+                               {"VERSION": version, "FLAVOR": ctx.flavour})
     info(f"onnxruntime {version} ({ctx.flavour}) installed from {wheel.name}")
 
 
@@ -446,17 +456,7 @@ def install_blas(ctx: Ctx) -> None:
         ctx.files[rel] = ctx.prev_files[rel]
         info(f"openblas {version} ok")
         return
-    wheel = fetch_wheel(ctx.cache, sec["package"], version, sec["wheel_sha256"])
-    new = ctx.home / f".openblas.new{os.getpid()}"
-    shutil.rmtree(new, ignore_errors=True)
-    (new / "lib").mkdir(parents=True)
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            ctx.files[rel] = extract_member(zf, wheel, sec["member"], new / "lib" / name, mode=0o755)
-        (new / "VERSION").write_text(version + "\n")
-        replace_dir(new, root)
-    finally:
-        shutil.rmtree(new, ignore_errors=True)
+    wheel = install_wheel_libs(ctx, sec, root, [sec["member"]], [rel], [], {"VERSION": version})
     info(f"openblas {version} installed from {wheel.name}")
 
 

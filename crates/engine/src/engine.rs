@@ -125,7 +125,7 @@ pub struct QueueDepth {
     pub bulk: usize,
 }
 
-/// The loaded ONNX Runtime library.
+/// A loaded runtime library (ONNX Runtime, OpenBLAS).
 #[derive(Debug, Clone, Serialize)]
 pub struct RuntimeInfo {
     /// Library path.
@@ -141,6 +141,9 @@ pub struct EngineInfo {
     pub device: String,
     /// ONNX Runtime, when loaded.
     pub onnxruntime: Option<RuntimeInfo>,
+    /// OpenBLAS, when a language model runs on it (version = its build
+    /// string, with the kernel family chosen for this CPU).
+    pub openblas: Option<RuntimeInfo>,
     /// Loaded models.
     pub models: Vec<ModelInfo>,
     /// Start-up warnings (models skipped and why).
@@ -301,6 +304,7 @@ impl ModelHandle {
 pub struct Engine {
     models: BTreeMap<String, ModelHandle>,
     runtime: Option<RuntimeInfo>,
+    blas: Option<RuntimeInfo>,
     warnings: Vec<String>,
 }
 
@@ -462,13 +466,14 @@ impl Engine {
                     } else {
                         None
                     };
-                    Arc::new(CausalLm::load(
-                        &spec.id,
-                        &path,
-                        config.device,
-                        usize::MAX,
-                        blas,
-                    )?)
+                    let lm = CausalLm::load(&spec.id, &path, config.device, usize::MAX, blas)?;
+                    if let Some(b) = blas.filter(|_| lm.uses_blas()) {
+                        engine.blas = Some(RuntimeInfo {
+                            library: b.library.clone(),
+                            version: b.config.clone(),
+                        });
+                    }
+                    Arc::new(lm)
                 }
                 BackendKind::Candle => Arc::new(MlpHead::load(
                     &spec.id,
@@ -499,6 +504,7 @@ impl Engine {
                 .map(|h| (h.spec().id.clone(), h))
                 .collect(),
             runtime: None,
+            blas: None,
             warnings: Vec::new(),
         }
     }
@@ -537,6 +543,7 @@ impl Engine {
                 devices.join(",")
             },
             onnxruntime: self.runtime.clone(),
+            openblas: self.blas.clone(),
             models,
             warnings: self.warnings.clone(),
         }

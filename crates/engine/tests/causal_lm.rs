@@ -103,10 +103,7 @@ fn fluent_vs_salad(lm: &CausalLm, tk: &TextTokenizer) {
         assert!(rank_f[i] >= 1.0);
     }
     let (mf, ms) = (mean(&lp_f), mean(&lp_s));
-    eprintln!(
-        "{}: mean logprob fluent {mf:.3}, salad {ms:.3}",
-        lm.device()
-    );
+    eprintln!("{}: mean logprob fluent {mf:.3}, salad {ms:.3}", lm.name());
     assert!(mf > ms + 1.5, "fluent {mf} vs salad {ms}");
     assert!(mean(&rank_f) < mean(&rank_s));
 
@@ -190,7 +187,7 @@ fn matches_fixture(lm: &CausalLm, tk: &TextTokenizer, f: &serde_json::Value) {
         let (m_lp, m_ent) = (d_lp / n as f64, d_ent / n as f64);
         eprintln!(
             "{} {}: {n} positions, mean |dlogprob| {m_lp:.4}, mean |dentropy| {m_ent:.4}, top-1 agreement {same_top}/{n}",
-            lm.device(),
+            lm.name(),
             t["id"]
         );
         worst_mean = worst_mean.max(m_lp).max(m_ent);
@@ -279,7 +276,7 @@ fn score_mask_skips_unwanted_tokens_only() {
         for (a, b) in all.iter().zip(&some) {
             for t in 0..ids.len() {
                 if want[t] {
-                    assert!((a[t] - b[t]).abs() < 1e-4, "{}: token {t}", lm.device());
+                    assert!((a[t] - b[t]).abs() < 1e-4, "{}: token {t}", lm.name());
                 } else {
                     assert_eq!(b[t], 0.0);
                 }

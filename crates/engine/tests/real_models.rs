@@ -307,4 +307,19 @@ fn committed_manifest_loads_when_artefacts_exist() {
     let _ = BatchConfig::default();
     let _: Option<(InputSpec, OutputSpec, ModelSpec)> = None;
     eprintln!("loaded: {:?}", engine.model_ids());
+    // With setup's OpenBLAS installed, the language model runs on it and
+    // /info names the library.
+    let lm = engine.model("smollm2-135m-instruct-q4");
+    if lm.is_some() && home().join("openblas/lib/libscipy_openblas.so").is_file() {
+        let info = engine.info();
+        let m = info
+            .models
+            .iter()
+            .find(|m| m.id == "smollm2-135m-instruct-q4")
+            .unwrap();
+        assert_eq!(m.backend, "candle-lm+openblas");
+        assert_eq!(m.device, "cpu");
+        let blas = info.openblas.expect("OpenBLAS listed in /info");
+        assert!(blas.version.starts_with("OpenBLAS 0.3"), "{}", blas.version);
+    }
 }

@@ -50,6 +50,25 @@ pub fn describe(name: &str) -> &'static str {
     }
 }
 
+/// The direction in which each feature is published to move for machine
+/// text: `+1` higher, `-1` lower, `0` no settled direction. `text-train`
+/// holds the head's weights to these signs (GLTR: more probable, higher
+/// ranked tokens; lower predictive entropy; Fast-DetectGPT: higher
+/// discrepancy; Binoculars: lower perplexity relative to entropy; less
+/// burstiness of perplexity and of sentence lengths). MATTR has no settled
+/// direction across registers.
+pub fn machine_direction(name: &str) -> f64 {
+    match name {
+        "lm.mean_logprob" | "lm.fast_detectgpt" => 1.0,
+        "lm.mean_log_rank"
+        | "lm.mean_entropy"
+        | "lm.ppl_entropy_ratio"
+        | "lm.sentence_logprob_std"
+        | "style.sentence_length_cv" => -1.0,
+        _ => 0.0,
+    }
+}
+
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     let (mut s, mut n) = (0.0, 0usize);
     for x in xs {

@@ -175,7 +175,7 @@ impl CausalLm {
         blas: Option<&'static Blas>,
     ) -> Result<Self> {
         let err = |m: String| EngineError::backend(model, m);
-        let (dev, mut device_name) = super::candle::pick_device(device)?;
+        let (dev, device_name) = super::candle::pick_device(device)?;
         let mut file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| err(format!("{}: {e}", path.display())))?;
@@ -254,7 +254,6 @@ impl CausalLm {
                     Some(h) => std::sync::Arc::new(v(h)?),
                     None => std::sync::Arc::clone(&embed),
                 };
-                device_name = format!("{device_name} (OpenBLAS {} kernels)", blas.core);
                 Weights::Host(Box::new(HostModel {
                     blas,
                     cfg: cfg.clone(),
@@ -582,7 +581,10 @@ impl Backend for CausalLm {
     }
 
     fn name(&self) -> &'static str {
-        "candle-lm"
+        match self.weights {
+            Weights::Host(_) => "candle-lm+openblas",
+            Weights::Candle(_) => "candle-lm",
+        }
     }
 }
 
