@@ -32,6 +32,11 @@ use crate::args::AnalyzerArgs;
 
 /// Prose-token prefix lengths measured for the minimum-length rule.
 const PREFIXES: [usize; 7] = [24, 32, 48, 64, 96, 128, 192];
+/// Calib human texts a prefix length needs before its FPR counts in the
+/// minimum-length rule: one text moves an FPR measured on fewer than 100 by
+/// more than a point, so a 1% target cannot be judged there (such lengths
+/// are still reported).
+const MIN_PREFIX_ROWS: usize = 100;
 
 #[derive(Debug, Clone, Args)]
 pub struct TextFeaturesArgs {
@@ -109,14 +114,12 @@ pub struct TextTrainArgs {
     /// for machine text (`features::machine_direction`); a feature whose
     /// weight would flip is left out of the head. Costs some separation on
     /// the training generator (features cancelling each other fit its
-    /// quirks) and should transfer better to other generators. Off by
-    /// default: the committed head is a free fit, and with the current data
-    /// the signed head's measured minimum length rises to 192 prose tokens
-    /// (see docs/text-detector.md).
+    /// quirks) and transfers better to other generators (docs/text-detector.md).
+    /// `false` = a free fit (the head before version 3).
     #[arg(
         long,
         env = "CANDOR_TEXT_TRAIN_SIGNED",
-        default_value_t = false,
+        default_value_t = true,
         action = clap::ArgAction::Set
     )]
     pub signed: bool,
@@ -393,10 +396,11 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
     }
     // The bound "holds" at a length when the measured FPR is within twice
     // the target, or not significantly above the target (one-sided 95%
-    // Wilson lower bound at or below it).
+    // Wilson lower bound at or below it). Lengths with too few calib human
+    // texts to measure it do not count.
     let bound = 2.0 * args.operating_point.target_fpr;
     let holds = |f: f64, na: usize| {
-        na > 0 && (f <= bound || wilson_lower(f, na) <= args.operating_point.target_fpr)
+        na < MIN_PREFIX_ROWS || f <= bound || wilson_lower(f, na) <= args.operating_point.target_fpr
     };
     let measured = (0..table.len())
         .find(|&i| table[i..].iter().all(|&(_, f, na)| holds(f, na)))
@@ -411,9 +415,10 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
         m.insert(
             "min_prose_tokens_rule".into(),
             serde_json::json!(format!(
-                "shortest prose-token prefix from which, at every longer prefix, the calib \
-                 authentic FPR is <= {bound} (2 x target) or its one-sided 95% Wilson lower \
-                 bound is <= the target; measured {measured}"
+                "shortest prose-token prefix from which, at every longer prefix reached by at \
+                 least {MIN_PREFIX_ROWS} calib authentic texts, the calib authentic FPR is <= \
+                 {bound} (2 x target) or its one-sided 95% Wilson lower bound is <= the target; \
+                 measured {measured}"
             )),
         );
         m.insert(
