@@ -72,22 +72,8 @@ pub struct AudioTrainArgs {
     )]
     pub out_dir: PathBuf,
 
-    /// Version written into the head and the calibrations. Bump it on every
-    /// retrain so results say which fit scored them.
-    #[arg(
-        long = "artefact-version",
-        env = "CANDOR_AUDIO_TRAIN_VERSION",
-        default_value = "1"
-    )]
-    pub artefact_version: String,
-
-    /// L2 penalty of the logistic head. Higher = smaller weights, less
-    /// overfitting to the training tools, less separation.
-    #[arg(long, env = "CANDOR_AUDIO_TRAIN_L2", default_value_t = 1.0)]
-    pub l2: f64,
-
     #[command(flatten)]
-    pub operating_point: crate::args::OperatingPointArgs,
+    pub fit: crate::args::HeadFitArgs,
 
     /// Features the head uses (comma-separated names from the detector's
     /// feature list).
@@ -319,13 +305,13 @@ fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
         bail!("no usable segments to fit the head on ({})", args.head_on);
     }
     impute_column_means(&mut x);
-    let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
+    let fit = fit_logistic(&x, &y, args.fit.l2).context("fitting the fusion head")?;
     let created_by = std::env::args().collect::<Vec<_>>().join(" ");
     let head = AudioHead {
         linear: LinearHead::from_fit(
             HEAD_FORMAT,
             "audio-fusion",
-            &args.artefact_version,
+            &args.fit.artefact_version,
             cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
             &fit,
             serde_json::json!({
@@ -336,7 +322,7 @@ fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
                 "segments_authentic": y.iter().filter(|&&v| !v).count(),
                 "files_manipulated": n_files_pos,
                 "files_authentic": n_files_neg,
-                "l2": args.l2,
+                "l2": args.fit.l2,
                 "method": "logistic regression on segments, standardised features, class-balanced, Newton",
                 "created_by": created_by,
             }),
@@ -354,12 +340,12 @@ fn train_cmd(args: AudioTrainArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     let spec = |id: &str, detector: &str| FitSpec {
         id: id.into(),
-        version: args.artefact_version.clone(),
+        version: args.fit.artefact_version.clone(),
         detector: detector.into(),
         set: set_name.clone(),
         created_by: std::env::args().collect::<Vec<_>>().join(" "),
         method: Method::Platt,
-        operating_point: args.operating_point.spec(),
+        operating_point: args.fit.operating_point.spec(),
     };
     let mut seg_items = Vec::new();
     let mut file_items = Vec::new();

@@ -61,22 +61,8 @@ pub struct ImageTrainArgs {
     )]
     pub out_dir: PathBuf,
 
-    /// Version written into the head and the calibration. Bump it on every
-    /// retrain so results say which fit scored them.
-    #[arg(
-        long = "artefact-version",
-        env = "CANDOR_IMAGE_TRAIN_VERSION",
-        default_value = "1"
-    )]
-    pub artefact_version: String,
-
-    /// L2 penalty of the logistic head. Higher = smaller weights, less
-    /// overfitting to the training edits, less separation.
-    #[arg(long, env = "CANDOR_IMAGE_TRAIN_L2", default_value_t = 1.0)]
-    pub l2: f64,
-
     #[command(flatten)]
-    pub operating_point: crate::args::OperatingPointArgs,
+    pub fit: crate::args::HeadFitArgs,
 
     /// Measures the head uses (comma-separated names from the forensic
     /// feature list).
@@ -252,12 +238,12 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
         .collect();
     let y: Vec<bool> = train.iter().map(|r| r.manipulated).collect();
     impute_column_means(&mut x);
-    let fit = fit_logistic(&x, &y, args.l2).context("fitting the fusion head")?;
+    let fit = fit_logistic(&x, &y, args.fit.l2).context("fitting the fusion head")?;
     let created_by = std::env::args().collect::<Vec<_>>().join(" ");
     let head = ImageHead(LinearHead::from_fit(
         HEAD_FORMAT,
         "image-fusion",
-        &args.artefact_version,
+        &args.fit.artefact_version,
         cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
         &fit,
         serde_json::json!({
@@ -266,7 +252,7 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
             "rows": if calib_half { "half of the calib images, chosen by sha256 of the id (the calibration uses the other half)" } else { "split train" },
             "manipulated": y.iter().filter(|&&v| v).count(),
             "authentic": y.iter().filter(|&&v| !v).count(),
-            "l2": args.l2,
+            "l2": args.fit.l2,
             "method": "logistic regression, standardised features, class-balanced, Newton",
             "created_by": created_by,
         }),
@@ -282,7 +268,7 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
         .collect();
     let spec = FitSpec {
         id: "calibration/image".into(),
-        version: args.artefact_version.clone(),
+        version: args.fit.artefact_version.clone(),
         detector: "image".into(),
         set: args
             .features
@@ -291,7 +277,7 @@ fn train_cmd(args: ImageTrainArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         created_by: std::env::args().collect::<Vec<_>>().join(" "),
         method: Method::Platt,
-        operating_point: args.operating_point.spec(),
+        operating_point: args.fit.operating_point.spec(),
     };
     let cal = fit_calibration(&items, Split::Calib, &spec).context("fitting the calibration")?;
 

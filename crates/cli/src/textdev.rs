@@ -79,22 +79,8 @@ pub struct TextTrainArgs {
     )]
     pub calibration_out: PathBuf,
 
-    /// Version written into the head and the calibration. Bump it on every
-    /// retrain so results say which fit scored them.
-    #[arg(
-        long = "artefact-version",
-        env = "CANDOR_TEXT_TRAIN_VERSION",
-        default_value = "1"
-    )]
-    pub artefact_version: String,
-
-    /// L2 penalty of the logistic head. Higher = smaller weights, less
-    /// overfitting to the training generator, less separation.
-    #[arg(long, env = "CANDOR_TEXT_TRAIN_L2", default_value_t = 1.0)]
-    pub l2: f64,
-
     #[command(flatten)]
-    pub operating_point: crate::args::OperatingPointArgs,
+    pub fit: crate::args::HeadFitArgs,
 
     /// Features the head uses (comma-separated names). The default leaves
     /// out `style.mattr`: in the project's own set it mostly separates the
@@ -292,7 +278,7 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
         })
         .collect();
     let (fit, dropped) =
-        fit_logistic_signed(&x, &y, args.l2, &signs).context("fitting the fusion head")?;
+        fit_logistic_signed(&x, &y, args.fit.l2, &signs).context("fitting the fusion head")?;
     for &j in &dropped {
         println!(
             "left out {}: its weight would run against the published direction",
@@ -316,7 +302,7 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
         linear: LinearHead::from_fit(
             HEAD_FORMAT,
             "text-fusion",
-            &args.artefact_version,
+            &args.fit.artefact_version,
             cols.iter().map(|&c| FEATURES[c].to_string()).collect(),
             &fit,
             serde_json::json!({
@@ -325,7 +311,7 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
                 "split": "train",
                 "n_machine": y.iter().filter(|&&v| v).count(),
                 "n_human": y.iter().filter(|&&v| !v).count(),
-                "l2": args.l2,
+                "l2": args.fit.l2,
                 "method": if args.signed {
                     "logistic regression, standardised features, class-balanced, Newton; weights held to the published direction of each feature (active set)"
                 } else {
@@ -354,7 +340,7 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
         Split::Calib,
         &FitSpec {
             id: "calibration/text".into(),
-            version: args.artefact_version.clone(),
+            version: args.fit.artefact_version.clone(),
             detector: "text".into(),
             set: args
                 .features
@@ -363,7 +349,7 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             created_by: std::env::args().collect::<Vec<_>>().join(" "),
             method: Method::Platt,
-            operating_point: args.operating_point.spec(),
+            operating_point: args.fit.operating_point.spec(),
         },
     )
     .context("fitting the calibration")?;
@@ -398,9 +384,11 @@ fn train_cmd(args: TextTrainArgs) -> anyhow::Result<()> {
     // the target, or not significantly above the target (one-sided 95%
     // Wilson lower bound at or below it). Lengths with too few calib human
     // texts to measure it do not count.
-    let bound = 2.0 * args.operating_point.target_fpr;
+    let bound = 2.0 * args.fit.operating_point.target_fpr;
     let holds = |f: f64, na: usize| {
-        na < MIN_PREFIX_ROWS || f <= bound || wilson_lower(f, na) <= args.operating_point.target_fpr
+        na < MIN_PREFIX_ROWS
+            || f <= bound
+            || wilson_lower(f, na) <= args.fit.operating_point.target_fpr
     };
     let measured = (0..table.len())
         .find(|&i| table[i..].iter().all(|&(_, f, na)| holds(f, na)))

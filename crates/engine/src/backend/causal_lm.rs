@@ -58,14 +58,14 @@ pub struct LmConfig {
 
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 /// Weights as candle tensors (any device, candle's own kernels).
@@ -73,7 +73,7 @@ struct CandleWeights {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: Tensor,
-    head: QMatMul,
+    head: Linear,
     cos: Tensor,
     sin: Tensor,
 }
@@ -271,7 +271,7 @@ impl CausalLm {
                     .into_iter()
                     .map(|t| {
                         let mut t = t.into_iter();
-                        let mut next = || QMatMul(t.next().expect("nine tensors per block"));
+                        let mut next = || Linear(t.next().expect("nine tensors per block"));
                         Layer {
                             attn_norm: next().0,
                             wq: next(),
@@ -287,7 +287,7 @@ impl CausalLm {
                     .collect();
                 let ang = Tensor::from_vec(ang, (positions, half), &dev).map_err(c)?;
                 Weights::Candle(CandleWeights {
-                    head: QMatMul(head.unwrap_or_else(|| embed.clone())),
+                    head: Linear(head.unwrap_or_else(|| embed.clone())),
                     embed,
                     layers,
                     norm,
@@ -519,9 +519,9 @@ impl CausalLm {
 }
 
 /// A weight matrix `[out, in]`; `forward` computes `x · wᵀ` with candle.
-struct QMatMul(Tensor);
+struct Linear(Tensor);
 
-impl QMatMul {
+impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         x.matmul(&self.0.t()?)
     }
