@@ -177,6 +177,7 @@ fn noop_handle(max_batch: usize, max_wait_ms: u64) -> ModelHandle {
             batch_axis: Some(0),
         }],
         head: None,
+        lm: None,
         extra_files: Vec::new(),
     };
     let cfg = BatchConfig {

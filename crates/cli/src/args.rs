@@ -53,21 +53,15 @@ pub enum Command {
     /// Score a labelled set of texts with the text detector's language model
     /// and write per-row features (training input of `text-train`).
     TextFeatures(Box<crate::textdev::TextFeaturesArgs>),
-    /// Fit the text detector's fusion head (train split) and calibration
-    /// (calib split) from `text-features` output; writes models/text/.
-    TextTrain(crate::textdev::TextTrainArgs),
     /// Score a labelled set of audio files with the audio detector's model
     /// and forensics; write per-segment features (input of `audio-train`).
     AudioFeatures(Box<crate::audiodev::AudioFeaturesArgs>),
     /// Fit the audio detector's fusion head (train split) and its segment
     /// and file calibrations (calib split); writes models/audio/.
     AudioTrain(crate::audiodev::AudioTrainArgs),
-    /// Measure the image detector's forensic features on a labelled set of
-    /// images (input of `image-train`).
-    ImageFeatures(Box<crate::imagedev::ImageFeaturesArgs>),
-    /// Fit the image detector's fusion head (train split) and calibration
-    /// (calib split); writes models/image/.
-    ImageTrain(crate::imagedev::ImageTrainArgs),
+    /// Embed the faces (YuNet, aligned) and whole images of a labelled set
+    /// with the CLIP tower (training input of the generation head).
+    ImageEmbed(Box<crate::imageembed::ImageEmbedArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,7 @@
 mod args;
 mod audiodev;
 mod eval;
-mod imagedev;
+mod imageembed;
 mod rows;
 mod scan;
 mod textdev;
@@ -107,11 +107,9 @@ fn main() -> ExitCode {
             Command::Calibrate(args) => eval::run_calibrate(*args).await,
             Command::EvalDoc(args) => eval::run_eval_doc(args),
             Command::TextFeatures(args) => textdev::run_features(*args).await,
-            Command::TextTrain(args) => textdev::run_train(args),
             Command::AudioFeatures(args) => audiodev::run_features(*args).await,
             Command::AudioTrain(args) => audiodev::run_train(args),
-            Command::ImageFeatures(args) => imagedev::run_features(*args).await,
-            Command::ImageTrain(args) => imagedev::run_train(args),
+            Command::ImageEmbed(args) => imageembed::run(*args).await,
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {
                     Ok(s) => {

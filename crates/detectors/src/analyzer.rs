@@ -201,7 +201,6 @@ impl Analyzer {
     /// `/info`, and `/ready` stays false until every manifest model loads.
     pub fn load(config: AnalyzerConfig, engine: EngineConfig) -> Result<Self, AnalyzeError> {
         let manifest = engine.manifest.clone();
-        let home = engine.home.clone();
         let engine = Engine::load(engine)?;
         for w in engine.warnings() {
             tracing::warn!(warning = %w, "engine start-up");
@@ -210,20 +209,14 @@ impl Analyzer {
         analyzer.install_text_detector(&manifest, crate::text::TextConfig::default());
         let audio = analyzer.config.audio.clone();
         analyzer.install_audio_detector(&manifest, audio);
-        let cnn = analyzer
-            .engine
-            .as_ref()
-            .and_then(|e| e.model(crate::image::cnn::MODEL));
-        let image = crate::image::ImageDetector::load(
-            &home,
-            &manifest,
-            cnn,
-            analyzer
-                .engine
-                .as_ref()
-                .and_then(|e| e.model(crate::image::clip::MODEL)),
-            analyzer.config.image.clone(),
-        );
+        let model = |id: &str| analyzer.engine.as_ref().and_then(|e| e.model(id));
+        let models = crate::image::ImageModels {
+            yunet: model(crate::image::yunet::MODEL),
+            tower: model(crate::image::clip::MODEL),
+            cnn: model(crate::image::cnn::MODEL),
+        };
+        let image =
+            crate::image::ImageDetector::load(&manifest, models, analyzer.config.image.clone());
         for m in image.missing() {
             tracing::warn!(missing = %m, "image detector");
         }

@@ -13,7 +13,7 @@ use candor_engine::Engine;
 use common::{analyze_bytes, infer_f32, repo};
 
 fn engine_config() -> Option<EngineConfig> {
-    let face = format!("models/{}", candor_detectors::image::faces::MODEL_FILE);
+    let face = "models/yunet-face/face_detection_yunet_2023mar.onnx".to_string();
     common::engine_config(
         &[cnn::MODEL, candor_detectors::image::clip::MODEL],
         &["onnxruntime", &face],

@@ -327,6 +327,12 @@ fn with_defaults(spec: &mut ModelSpec) {
                     batch_axis: Some(0),
                 });
             }
+            if spec.lm.as_ref().is_some_and(|l| !l.hidden_taps.is_empty()) {
+                spec.outputs.push(OutputSpec {
+                    name: crate::backend::causal_lm::HIDDEN_OUTPUT.into(),
+                    batch_axis: Some(0),
+                });
+            }
         }
     }
     if spec.backend == BackendKind::Candle {
@@ -466,7 +472,9 @@ impl Engine {
                     } else {
                         None
                     };
-                    let lm = CausalLm::load(&spec.id, &path, config.device, usize::MAX, blas)?;
+                    let taps = spec.lm.as_ref().map(|l| l.hidden_taps.clone());
+                    let lm = CausalLm::load(&spec.id, &path, config.device, usize::MAX, blas)?
+                        .with_taps(taps.unwrap_or_default())?;
                     if let Some(b) = blas.filter(|_| lm.uses_blas()) {
                         engine.blas = Some(RuntimeInfo {
                             library: b.library.clone(),

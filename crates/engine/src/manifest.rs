@@ -154,6 +154,16 @@ pub struct HeadSpec {
     pub output_activation: Option<String>,
 }
 
+/// Settings of a causal language model (`[model.lm]`, see
+/// [`crate::backend::causal_lm`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LmSpec {
+    /// Blocks (1-based) whose residual stream is returned as the `hidden`
+    /// output, in this order. Empty: no `hidden` output.
+    #[serde(default)]
+    pub hidden_taps: Vec<usize>,
+}
+
 /// One `[[model]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -187,6 +197,9 @@ pub struct ModelSpec {
     /// candle head settings (candle backend only).
     #[serde(default)]
     pub head: Option<HeadSpec>,
+    /// Language-model settings (candle-lm backend only).
+    #[serde(default)]
+    pub lm: Option<LmSpec>,
     /// Other files installed next to `file` (e.g. a probe's weights), also
     /// verified at start-up.
     #[serde(default)]

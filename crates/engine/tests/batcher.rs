@@ -486,6 +486,7 @@ async fn usable_from_tokio_with_many_submitters() {
         inputs: i,
         outputs: o,
         head: None,
+        lm: None,
         extra_files: Vec::new(),
     };
     let h = candor_engine::ModelHandle::new(spec, fake.clone(), cfg(8, 2)).unwrap();

@@ -97,27 +97,119 @@ impl ClipProbe {
         priority: Priority,
         deadline: Option<Instant>,
     ) -> Result<f64, String> {
-        let input = TensorData::f32_from_vec(&[1, 3, SIDE, SIDE], preprocess(img))
-            .ok_or_else(|| "CLIP input shape".to_string())?;
-        let mut out = self
-            .model
-            .infer_blocking(
-                vec![NamedTensor::new("pixel_values", input)],
-                priority,
-                deadline,
-            )
-            .map_err(|e| e.to_string())?;
-        let e: Vec<f32> = out
-            .take("image_embeds")
-            .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect()))
-            .ok_or_else(|| "CLIP: output `image_embeds` missing".to_string())?;
-        if e.len() != EMBED {
-            return Err(format!("CLIP: {} embedding values", e.len()));
-        }
+        let f = embed(&self.model, preprocess(img), priority, deadline)?;
+        Ok(self.probe(&f))
+    }
+
+    /// The package's probe on features already computed for the package's
+    /// own preprocessing ([`preprocess`]).
+    pub fn probe(&self, f: &ClipFeatures) -> f64 {
+        let e = &f.embeds;
         let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         let dot: f32 = e.iter().zip(&self.weights).map(|(a, w)| a / norm * w).sum();
-        Ok(f64::from(dot + self.bias))
+        f64::from(dot + self.bias)
     }
+
+    /// The encoder behind the probe.
+    pub fn model(&self) -> &ModelHandle {
+        &self.model
+    }
+}
+
+/// Width of the tower's hidden states.
+pub const HIDDEN: usize = 768;
+/// Tokens of the last hidden state: CLS + 14 × 14 patches.
+const TOKENS: usize = 197;
+/// Engine name of the last hidden state output.
+const HIDDEN_OUTPUT: &str = "onnx::Gather_1524";
+/// Length of [`ClipFeatures::concat`].
+pub const FEATURE_DIM: usize = EMBED + 2 * HIDDEN;
+
+/// What the tower says about one 224×224 input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipFeatures {
+    /// Projected image embedding (512, not normalised).
+    pub embeds: Vec<f32>,
+    /// Class token of the last hidden state (768).
+    pub cls: Vec<f32>,
+    /// Mean of the 196 patch tokens of the last hidden state (768).
+    pub patch_mean: Vec<f32>,
+    /// The 196 patch tokens themselves (row-major 14 × 14 × 768), kept for
+    /// the per-patch evidence map.
+    pub patches: Option<Vec<f32>>,
+}
+
+impl ClipFeatures {
+    /// `embeds ‖ cls ‖ patch_mean` ([`FEATURE_DIM`] values).
+    pub fn concat(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(FEATURE_DIM);
+        v.extend_from_slice(&self.embeds);
+        v.extend_from_slice(&self.cls);
+        v.extend_from_slice(&self.patch_mean);
+        v
+    }
+}
+
+/// Runs the tower on one normalised CHW 224×224 input (blocking).
+pub fn embed(
+    model: &ModelHandle,
+    input: Vec<f32>,
+    priority: Priority,
+    deadline: Option<Instant>,
+) -> Result<ClipFeatures, String> {
+    let input = TensorData::f32_from_vec(&[1, 3, SIDE, SIDE], input)
+        .ok_or_else(|| "CLIP input shape".to_string())?;
+    let mut out = model
+        .infer_blocking(
+            vec![NamedTensor::new("pixel_values", input)],
+            priority,
+            deadline,
+        )
+        .map_err(|e| e.to_string())?;
+    let mut take = |name: &str, len: usize| -> Result<Vec<f32>, String> {
+        let v: Vec<f32> = out
+            .take(name)
+            .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect()))
+            .ok_or_else(|| format!("CLIP: output `{name}` missing"))?;
+        if v.len() != len {
+            return Err(format!("CLIP: output `{name}` has {} values", v.len()));
+        }
+        Ok(v)
+    };
+    let embeds = take("image_embeds", EMBED)?;
+    let hidden = take(HIDDEN_OUTPUT, TOKENS * HIDDEN)?;
+    let cls = hidden[..HIDDEN].to_vec();
+    let mut patch_mean = vec![0f32; HIDDEN];
+    for tok in hidden[HIDDEN..].chunks_exact(HIDDEN) {
+        for (m, v) in patch_mean.iter_mut().zip(tok) {
+            *m += v;
+        }
+    }
+    let n = (TOKENS - 1) as f32;
+    for m in &mut patch_mean {
+        *m /= n;
+    }
+    let patches = Some(hidden[HIDDEN..].to_vec());
+    Ok(ClipFeatures {
+        embeds,
+        cls,
+        patch_mean,
+        patches,
+    })
+}
+
+/// CLIP normalisation of a 224×224 RGB image already at the input size
+/// (an aligned face crop), CHW.
+pub fn normalise(img: &RgbImage) -> Vec<f32> {
+    debug_assert_eq!(img.dimensions(), (SIDE as u32, SIDE as u32));
+    let mut out = vec![0f32; 3 * SIDE * SIDE];
+    for (x, y, p) in img.enumerate_pixels() {
+        let (x, y) = (x as usize, y as usize);
+        for c in 0..3 {
+            out[c * SIDE * SIDE + y * SIDE + x] = (f32::from(p[c]) / 255.0 - MEAN[c]) / STD[c];
+        }
+    }
+    out
 }
 
 /// Pillow's bicubic kernel (a = -0.5).

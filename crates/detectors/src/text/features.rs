@@ -3,9 +3,6 @@
 //! score.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-
-use serde::{Deserialize, Serialize};
 
 /// Statistics of one scored token (see the engine's `candle-lm` contract).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,70 +140,21 @@ pub fn features(tokens: &[TokenStat], style: &DocStyle) -> Option<[f64; 8]> {
     ])
 }
 
-/// Format tag of fusion head files.
-pub const HEAD_FORMAT: &str = "candor.text-fusion/1";
-
-/// A standardised logistic-regression head over named features:
-/// `raw = bias + Σ w_i (x_i - mean_i) / scale_i` (a log-odds before
-/// calibration; higher = more likely machine-generated).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FusionHead {
-    /// The logistic layer (format [`HEAD_FORMAT`], features from [`FEATURES`]).
-    #[serde(flatten)]
-    pub linear: crate::fusion::LinearHead,
-    /// Below this many scored prose tokens the detector abstains.
-    pub min_prose_tokens: usize,
-}
-
-impl std::ops::Deref for FusionHead {
-    type Target = crate::fusion::LinearHead;
-    fn deref(&self) -> &crate::fusion::LinearHead {
-        &self.linear
+/// Mean of the tapped hidden states (`width` values per token, tokens in
+/// `range` of the analysis' prose tokens); `None` when the range is empty or
+/// there are no hidden states.
+pub fn pool_hidden(hidden: &[f32], width: usize, range: std::ops::Range<usize>) -> Option<Vec<f32>> {
+    if width == 0 || range.is_empty() || hidden.len() < range.end * width {
+        return None;
     }
-}
-
-impl std::ops::DerefMut for FusionHead {
-    fn deref_mut(&mut self) -> &mut crate::fusion::LinearHead {
-        &mut self.linear
+    let mut m = vec![0f64; width];
+    for row in hidden[range.start * width..range.end * width].chunks_exact(width) {
+        for (a, v) in m.iter_mut().zip(row) {
+            *a += f64::from(*v);
+        }
     }
-}
-
-impl FusionHead {
-    /// Reads and checks a head file.
-    pub fn load(path: &Path) -> Result<FusionHead, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    /// Parses and checks the JSON of a head file.
-    pub fn from_slice(bytes: &[u8]) -> Result<FusionHead, String> {
-        let h: FusionHead = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        h.check()?;
-        Ok(h)
-    }
-
-    /// Consistency checks (lengths, known features, finite weights).
-    pub fn check(&self) -> Result<(), String> {
-        self.linear.check(HEAD_FORMAT, &FEATURES)
-    }
-
-    /// Raw score of a full feature vector (in [`FEATURES`] order).
-    pub fn raw(&self, x: &[f64; 8]) -> f64 {
-        self.raw_of(&self.linear.contributions(&FEATURES, x))
-    }
-
-    /// Each used feature's contribution to the raw score (weight ×
-    /// standardised value), in weight order.
-    pub fn contributions(&self, x: &[f64; 8]) -> Vec<(String, f64)> {
-        let c = self.linear.contributions(&FEATURES, x);
-        self.features
-            .iter()
-            .map(|name| {
-                let j = FEATURES.iter().position(|f| f == name).unwrap_or(0);
-                (name.clone(), c[j])
-            })
-            .collect()
-    }
+    let n = range.len() as f64;
+    Some(m.into_iter().map(|a| (a / n) as f32).collect())
 }
 
 #[cfg(test)]
@@ -237,28 +185,12 @@ mod tests {
     }
 
     #[test]
-    fn head_is_checked_and_applied() {
-        let mut h = FusionHead {
-            linear: crate::fusion::LinearHead {
-                format: HEAD_FORMAT.into(),
-                id: "t".into(),
-                version: "1".into(),
-                features: vec!["lm.mean_logprob".into(), "style.mattr".into()],
-                mean: vec![-3.0, 0.5],
-                scale: vec![1.0, 0.1],
-                weights: vec![2.0, -1.0],
-                bias: 0.5,
-                trained_on: serde_json::Value::Null,
-            },
-            min_prose_tokens: 50,
-        };
-        h.check().unwrap();
-        let mut x = [0.0; 8];
-        x[0] = -2.0;
-        x[7] = 0.6;
-        // 0.5 + 2 * 1 - 1 * 1 = 1.5
-        assert!((h.raw(&x) - 1.5).abs() < 1e-9);
-        h.features[1] = "nope".into();
-        assert!(h.check().is_err());
+    fn hidden_states_are_averaged_over_the_range() {
+        let h = [1.0, 10.0, 3.0, 20.0, 5.0, 30.0];
+        assert_eq!(pool_hidden(&h, 2, 0..3).unwrap(), vec![3.0, 20.0]);
+        assert_eq!(pool_hidden(&h, 2, 1..2).unwrap(), vec![3.0, 20.0]);
+        assert!(pool_hidden(&h, 2, 2..2).is_none());
+        assert!(pool_hidden(&h, 2, 0..4).is_none());
+        assert!(pool_hidden(&h, 0, 0..1).is_none());
     }
 }

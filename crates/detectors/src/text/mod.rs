@@ -12,14 +12,17 @@
 //!    mean log-probability, log-rank, entropy, Fast-DetectGPT analytic
 //!    discrepancy, perplexity/entropy ratio, perplexity burstiness, sentence
 //!    length burstiness, MATTR;
-//! 5. a logistic fusion head trained by the project (`models/text/`), then
-//!    the calibration artefact fitted by `candor calibrate` on a disjoint
-//!    split: probability and thresholds;
-//! 6. evidence: every scored sentence with its character offsets and score
-//!    (the same head applied to the sentence's own LM features); the
-//!    `top_sentences` most machine-like carry their text.
+//!    (reported as signals, evidence for the reviewer);
+//! 5. the head ([`hidden`]): a logistic regression trained by the project
+//!    on the model's own hidden states averaged over the prose tokens
+//!    (`models/text/hidden-head.json`), then the calibration artefact fitted
+//!    by `candor calibrate` on a disjoint split: probability and thresholds;
+//! 6. evidence: every prose sentence with enough tokens, with its character
+//!    offsets and score (the same head on the sentence's own mean state);
+//!    the `top_sentences` most machine-like carry their text.
 
 pub mod features;
+pub mod hidden;
 pub mod segment;
 
 use std::path::{Path, PathBuf};
@@ -33,13 +36,14 @@ use candor_media::Decoded;
 
 use crate::analyzer::{DetectContext, Detector, DetectorStatus, Finding, Outcome};
 use crate::AnalyzeError;
-use features::{DocStyle, FusionHead, TokenStat, FEATURES};
+use features::{DocStyle, TokenStat, FEATURES};
+use hidden::HiddenHead;
 use segment::{CharIndex, Sentence};
 
 /// Id of the scoring language model in `models/manifest.toml`.
 pub const LM_MODEL: &str = "smollm2-135m-instruct-q4";
-/// Fusion head and calibration, relative to the manifest's folder.
-pub const HEAD_FILE: &str = "text/fusion-head.json";
+/// Head and calibration, relative to the manifest's folder.
+pub const HEAD_FILE: &str = hidden::FILE;
 pub const CALIBRATION_FILE: &str = "text/calibration.json";
 
 /// Knobs of the text detector.
@@ -78,6 +82,10 @@ pub struct TextAnalysis {
     pub sentences: Vec<Sentence>,
     /// Statistics of the scored prose tokens.
     pub tokens: Vec<TokenStat>,
+    /// The language model's tapped hidden states of the same tokens,
+    /// `tokens.len() × hidden_width` (empty when the model has no taps).
+    pub hidden: Vec<f32>,
+    pub hidden_width: usize,
     pub style: DocStyle,
     /// Document features (`None` when abstained before scoring).
     pub features: Option<[f64; 8]>,
@@ -120,6 +128,8 @@ impl TextScorer {
         let mut a = TextAnalysis {
             sentences: sentences.clone(),
             tokens: Vec::new(),
+            hidden: Vec::new(),
+            hidden_width: 0,
             style: DocStyle::default(),
             features: None,
             abstain: None,
@@ -261,8 +271,23 @@ impl TextScorer {
             if lp.len() != w.len() {
                 return Err(stat_err("model output length differs from its input"));
             }
+            let hidden = out
+                .outputs
+                .iter()
+                .find(|t| t.name == candor_engine::backend::causal_lm::HIDDEN_OUTPUT)
+                .and_then(|t| t.data.as_f32())
+                .map(|h| h.as_standard_layout().iter().copied().collect::<Vec<f32>>());
+            let hidden = hidden.as_deref();
+            let hw = hidden.map_or(0, |h| h.len() / w.len().max(1));
+            if hidden.is_some_and(|h| h.len() != hw * w.len()) {
+                return Err(stat_err("hidden-state output does not match its input"));
+            }
+            a.hidden_width = hw;
             for (j, k) in w.clone().enumerate().skip(1) {
                 if let Some(s) = sent_of[k].filter(|&s| sentences[s].prose) {
+                    if let Some(h) = hidden {
+                        a.hidden.extend_from_slice(&h[j * hw..(j + 1) * hw]);
+                    }
                     a.tokens.push(TokenStat {
                         logprob: lp[j],
                         entropy: ent[j],
@@ -302,10 +327,10 @@ fn windows(sent_of: &[Option<usize>], max: usize) -> Vec<std::ops::Range<usize>>
     out
 }
 
-/// The text detector: scorer + fusion head + calibration.
+/// The text detector: scorer + hidden-state head + calibration.
 pub struct TextDetector {
     scorer: TextScorer,
-    head: FusionHead,
+    head: HiddenHead,
     head_sha256: String,
     calibration: CalibrationArtefact,
     cfg: TextConfig,
@@ -327,10 +352,17 @@ impl TextDetector {
         cfg: TextConfig,
     ) -> Result<Self, String> {
         let head_bytes =
-            std::fs::read(head).map_err(|e| format!("fusion head {}: {e}", head.display()))?;
+            std::fs::read(head).map_err(|e| format!("head {}: {e}", head.display()))?;
         let head_sha256 = candor_core::sha256_hex(&head_bytes);
-        let head = FusionHead::from_slice(&head_bytes)
-            .map_err(|e| format!("fusion head {}: {e}", head.display()))?;
+        let head = HiddenHead::from_slice(&head_bytes)
+            .map_err(|e| format!("head {}: {e}", head.display()))?;
+        let model_taps = lm
+            .spec()
+            .lm
+            .as_ref()
+            .map(|l| l.hidden_taps.clone())
+            .unwrap_or_default();
+        head.matches_model(&model_taps)?;
         let calibration = CalibrationArtefact::load(calibration)
             .map_err(|e| format!("calibration {}: {e}", calibration.display()))?;
         if calibration.detector != "text" {
@@ -425,40 +457,41 @@ impl Detector for TextDetector {
             });
             return Ok(finding);
         }
-        let Some(x) = a.features else {
-            return Err(stat_err("no features despite enough tokens"));
+        let Some(pooled) = features::pool_hidden(&a.hidden, a.hidden_width, 0..n) else {
+            return Err(stat_err("the language model returned no hidden states"));
         };
-        let raw = self.head.raw(&x);
+        let raw = self.head.raw(&pooled, a.features.as_ref());
         let probability = self.calibration.apply(raw);
-        let contrib = self.head.contributions(&x);
-        for (i, name) in FEATURES.iter().enumerate() {
-            let c = contrib.iter().find(|(f, _)| f == name).map(|(_, c)| *c);
-            finding.signals.push(Signal {
-                name: (*name).to_string(),
-                value: round4(x[i]),
-                probability: None,
-                detail: Some(match c {
-                    Some(c) => format!(
-                        "{}; contribution to the log-odds {:+.3}",
+        if let Some(x) = &a.features {
+            for (i, name) in FEATURES.iter().enumerate() {
+                let used = self.head.zero_shot.iter().any(|z| z == name);
+                finding.signals.push(Signal {
+                    name: (*name).to_string(),
+                    value: round4(x[i]),
+                    probability: None,
+                    detail: Some(format!(
+                        "{}{}",
                         features::describe(name),
-                        c
-                    ),
-                    None => format!("{} (not used by the head)", features::describe(name)),
-                }),
-            });
+                        if used {
+                            "; read by the head"
+                        } else {
+                            " (evidence for the reviewer; not part of the score)"
+                        }
+                    )),
+                });
+            }
         }
         finding.signals.push(Signal {
-            name: "fusion.raw".into(),
+            name: "head.raw".into(),
             value: round4(raw),
             probability: Some(round4(probability)),
             detail: Some(format!(
-                "fusion head `{}` log-odds over {n} prose tokens, before calibration `{}`",
-                self.head.id, self.calibration.id
+                "log-odds of the head `{}` v{} on the language model's mean hidden state over                  {n} prose tokens, before calibration `{}`",
+                self.head.id, self.head.version, self.calibration.id
             )),
         });
 
-        // Sentence evidence: the head on each sentence's own LM features,
-        // with the document's style features.
+        // Sentence evidence: the head on each sentence's own mean state.
         let ci = CharIndex::new(&doc.text);
         let mut per: Vec<(usize, f64)> = Vec::new();
         let mut s = 0;
@@ -468,11 +501,9 @@ impl Detector for TextDetector {
                 .iter()
                 .take_while(|t| t.sentence == sid)
                 .count();
-            if e - s >= 4 {
-                if let Some(lm) = features::lm_features(&a.tokens[s..e]) {
-                    let mut xs = x;
-                    xs[..5].copy_from_slice(&lm);
-                    per.push((sid, self.calibration.apply(self.head.raw(&xs))));
+            if e - s >= self.head.min_sentence_tokens {
+                if let Some(p) = features::pool_hidden(&a.hidden, a.hidden_width, s..e) {
+                    per.push((sid, self.calibration.apply(self.head.raw(&p, None))));
                 }
             }
             s = e;

@@ -25,6 +25,12 @@
 //! * `logprob_var`: variance of `log p` under `p` (Fast-DetectGPT's
 //!   analytic normaliser); its mean is `-entropy`.
 //!
+//! With hidden-state taps (`[model.lm] hidden_taps` in the manifest) a
+//! fifth output, `hidden` f32 `[N, taps · hidden]`, holds the residual
+//! stream after each listed block (1-based) at every token that gets
+//! statistics (zeros elsewhere): the representation a detector's learned
+//! head reads, at no extra forward pass.
+//!
 //! The full `[N, vocab]` logits are never materialised at once: the head is
 //! applied in row chunks and reduced to the four statistics.
 
@@ -90,6 +96,8 @@ pub struct CausalLm {
     cfg: LmConfig,
     weights: Weights,
     positions: usize,
+    /// Blocks whose output is returned as `hidden` (1-based, may be empty).
+    taps: Vec<usize>,
     device: CDevice,
     device_name: String,
 }
@@ -301,9 +309,31 @@ impl CausalLm {
             cfg,
             weights,
             positions,
+            taps: Vec::new(),
             device: dev,
             device_name,
         })
+    }
+
+    /// Returns the residual stream after these blocks (1-based, at most the
+    /// model's layer count) as the `hidden` output.
+    pub fn with_taps(mut self, taps: Vec<usize>) -> Result<Self> {
+        if let Some(&t) = taps.iter().find(|&&t| t == 0 || t > self.cfg.layers) {
+            return Err(EngineError::backend(
+                &self.model,
+                format!(
+                    "hidden tap {t} outside 1..={} (the model's blocks)",
+                    self.cfg.layers
+                ),
+            ));
+        }
+        self.taps = taps;
+        Ok(self)
+    }
+
+    /// Blocks whose output is returned as `hidden`.
+    pub fn taps(&self) -> &[usize] {
+        &self.taps
     }
 
     /// Model hyper-parameters.
@@ -339,6 +369,17 @@ impl CausalLm {
         pos: &[i64],
         want: Option<&[bool]>,
     ) -> Result<[Vec<f32>; 4]> {
+        self.score_tapped(ids, pos, want).map(|(s, _)| s)
+    }
+
+    /// [`Self::score_masked`] and the tapped hidden states
+    /// `[N, taps · hidden]` of the same tokens (empty without taps).
+    pub fn score_tapped(
+        &self,
+        ids: &[i64],
+        pos: &[i64],
+        want: Option<&[bool]>,
+    ) -> Result<([Vec<f32>; 4], Vec<f32>)> {
         let n = ids.len();
         if n == 0 || pos.len() != n || want.is_some_and(|w| w.len() != n) {
             return Err(EngineError::bad_input(
@@ -390,15 +431,17 @@ impl CausalLm {
         }
         match &self.weights {
             Weights::Host(m) => {
-                let hidden = m.hidden(ids, pos, &bounds);
-                Ok(m.statistics(&hidden, ids, &scored))
+                let (hidden, tapped) = m.hidden_tapped(ids, pos, &bounds, &self.taps, &scored);
+                Ok((m.statistics(&hidden, ids, &scored), tapped))
             }
             Weights::Candle(w) => {
-                let hidden = self
-                    .hidden_states(w, ids, pos, &bounds)
+                let (hidden, tapped) = self
+                    .hidden_states(w, ids, pos, &bounds, &scored)
                     .map_err(|e| self.err(e))?;
-                self.statistics(w, &hidden, ids, &scored)
-                    .map_err(|e| self.err(e))
+                let stats = self
+                    .statistics(w, &hidden, ids, &scored)
+                    .map_err(|e| self.err(e))?;
+                Ok((stats, tapped))
             }
         }
     }
@@ -409,8 +452,12 @@ impl CausalLm {
         ids: &[i64],
         pos: &[i64],
         bounds: &[(usize, usize)],
-    ) -> candle_core::Result<Tensor> {
+        rows: &[bool],
+    ) -> candle_core::Result<(Tensor, Vec<f32>)> {
         let n = ids.len();
+        let d = self.cfg.hidden;
+        let width = self.taps.len() * d;
+        let mut tapped = vec![0f32; if self.taps.is_empty() { 0 } else { n * width }];
         let dev = &self.device;
         let cfg = &self.cfg;
         let ids_t = Tensor::from_iter(ids.iter().map(|&t| t as u32), dev)?;
@@ -420,7 +467,7 @@ impl CausalLm {
         let mut x = w.embed.index_select(&ids_t, 0)?; // [N, D]
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let rep = cfg.heads / cfg.kv_heads;
-        for l in &w.layers {
+        for (li, l) in w.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, cfg.rms_eps as f32)?;
             let q = l.wq.forward(&h)?;
             let k = l.wk.forward(&h)?;
@@ -465,8 +512,15 @@ impl CausalLm {
             let g = l.gate.forward(&h)?.silu()?;
             let u = l.up.forward(&h)?;
             x = (x + l.down.forward(&(g * u)?)?)?;
+            for (k, _) in self.taps.iter().enumerate().filter(|(_, &t)| t == li + 1) {
+                let xs = x.to_dtype(CDType::F32)?.to_vec2::<f32>()?;
+                for (t, xr) in xs.iter().enumerate().filter(|(t, _)| rows[*t]) {
+                    tapped[t * width + k * d..t * width + (k + 1) * d].copy_from_slice(xr);
+                }
+            }
         }
-        candle_nn::ops::rms_norm(&x, &w.norm, cfg.rms_eps as f32)
+        let h = candle_nn::ops::rms_norm(&x, &w.norm, cfg.rms_eps as f32)?;
+        Ok((h, tapped))
     }
 
     fn statistics(
@@ -546,6 +600,8 @@ fn causal_mask(len: usize, dev: &CDevice) -> candle_core::Result<Tensor> {
 
 /// Output names, in the order [`CausalLm::score`] returns them.
 pub const OUTPUTS: [&str; 4] = ["logprob", "entropy", "rank", "logprob_var"];
+/// Name of the tapped hidden states output (present with taps only).
+pub const HIDDEN_OUTPUT: &str = "hidden";
 
 impl Backend for CausalLm {
     fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>> {
@@ -563,8 +619,8 @@ impl Backend for CausalLm {
             .map(|_| get("score_mask").map(|m| m.iter().map(|&v| v != 0).collect()))
             .transpose()?;
         let n = ids.len();
-        let stats = self.score_masked(&ids, &pos, want.as_deref())?;
-        Ok(OUTPUTS
+        let (stats, tapped) = self.score_tapped(&ids, &pos, want.as_deref())?;
+        let mut out: Vec<NamedTensor> = OUTPUTS
             .iter()
             .zip(stats)
             .map(|(name, v)| {
@@ -573,7 +629,15 @@ impl Backend for CausalLm {
                     TensorData::f32_from_vec(&[n], v).expect("shape matches length"),
                 )
             })
-            .collect())
+            .collect();
+        if !self.taps.is_empty() {
+            let width = self.taps.len() * self.cfg.hidden;
+            out.push(NamedTensor::new(
+                HIDDEN_OUTPUT,
+                TensorData::f32_from_vec(&[n, width], tapped).expect("shape matches length"),
+            ));
+        }
+        Ok(out)
     }
 
     fn device(&self) -> String {

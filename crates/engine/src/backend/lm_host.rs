@@ -97,8 +97,18 @@ pub(crate) struct HostModel {
 
 impl HostModel {
     /// Final hidden states `[N, hidden]` of a packed token stream whose
-    /// sequences are `bounds` (start, end) ranges.
-    pub fn hidden(&self, ids: &[i64], pos: &[i64], bounds: &[(usize, usize)]) -> Vec<f32> {
+    /// sequences are `bounds` (start, end) ranges, and the residual stream
+    /// after each block listed in `taps` (1-based block counts),
+    /// `[N, taps · hidden]`, for the rows where `rows` is true (zeros
+    /// elsewhere; empty when `taps` is).
+    pub fn hidden_tapped(
+        &self,
+        ids: &[i64],
+        pos: &[i64],
+        bounds: &[(usize, usize)],
+        taps: &[usize],
+        rows: &[bool],
+    ) -> (Vec<f32>, Vec<f32>) {
         let cfg = &self.cfg;
         let (n, d) = (ids.len(), cfg.hidden);
         let eps = cfg.rms_eps as f32;
@@ -112,7 +122,9 @@ impl HostModel {
         let mut att = vec![0f32; n * d];
         let mut gu = vec![0f32; n * 2 * self.ffn];
         let mut act = vec![0f32; n * self.ffn];
-        for l in &self.layers {
+        let width = taps.len() * d;
+        let mut tapped = vec![0f32; if taps.is_empty() { 0 } else { n * width }];
+        for (li, l) in self.layers.iter().enumerate() {
             rms_norm(&x, &l.attn_norm, eps, &mut h);
             self.blas.linear(&h, &l.wqkv, d, 0.0, &mut qkv);
             self.rope(&mut qkv, pos);
@@ -125,9 +137,17 @@ impl HostModel {
                 .zip(gu.par_chunks(2 * f))
                 .for_each(|(a, g)| silu_mul(&g[..f], &g[f..], a));
             self.blas.linear(&act, &l.down, f, 1.0, &mut x);
+            for (k, _) in taps.iter().enumerate().filter(|(_, &t)| t == li + 1) {
+                tapped
+                    .par_chunks_mut(width)
+                    .zip(x.par_chunks(d))
+                    .zip(rows.par_iter())
+                    .filter(|(_, &r)| r)
+                    .for_each(|((o, xr), _)| o[k * d..(k + 1) * d].copy_from_slice(xr));
+            }
         }
         rms_norm(&x, &self.norm, eps, &mut h);
-        h
+        (h, tapped)
     }
 
     /// Rotates Q and K of every token by its position (adjacent pairs,

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Fits the image detector's face heads (version 3) on CLIP features of
+aligned faces, and writes the per-item scores that `candor eval` turns into
+the generated evaluation reports: the in-distribution test split and one
+leave-one-family-out fold per manipulated family.
+
+Input:
+  --meta   .candor/data/image/v3/meta.jsonl (make_face_sets.py)
+  --embed  PREFIX of `candor image-embed` output (PREFIX.jsonl, PREFIX.f32),
+           run on .candor/data/image/v3/manifest.jsonl with the views below
+Output (--out, default .candor/data/image/v3/heads):
+  face-head.json                 the head Candor ships (models/image/)
+  scores-calib.jsonl             calib rows scored by it (for `candor calibrate`)
+  scores-test.jsonl              test rows scored by it (holdout rows included)
+  scores-lofo-<family>.jsonl     test rows of real + <family>, scored by a
+                                 head fitted without any <family> row
+  scores-format-baseline.jsonl   test rows scored by a logistic model that
+                                 sees only format, width, height and file size
+  summary.json                   quick figures (the reports are the reference)
+
+The head: logistic regression (L2, classes weighted to equal mass) on the
+standardised CLIP features of the largest face, aligned to the five-point
+template: the projected embedding, the class token and the mean patch token
+of the last hidden state (2,048 values). Rows without a face are left out of
+fitting (at run time the detector abstains `no_face` on them). Newton's
+method in float64; deterministic.
+
+Needs numpy only.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DIM = 2048
+FAMILIES_FAKE = ("diffusion", "stylegan", "gan_other", "swap", "edit", "cgi", "other")
+
+
+def load_embed(prefix: Path, views: int):
+    rows = [json.loads(line) for line in open(str(prefix) + ".jsonl")]
+    x = np.fromfile(str(prefix) + ".f32", dtype="<f4").reshape(len(rows), views, DIM)
+    return rows, x
+
+
+def fit_logistic(x, y, l2, iters=50):
+    """Standardised, class-balanced, L2 logistic regression (Newton)."""
+    mean = x.mean(0)
+    scale = x.std(0)
+    scale[scale < 1e-12] = 1.0
+    z = (x - mean) / scale
+    n, d = z.shape
+    z1 = np.hstack([z, np.ones((n, 1))])
+    npos = y.sum()
+    w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
+    beta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(z1 @ beta)))
+        g = z1.T @ (w_row * (p - y)) + reg * beta
+        hw = w_row * p * (1 - p)
+        hess = (z1 * hw[:, None]).T @ z1 + np.diag(reg)
+        step = np.linalg.solve(hess, g)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
+
+
+def raw(head, x):
+    return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
+
+
+def auroc(s_pos, s_neg):
+    s = np.concatenate([s_pos, s_neg])
+    r = s.argsort().argsort().astype(float)
+    # average ranks for ties
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    i = 0
+    ss = s[order]
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    del r
+    rp = ranks[: len(s_pos)].sum()
+    return (rp - len(s_pos) * (len(s_pos) + 1) / 2) / (len(s_pos) * len(s_neg))
+
+
+def tpr_at_fpr(s_pos, s_neg, fpr=0.01):
+    t = np.quantile(s_neg, 1 - fpr, method="higher")
+    return float((s_pos > t).mean())
+
+
+def write_scores(path, ids, y, s, groups, splits):
+    with open(path, "w") as f:
+        for i in range(len(ids)):
+            f.write(json.dumps({
+                "id": ids[i],
+                "manipulated": bool(y[i]),
+                "score": None if not np.isfinite(s[i]) else round(float(s[i]), 6),
+                "abstain_reason": None if np.isfinite(s[i]) else "no_face",
+                "group": groups[i],
+                "split": splits[i],
+            }) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--meta", type=Path, default=Path(".candor/data/image/v3/meta.jsonl"))
+    ap.add_argument("--embed", type=Path, default=Path(".candor/data/image/v3/embed/emb"))
+    ap.add_argument("--views", type=int, default=1, help="views per row in the embed file")
+    ap.add_argument("--view", type=int, default=0, help="which view the head reads")
+    ap.add_argument("--zoom", type=float, default=1.0, help="template zoom of that view (recorded in the head)")
+    ap.add_argument("--l2", type=float, default=30.0)
+    ap.add_argument("--version", default="3")
+    ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v3/heads"))
+    args = ap.parse_args()
+
+    meta = [json.loads(line) for line in args.meta.open()]
+    rows, emb = load_embed(args.embed, args.views)
+    if len(rows) != len(meta):
+        print(f"{len(rows)} embedded rows vs {len(meta)} meta rows", file=sys.stderr)
+        return 1
+    x = emb[:, args.view, :].astype(np.float64)
+    has = np.isfinite(x).all(1)
+    fam = np.array([m["family"] for m in meta])
+    split = np.array([m["split"] for m in meta])
+    role = np.array([m["role"] for m in meta])
+    y = np.array([r["manipulated"] for r in rows])
+    ids = [m["path"] for m in meta]
+    groups = [f"{m['family']}/{m['generator']}" for m in meta]
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    print(f"rows {len(meta)}, with a face {has.sum()} ({has.mean():.1%})")
+    for f in sorted(set(fam)):
+        sel = fam == f
+        print(f"  {f:<10} faces {has[sel].sum():>5}/{sel.sum():<5}")
+
+    fit_rows = (split == "train") & has & (role == "fit")
+    summary = {"rows": len(meta), "with_face": int(has.sum()), "folds": {}}
+
+    def evaluate(head, name, test_sel):
+        s = np.full(len(meta), np.nan)
+        s[has] = raw(head, x[has])
+        sel = test_sel
+        write_scores(args.out / f"scores-{name}.jsonl", [ids[i] for i in np.where(sel)[0]],
+                     y[sel], s[sel], [groups[i] for i in np.where(sel)[0]],
+                     [split[i] for i in np.where(sel)[0]])
+        ok = sel & has
+        pos, neg = s[ok & y], s[ok & ~y]
+        res = {"auroc": auroc(pos, neg), "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
+               "n_pos": int(len(pos)), "n_neg": int(len(neg))}
+        per = {}
+        for f in sorted(set(fam[ok & y])):
+            p = s[ok & y & (fam == f)]
+            per[f] = {"auroc": auroc(p, neg), "tpr_at_1pct_fpr": tpr_at_fpr(p, neg), "n": int(len(p))}
+        res["per_family"] = per
+        summary["folds"][name] = res
+        print(f"{name:<22} AUROC {res['auroc']:.4f}  TPR@1%FPR {res['tpr_at_1pct_fpr']:.3f}  "
+              f"({res['n_pos']} vs {res['n_neg']})")
+        for f, r in per.items():
+            print(f"    {f:<10} AUROC {r['auroc']:.4f}  TPR@1% {r['tpr_at_1pct_fpr']:.3f}  n={r['n']}")
+        return s
+
+    head = fit_logistic(x[fit_rows], y[fit_rows], args.l2)
+    s = evaluate(head, "test", split == "test")
+    calib = (split == "calib") & (role == "fit")
+    write_scores(args.out / "scores-calib.jsonl", [ids[i] for i in np.where(calib)[0]], y[calib],
+                 s[calib], [groups[i] for i in np.where(calib)[0]], [split[i] for i in np.where(calib)[0]])
+
+    for f in FAMILIES_FAKE:
+        if not ((fam == f) & (split == "test") & has).any():
+            continue
+        h_f = fit_logistic(x[fit_rows & (fam != f)], y[fit_rows & (fam != f)], args.l2)
+        evaluate(h_f, f"lofo-{f}", (split == "test") & ((fam == f) | ~y))
+
+    # Format-only baseline: what the file itself says (format, size, bytes).
+    fmt = np.array([[m["format"] == "png", np.log(m["width"]), np.log(m["height"]),
+                     np.log(m["bytes"]), np.log(m["bytes"] / (m["width"] * m["height"]))]
+                    for m in meta], dtype=float)
+    tr = (split == "train") & (role == "fit")
+    hb = fit_logistic(fmt[tr], y[tr], 1.0)
+    sb = raw(hb, fmt)
+    te = split == "test"
+    write_scores(args.out / "scores-format-baseline.jsonl", [ids[i] for i in np.where(te)[0]], y[te],
+                 sb[te], [groups[i] for i in np.where(te)[0]], [split[i] for i in np.where(te)[0]])
+    summary["format_baseline_auroc"] = auroc(sb[te & y], sb[te & ~y])
+    print(f"format-only baseline AUROC {summary['format_baseline_auroc']:.4f}")
+
+    out_head = {
+        "format": "candor.image-face-head/1",
+        "id": "image-face-head",
+        "version": args.version,
+        "view": {"side": 224, "zoom": args.zoom, "features": "clip embeds(512) + cls(768) + patch mean(768)"},
+        "dim": DIM,
+        "mean": [float(f"{v:.9g}") for v in head["mean"]],
+        "scale": [float(f"{v:.9g}") for v in head["scale"]],
+        "weights": [float(f"{v:.9g}") for v in head["weights"]],
+        "bias": float(f"{head['bias']:.9g}"),
+        "trained_on": {
+            "rows": int(fit_rows.sum()),
+            "manipulated": int((fit_rows & y).sum()),
+            "authentic": int((fit_rows & ~y).sum()),
+            "l2": args.l2,
+            "method": "logistic regression, standardised, class-balanced, Newton (scripts/image/train_face_head.py)",
+            "sets": "scripts/image/make_face_sets.py split train",
+        },
+    }
+    (args.out / "face-head.json").write_text(json.dumps(out_head) + "\n")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
