@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Rebuilds the image detector's committed model files from scratch:
-#   models/image/forgery-cnn.onnx (+ forgery-cnn.train.json)
-#   models/image/fusion-head.json, models/image/calibration.json
+# Rebuilds the image detector's face heads and calibration from scratch:
+#   models/image/face-head.json, models/image/calibration.json
+# and the per-item scores of the generated evaluation (.candor/data/image/v3/heads/).
 #
-# 1. scripts/image/build-image.sh          data + samples
-# 2. scripts/image/train_forgery_cnn.py    the forgery CNN (Debian python3-torch, ~11 min on 2 cores)
-# 3. candor image-features                 the service's own measures on every split
-# 4. candor image-train                    head (train split) + calibration (calib split)
+# 1. scripts/image/collect_faces.py   labelled faces from public repository snapshots
+#                                     (fetched beforehand; the script lists them and names
+#                                     repo@commit of every file), ~10 min
+# 2. scripts/image/make_face_sets.py  the same random channel for both classes, splits
+# 3. candor image-embed               YuNet faces, alignment, CLIP tower (the service's code)
+# 4. scripts/image/train_face_head.py heads, leave-one-family-out folds, format baseline
+# 5. candor calibrate                 Platt calibration at 1% FPR on the calib split
 #
-# After retraining, update the sha256 of `candor-image-forgery-cnn` in
-# models/manifest.toml (printed at the end) and bump --artefact-version.
-# Environment: CANDOR_BIN (default: cargo build --release).
+# The forgery CNN (evidence only) is trained separately: scripts/image/build-image.sh and
+# scripts/image/train_forgery_cnn.py.
+# Environment: MIRROR (folder of the fetched snapshots, default /work/.mirror),
+# CANDOR_BIN (default: cargo build --release), VERSION (artefact version, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-scripts/image/build-image.sh
-if ! /usr/bin/python3 -c 'import torch, PIL' 2>/dev/null; then
-  apt-get install -y -q python3-torch python3-pil
+MIRROR=${MIRROR:-/work/.mirror}
+VERSION=${VERSION:-3}
+DATA=.candor/data/image
+VENV=.candor/venv-image
+if [[ ! -x $VENV/bin/python ]]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r scripts/image/requirements.txt
 fi
-nice /usr/bin/python3 scripts/image/train_forgery_cnn.py --steps 4000 --eval-every 250
+
+if [[ ! -f $DATA/faces/manifest.jsonl ]]; then
+  nice "$VENV/bin/python" scripts/image/collect_faces.py --mirror-root "$MIRROR"
+fi
+if [[ ! -f $DATA/v3/manifest.jsonl ]]; then
+  nice "$VENV/bin/python" scripts/image/make_face_sets.py
+fi
 
 if [[ -n "${CANDOR_BIN:-}" ]]; then
   CANDOR=$CANDOR_BIN
@@ -26,12 +39,14 @@ else
   cargo build --release -q -p candor
   CANDOR=target/release/candor
 fi
-sha=$(sha256sum models/image/forgery-cnn.onnx | cut -d' ' -f1)
-if ! grep -q "$sha" models/manifest.toml; then
-  echo "models/manifest.toml: set sha256 of candor-image-forgery-cnn to $sha, then rerun from step 3:" >&2
-  echo "  $CANDOR image-features --set .candor/data/image/train/manifest.jsonl --out .candor/data/image/features.jsonl" >&2
-  exit 1
+mkdir -p "$DATA/v3/embed"
+if [[ ! -f $DATA/v3/embed/emb.f32 ]]; then
+  "$CANDOR" image-embed --set "$DATA/v3/manifest.jsonl" --out "$DATA/v3/embed/emb" \
+    --zooms 0.8 --whole false --concurrency 2
 fi
-"$CANDOR" image-features --set .candor/data/image/train/manifest.jsonl \
-  --out .candor/data/image/features.jsonl
-"$CANDOR" image-train --features .candor/data/image/features.jsonl
+"$VENV/bin/python" scripts/image/train_face_head.py --views 1 --zoom 0.8 --version "$VERSION"
+"$CANDOR" calibrate --scores "$DATA/v3/heads/scores-calib.jsonl" --format jsonl \
+  --external-id image-face-head --detector image --id calibration/image \
+  --artefact-version "$VERSION" --out models/image/calibration.json
+cp "$DATA/v3/heads/face-head.json" models/image/face-head.json
+echo "wrote models/image/face-head.json and models/image/calibration.json"

@@ -36,6 +36,11 @@ import numpy as np
 
 DIM = 2048
 FAMILIES_FAKE = ("diffusion", "stylegan", "gan_other", "swap", "edit", "cgi", "other")
+# The evidence heads: generated faces, and swapped or edited ones.
+GENERATION = ("diffusion", "stylegan", "gan_other", "cgi")
+SWAP = ("swap", "edit")
+# Faces whose eyes are closer than this are too small to judge (abstain).
+MIN_EYE_DISTANCE = 16.0
 
 
 def load_embed(prefix: Path, views: int):
@@ -73,6 +78,35 @@ def raw(head, x):
     return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
 
 
+def fit_platt(s, y):
+    """Platt scaling (a, b) of raw scores, classes weighted to equal mass."""
+    z = np.stack([s, np.ones_like(s)], 1)
+    n, npos = len(y), y.sum()
+    w = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
+    beta = np.array([1.0, 0.0])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ beta, -40, 40)))
+        g = z.T @ (w * (p - y))
+        hess = (z * (w * p * (1 - p))[:, None]).T @ z + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hess, g)
+        beta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return [float(f"{beta[0]:.9g}"), float(f"{beta[1]:.9g}")]
+
+
+def head_json(head, platt=None):
+    out = {
+        "mean": [float(f"{v:.9g}") for v in head["mean"]],
+        "scale": [float(f"{v:.9g}") for v in head["scale"]],
+        "weights": [float(f"{v:.9g}") for v in head["weights"]],
+        "bias": float(f"{head['bias']:.9g}"),
+    }
+    if platt is not None:
+        out["platt"] = platt
+    return out
+
+
 def auroc(s_pos, s_neg):
     s = np.concatenate([s_pos, s_neg])
     r = s.argsort().argsort().astype(float)
@@ -104,7 +138,7 @@ def write_scores(path, ids, y, s, groups, splits):
                 "id": ids[i],
                 "manipulated": bool(y[i]),
                 "score": None if not np.isfinite(s[i]) else round(float(s[i]), 6),
-                "abstain_reason": None if np.isfinite(s[i]) else "no_face",
+                "abstain_reason": None if np.isfinite(s[i]) else "no_face or face too small",
                 "group": groups[i],
                 "split": splits[i],
             }) + "\n")
@@ -128,7 +162,10 @@ def main() -> int:
         print(f"{len(rows)} embedded rows vs {len(meta)} meta rows", file=sys.stderr)
         return 1
     x = emb[:, args.view, :].astype(np.float64)
-    has = np.isfinite(x).all(1)
+    eyes = np.array([r.get("eye_distance") or 0.0 for r in rows])
+    # Scored rows: a face was found and is large enough (the detector
+    # abstains on the others: no_face / low_quality).
+    has = np.isfinite(x).all(1) & (eyes >= MIN_EYE_DISTANCE)
     fam = np.array([m["family"] for m in meta])
     split = np.array([m["split"] for m in meta])
     role = np.array([m["role"] for m in meta])
@@ -180,6 +217,21 @@ def main() -> int:
         h_f = fit_logistic(x[fit_rows & (fam != f)], y[fit_rows & (fam != f)], args.l2)
         evaluate(h_f, f"lofo-{f}", (split == "test") & ((fam == f) | ~y))
 
+    # Evidence heads: generated faces vs real, swapped/edited faces vs real,
+    # each with a Platt calibration on calib.
+    evidence = {}
+    for name, fams in (("generation", GENERATION), ("swap", SWAP)):
+        rows_ = fit_rows & (~y | np.isin(fam, fams))
+        h_e = fit_logistic(x[rows_], y[rows_], args.l2)
+        cal_rows = calib & has & (~y | np.isin(fam, fams))
+        platt = fit_platt(raw(h_e, x[cal_rows]), y[cal_rows])
+        evidence[name] = head_json(h_e, platt)
+        s_e = raw(h_e, x[has & (split == "test")])
+        te_y = y[has & (split == "test")]
+        te_f = fam[has & (split == "test")]
+        pos = s_e[te_y & np.isin(te_f, fams)]
+        print(f"evidence head {name}: test AUROC vs real {auroc(pos, s_e[~te_y]):.4f}")
+
     # Format-only baseline: what the file itself says (format, size, bytes).
     fmt = np.array([[m["format"] == "png", np.log(m["width"]), np.log(m["height"]),
                      np.log(m["bytes"]), np.log(m["bytes"] / (m["width"] * m["height"]))]
@@ -197,19 +249,20 @@ def main() -> int:
         "format": "candor.image-face-head/1",
         "id": "image-face-head",
         "version": args.version,
-        "view": {"side": 224, "zoom": args.zoom, "features": "clip embeds(512) + cls(768) + patch mean(768)"},
-        "dim": DIM,
-        "mean": [float(f"{v:.9g}") for v in head["mean"]],
-        "scale": [float(f"{v:.9g}") for v in head["scale"]],
-        "weights": [float(f"{v:.9g}") for v in head["weights"]],
-        "bias": float(f"{head['bias']:.9g}"),
+        "view": {"side": 224, "zoom": args.zoom},
+        "main": head_json(head),
+        "generation": evidence["generation"],
+        "swap": evidence["swap"],
+        "min_eye_distance": MIN_EYE_DISTANCE,
         "trained_on": {
             "rows": int(fit_rows.sum()),
             "manipulated": int((fit_rows & y).sum()),
             "authentic": int((fit_rows & ~y).sum()),
+            "families": sorted(set(fam[fit_rows & y])),
+            "features": "CLIP ViT-B/16 INT8 tower on the aligned face: image_embeds (512) + class token (768) + mean patch token (768)",
             "l2": args.l2,
-            "method": "logistic regression, standardised, class-balanced, Newton (scripts/image/train_face_head.py)",
-            "sets": "scripts/image/make_face_sets.py split train",
+            "method": "logistic regression, standardised, class-balanced, Newton (scripts/image/train_face_head.py); evidence heads with Platt on calib",
+            "sets": "scripts/image/make_face_sets.py, split train (calib for the evidence heads' Platt)",
         },
     }
     (args.out / "face-head.json").write_text(json.dumps(out_head) + "\n")

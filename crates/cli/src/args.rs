@@ -56,9 +56,6 @@ pub enum Command {
     /// Score a labelled set of audio files with the audio detector's model
     /// and forensics; write per-segment features (input of `audio-train`).
     AudioFeatures(Box<crate::audiodev::AudioFeaturesArgs>),
-    /// Fit the audio detector's fusion head (train split) and its segment
-    /// and file calibrations (calib split); writes models/audio/.
-    AudioTrain(crate::audiodev::AudioTrainArgs),
     /// Embed the faces (YuNet, aligned) and whole images of a labelled set
     /// with the CLIP tower (training input of the generation head).
     ImageEmbed(Box<crate::imageembed::ImageEmbedArgs>),
@@ -548,32 +545,7 @@ mod tests {
     }
 }
 
-/// What every detector's `*-train` command sets the same way: the fusion
-/// head's L2 penalty, the version stamped on the head and its
-/// calibration(s), and the calibration's operating point.
-#[derive(Debug, Clone, Args)]
-pub struct HeadFitArgs {
-    /// Version written into the head and the calibration(s). Bump it on
-    /// every retrain so results say which fit scored them.
-    #[arg(
-        long = "artefact-version",
-        env = "CANDOR_TRAIN_ARTEFACT_VERSION",
-        default_value = "1"
-    )]
-    pub artefact_version: String,
-
-    /// L2 penalty of the logistic fusion head. Higher = smaller weights,
-    /// less overfitting to the training material (its generator, tools or
-    /// edits), less separation.
-    #[arg(long, env = "CANDOR_TRAIN_L2", default_value_t = 1.0)]
-    pub l2: f64,
-
-    #[command(flatten)]
-    pub operating_point: OperatingPointArgs,
-}
-
-/// The operating point a calibration is fitted for (shared by `calibrate`
-/// and the detectors' `*-train` commands).
+/// The operating point a calibration is fitted for (`candor calibrate`).
 #[derive(Debug, Clone, Args)]
 pub struct OperatingPointArgs {
     /// False positive rate on authentic calibration rows at the

@@ -132,6 +132,13 @@ pub struct SourceArgs {
     #[arg(long, env = "CANDOR_EVAL_EXTERNAL_ID", default_value = "external")]
     pub external_id: String,
 
+    /// The --scores come from one of Candor's own training scripts (a head
+    /// refitted without some data, e.g. for a leave-one-family-out fold),
+    /// not from an outside system: describe how they were made. The report
+    /// then names them `refit: NAME` and says so instead of "external".
+    #[arg(long, env = "CANDOR_EVAL_SCORES_ORIGIN", requires = "scores")]
+    pub scores_origin: Option<String>,
+
     /// Name of the set in reports (default: the manifest's or scores file's
     /// stem). Also names the default output folder, so distinct names keep
     /// reports of different sets apart.
@@ -764,20 +771,39 @@ fn collect_scores(
         }
         ScoresFormat::Jsonl => "",
     };
-    let notes = vec![format!(
-        "**{EXTERNAL_BANNER}.** The scores were produced outside Candor by `{}` and read from \
-         `{}` (sha256 {}); this report checks Candor's metrics harness against published \
-         numbers and says nothing about Candor's own detectors.{orientation}",
-        source.external_id,
-        path.display(),
-        &sha[..12]
-    )];
+    let (notes, detector) = match &source.scores_origin {
+        Some(origin) => (
+            vec![format!(
+                "**Refit for measurement.** {origin} The scores were read from `{}` (sha256 \
+                 {}). They measure how the detector's method generalises to data its head \
+                 never saw; the shipped model's own numbers are in the reports of the \
+                 detector run end to end.",
+                path.display(),
+                &sha[..12]
+            )],
+            format!("refit: {}", source.external_id),
+        ),
+        None => (
+            vec![format!(
+                "**{EXTERNAL_BANNER}.** The scores were produced outside Candor by `{}` and read from \
+                 `{}` (sha256 {}); this report checks Candor's metrics harness against published \
+                 numbers and says nothing about Candor's own detectors.{orientation}",
+                source.external_id,
+                path.display(),
+                &sha[..12]
+            )],
+            format!(
+                "{EXTERNAL_PREFIX}{} (harness validation, not a Candor detector)",
+                source.external_id
+            ),
+        ),
+    };
+    if source.scores_origin.is_some() {
+        models[0].id = format!("refit:{}", source.external_id);
+    }
     Ok(Collected {
         set,
-        detector: format!(
-            "{EXTERNAL_PREFIX}{} (harness validation, not a Candor detector)",
-            source.external_id
-        ),
+        detector,
         models,
         thresholds,
         items,

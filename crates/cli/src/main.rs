@@ -108,7 +108,6 @@ fn main() -> ExitCode {
             Command::EvalDoc(args) => eval::run_eval_doc(args),
             Command::TextFeatures(args) => textdev::run_features(*args).await,
             Command::AudioFeatures(args) => audiodev::run_features(*args).await,
-            Command::AudioTrain(args) => audiodev::run_train(args),
             Command::ImageEmbed(args) => imageembed::run(*args).await,
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {

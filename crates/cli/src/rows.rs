@@ -95,22 +95,3 @@ pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> anyhow::Resu
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads a JSON-lines file: its text (for provenance hashes) and its rows.
-pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<(String, Vec<T>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let rows = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing {}", path.display()))?;
-    Ok((text, rows))
-}
-
-/// Whether a calib row is in the half a fusion head is fitted on (the
-/// calibration uses the other half): chosen by the sha256 of the row id.
-pub fn in_head_half(id: &str) -> bool {
-    let h = candor_core::sha256_hex(id.as_bytes());
-    h.as_bytes()[0].is_multiple_of(2)
-}

@@ -260,30 +260,34 @@ impl Analyzer {
         }
     }
 
-    /// Installs the audio detector when its anti-spoofing model and the VAD
-    /// are loaded and its fusion head and calibration files (next to the
+    /// Installs the audio detector when the VAD and the models its head
+    /// reads are loaded and its head and calibration files (next to the
     /// manifest) are present; otherwise records why not (shown in `/info`).
     pub fn install_audio_detector(
         &mut self,
         manifest: &std::path::Path,
         cfg: crate::audio::AudioConfig,
     ) {
-        let lcnn = self
-            .engine
-            .as_ref()
-            .and_then(|e| e.model(crate::audio::LCNN_MODEL));
-        let (Some(lcnn), Some(vad)) = (lcnn, self.vad.clone()) else {
+        let model = |id: &str| self.engine.as_ref().and_then(|e| e.model(id));
+        let lcnn = model(crate::audio::LCNN_MODEL);
+        let encoder = model(crate::audio::ENCODER_MODEL);
+        let Some(vad) = self.vad.clone() else {
             self.missing.insert(
                 Modality::Audio,
-                format!(
-                    "the models `{}` and `{VAD_MODEL}` must both be loaded (run scripts/setup.sh)",
-                    crate::audio::LCNN_MODEL
-                ),
+                format!("the voice activity model `{VAD_MODEL}` is not loaded (run scripts/setup.sh)"),
             );
             return;
         };
         let (head, cal, seg_cal) = crate::audio::default_files(manifest);
-        match crate::audio::AudioDetector::load(lcnn, Some(vad), &head, &cal, &seg_cal, cfg) {
+        match crate::audio::AudioDetector::load(
+            lcnn,
+            encoder,
+            Some(vad),
+            &head,
+            &cal,
+            &seg_cal,
+            cfg,
+        ) {
             Ok(d) => {
                 self.missing.remove(&Modality::Audio);
                 let d = Arc::new(d);

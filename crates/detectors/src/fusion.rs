@@ -84,6 +84,59 @@ impl LinearHead {
     }
 }
 
+/// A standardised logistic layer over a plain vector (an embedding, pooled
+/// hidden states): log-odds = bias + Σ weight_j × (x_j − mean_j) / scale_j.
+/// The image face heads, the text head and the audio head are each one of
+/// these plus their own rules, flattened into one JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorHead {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+}
+
+impl VectorHead {
+    /// Checks that the head reads `n` values and that its numbers are
+    /// finite with positive scales.
+    pub fn check(&self, n: usize) -> Result<(), String> {
+        if self.mean.len() != n || self.scale.len() != n || self.weights.len() != n {
+            return Err(format!("expected {n} means, scales and weights"));
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !finite(&self.mean)
+            || !finite(&self.weights)
+            || !self.bias.is_finite()
+            || self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err("non-finite numbers or a scale ≤ 0".into());
+        }
+        Ok(())
+    }
+
+    /// The contribution of value `v` at position `j` (a non-finite value
+    /// counts as average: 0).
+    pub fn term(&self, j: usize, v: f64) -> f64 {
+        let z = (v - self.mean[j]) / self.scale[j];
+        if z.is_finite() {
+            self.weights[j] * z
+        } else {
+            0.0
+        }
+    }
+
+    /// Log-odds of a vector (extra values beyond the head's length are
+    /// ignored; missing ones count as average).
+    pub fn raw(&self, x: &[f32]) -> f64 {
+        self.bias
+            + x.iter()
+                .take(self.weights.len())
+                .enumerate()
+                .map(|(j, v)| self.term(j, f64::from(*v)))
+                .sum::<f64>()
+    }
+}
+
 /// Checks a standardised linear head: a known format tag, one mean, scale
 /// and weight per feature, every feature known, finite numbers, positive
 /// scales.
@@ -135,5 +188,26 @@ mod tests {
         assert!(ok("x/1", &f, 0.0, 0.0).is_err());
         assert!(ok("x/1", &f, 1.0, f64::NAN).is_err());
         assert!(ok("x/1", &[], 1.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn vector_head_is_checked_and_applied() {
+        let h = VectorHead {
+            mean: vec![1.0, 0.0],
+            scale: vec![1.0, 2.0],
+            weights: vec![1.0, -1.0],
+            bias: 0.5,
+        };
+        h.check(2).unwrap();
+        assert!(h.check(3).is_err());
+        // 0.5 + (3 - 1) - (4 - 0) / 2 = 0.5
+        assert!((h.raw(&[3.0, 4.0]) - 0.5).abs() < 1e-12);
+        // A missing value counts as average.
+        assert!((h.raw(&[3.0, f32::NAN]) - 2.5).abs() < 1e-12);
+        let bad = VectorHead {
+            scale: vec![1.0, 0.0],
+            ..h
+        };
+        assert!(bad.check(2).is_err());
     }
 }

@@ -6,13 +6,17 @@
 //! 3. 2 s segments every `hop_s` (1 s) wherever at least
 //!    `min_window_speech_s` of the segment is speech; a file shorter than
 //!    2 s is one zero-padded segment;
-//! 4. per segment: the project's anti-spoofing model (LCNN on LFCC,
-//!    `models/audio/lcnn-lfcc.onnx`, trained by `scripts/audio/train_lcnn.py`;
-//!    segments of all files in flight share engine batches) and the signal
-//!    forensics of [`dsp`];
-//! 5. a logistic fusion head (`models/audio/fusion-head.json`, fitted by
-//!    `candor audio-train`) gives each segment's log-odds; the segment
-//!    calibration turns it into the timeline's probabilities;
+//! 4. per segment: the speech encoder (Whisper tiny.en's log-mel front end
+//!    and encoder, converted at setup, model `whisper-tiny-en-encoder`; the
+//!    mean and spread of its states after each block), the project's
+//!    anti-spoofing model (LCNN on LFCC, `models/audio/lcnn-lfcc.onnx`) and
+//!    the signal forensics of [`dsp`]; segments of all files in flight share
+//!    engine batches;
+//! 5. a logistic head (`models/audio/head.json`, fitted by
+//!    `scripts/audio/train_audio_head.py` on `candor audio-features` output)
+//!    over the encoder statistics and the named features it lists gives each
+//!    segment's log-odds; the segment calibration turns it into the
+//!    timeline's probabilities;
 //! 6. the file's log-odds is the mean of its top `file_top_fraction` of
 //!    segment log-odds (a high quantile: stable in file length, unlike the
 //!    maximum), calibrated by the file calibration into the score and label;
@@ -40,12 +44,23 @@ use crate::AnalyzeError;
 
 /// Id of the anti-spoofing model in `models/manifest.toml`.
 pub const LCNN_MODEL: &str = "candor-audio-lcnn";
-/// Fusion head and calibrations, relative to the manifest's folder.
-pub const HEAD_FILE: &str = "audio/fusion-head.json";
+/// Id of the speech encoder in `models/manifest.toml`.
+pub const ENCODER_MODEL: &str = "whisper-tiny-en-encoder";
+/// Head and calibrations, relative to the manifest's folder.
+pub const HEAD_FILE: &str = "audio/head.json";
 pub const CALIBRATION_FILE: &str = "audio/calibration.json";
 pub const SEGMENT_CALIBRATION_FILE: &str = "audio/calibration-segment.json";
-/// Format tag of the fusion head file.
-pub const HEAD_FORMAT: &str = "candor.audio-fusion/1";
+/// Format tag of the head file.
+pub const HEAD_FORMAT: &str = "candor.audio-head/3";
+/// States the encoder pools (the stem and each of its 4 blocks).
+pub const ENCODER_STATES: usize = 5;
+/// Width of one encoder state.
+pub const ENCODER_WIDTH: usize = 384;
+/// Length of a segment's encoder statistics: means of every state, then
+/// their standard deviations.
+pub const ENCODER_DIM: usize = 2 * ENCODER_STATES * ENCODER_WIDTH;
+/// Name of the encoder's share of a segment's log-odds in the evidence.
+pub const ENCODER_SIGNAL: &str = "encoder.whisper";
 
 /// Segment length the model takes (2 s at 16 kHz).
 pub const SEGMENT: usize = 32_000;
@@ -101,26 +116,34 @@ impl Default for AudioConfig {
     }
 }
 
-/// The fusion head: standardised features, one logistic layer, plus the
+/// The head: one standardised logistic layer over the encoder statistics
+/// it selects and the named features it lists (in that order), plus the
 /// segment and file rules it was fitted with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AudioHead {
-    /// The logistic layer (format [`HEAD_FORMAT`], features from [`FEATURES`]).
+    pub format: String,
+    pub id: String,
+    pub version: String,
+    /// Encoder states read (0 = after the stem, 4 = after the last block and
+    /// the final norm), in input order...
+    #[serde(default)]
+    pub encoder_states: Vec<usize>,
+    /// ...and which statistics of each: `mean`, `std`.
+    #[serde(default)]
+    pub encoder_stats: Vec<String>,
+    /// Named features after the encoder values (from [`FEATURES`]).
+    #[serde(default)]
+    pub features: Vec<String>,
     #[serde(flatten)]
-    pub linear: crate::fusion::LinearHead,
+    pub linear: crate::fusion::VectorHead,
     /// The file log-odds is the mean of this top share of segment log-odds.
     pub file_top_fraction: f64,
     /// Below this much speech (s) the detector abstains.
     pub min_speech_s: f64,
     /// A segment is scored when at least this much of it (s) is speech.
     pub min_window_speech_s: f64,
-}
-
-impl std::ops::Deref for AudioHead {
-    type Target = crate::fusion::LinearHead;
-    fn deref(&self) -> &crate::fusion::LinearHead {
-        &self.linear
-    }
+    #[serde(default)]
+    pub trained_on: serde_json::Value,
 }
 
 impl AudioHead {
@@ -133,7 +156,28 @@ impl AudioHead {
 
     /// Consistency checks.
     pub fn check(&self) -> Result<(), String> {
-        self.linear.check(HEAD_FORMAT, &FEATURES)?;
+        if self.format != HEAD_FORMAT {
+            return Err(format!(
+                "unknown head format `{}` (expected `{HEAD_FORMAT}`)",
+                self.format
+            ));
+        }
+        if let Some(f) = self.features.iter().find(|f| !FEATURES.contains(&f.as_str())) {
+            return Err(format!("unknown feature `{f}`"));
+        }
+        if self.encoder_states.iter().any(|&l| l >= ENCODER_STATES)
+            || self
+                .encoder_stats
+                .iter()
+                .any(|s| s != "mean" && s != "std")
+            || self.encoder_states.is_empty() != self.encoder_stats.is_empty()
+        {
+            return Err("encoder_states must be in 0..5 and encoder_stats mean|std".into());
+        }
+        if self.dim() == 0 {
+            return Err("the head reads nothing".into());
+        }
+        self.linear.check(self.dim())?;
         if !(self.min_speech_s.is_finite() && self.min_window_speech_s.is_finite()) {
             return Err("speech minimums must be finite".into());
         }
@@ -143,25 +187,68 @@ impl AudioHead {
         Ok(())
     }
 
-    /// Per-feature contributions to the log-odds, in [`FEATURES`] order
-    /// (features the head does not use, and missing values, contribute 0).
-    pub fn contributions(&self, x: &[f64; 8]) -> [f64; 8] {
-        self.linear.contributions(&FEATURES, x)
+    /// Values the head reads.
+    pub fn dim(&self) -> usize {
+        self.encoder_states.len() * self.encoder_stats.len() * ENCODER_WIDTH + self.features.len()
+    }
+
+    /// Whether the head reads the speech encoder / the LCNN.
+    pub fn needs_encoder(&self) -> bool {
+        !self.encoder_states.is_empty()
+    }
+    pub fn needs_lcnn(&self) -> bool {
+        self.features.iter().any(|f| f == "lcnn.logit")
+    }
+
+    /// The encoder's share of the log-odds and each named feature's, in
+    /// [`FEATURES`] order (features the head does not use, and missing
+    /// values, contribute 0).
+    pub fn contributions(&self, w: &SegmentFeatures) -> (f64, [f64; 8]) {
+        let mut j = 0;
+        let mut enc = 0.0;
+        for stat in &self.encoder_stats {
+            let base = if stat == "mean" {
+                0
+            } else {
+                ENCODER_STATES * ENCODER_WIDTH
+            };
+            for &l in &self.encoder_states {
+                let off = base + l * ENCODER_WIDTH;
+                for d in 0..ENCODER_WIDTH {
+                    let v = w.emb.get(off + d).copied().map_or(f64::NAN, f64::from);
+                    enc += self.linear.term(j, v);
+                    j += 1;
+                }
+            }
+        }
+        let mut c = [0.0; 8];
+        for name in &self.features {
+            if let Some(i) = FEATURES.iter().position(|f| f == name) {
+                c[i] += self.linear.term(j, w.x[i]);
+            }
+            j += 1;
+        }
+        (enc, c)
+    }
+
+    /// Log-odds from the contributions.
+    pub fn raw_of(&self, c: &(f64, [f64; 8])) -> f64 {
+        self.linear.bias + c.0 + c.1.iter().sum::<f64>()
     }
 
     /// Segment log-odds.
-    pub fn raw(&self, x: &[f64; 8]) -> f64 {
-        self.raw_of(&self.contributions(x))
+    pub fn raw(&self, w: &SegmentFeatures) -> f64 {
+        self.raw_of(&self.contributions(w))
     }
 
-    /// The feature that pushed a segment's log-odds up most, if any did.
-    pub fn dominant_of(contributions: &[f64; 8]) -> Option<&'static str> {
-        contributions
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .filter(|(_, c)| **c > 0.0)
-            .map(|(i, _)| FEATURES[i])
+    /// What pushed a segment's log-odds up most, if anything did: the
+    /// encoder as a whole or one named feature.
+    pub fn dominant_of(c: &(f64, [f64; 8])) -> Option<&'static str> {
+        std::iter::once((ENCODER_SIGNAL, c.0))
+            .chain(FEATURES.iter().copied().zip(c.1))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|(_, v)| *v > 0.0)
+            .map(|(n, _)| n)
     }
 
     /// File log-odds from segment log-odds: mean of the top share.
@@ -190,6 +277,11 @@ pub struct SegmentFeatures {
     pub speech_s: f64,
     /// Features in [`FEATURES`] order (`NaN` = not measurable).
     pub x: [f64; 8],
+    /// The speech encoder's statistics ([`ENCODER_DIM`] values: the mean of
+    /// each state, then the standard deviation of each), empty without the
+    /// encoder.
+    #[serde(skip)]
+    pub emb: Vec<f32>,
 }
 
 /// Everything measured on one file, before the head.
@@ -206,29 +298,42 @@ pub struct AudioAnalysis {
     pub inference_ms: f64,
 }
 
-/// Runs the front end, the model and the forensics (no head, no
+/// Runs the front end, the models and the forensics (no head, no
 /// calibration): shared by the detector and `candor audio-features`.
 pub struct AudioScorer {
-    lcnn: ModelHandle,
+    lcnn: Option<ModelHandle>,
+    encoder: Option<ModelHandle>,
     vad: Option<ModelHandle>,
     analyzer: dsp::Analyzer,
     cfg: AudioConfig,
 }
 
 impl AudioScorer {
-    /// A scorer around the loaded anti-spoofing model; `vad` is needed only
-    /// when callers do not pass speech activity in.
-    pub fn new(lcnn: ModelHandle, vad: Option<ModelHandle>, cfg: AudioConfig) -> Self {
+    /// A scorer around the loaded models (either may be absent: its
+    /// features are then missing); `vad` is needed only when callers do not
+    /// pass speech activity in.
+    pub fn new(
+        lcnn: Option<ModelHandle>,
+        encoder: Option<ModelHandle>,
+        vad: Option<ModelHandle>,
+        cfg: AudioConfig,
+    ) -> Self {
         AudioScorer {
             lcnn,
+            encoder,
             vad,
             analyzer: dsp::Analyzer::new(),
             cfg,
         }
     }
 
-    pub fn model_ref(&self) -> ModelRef {
-        self.lcnn.model_ref()
+    /// The models a result lists.
+    pub fn model_refs(&self) -> Vec<ModelRef> {
+        [&self.encoder, &self.lcnn]
+            .into_iter()
+            .flatten()
+            .map(|m| m.model_ref())
+            .collect()
     }
 
     /// Scores 16 kHz mono samples. `speech` is the front end's activity;
@@ -291,6 +396,7 @@ impl AudioScorer {
                     end_s: e,
                     speech_s: overlap(&speech.segments, s, e),
                     x: [f64::NAN; 8],
+                    emb: Vec::new(),
                 }
             })
             .filter(|w| w.speech_s >= min_window_speech_s.min(w.end_s - w.start_s))
@@ -311,51 +417,36 @@ impl AudioScorer {
         }
         inference_ms += ms(t);
 
-        // The model, in requests of ROWS_PER_REQUEST segments, all in flight.
+        // The models, in requests of ROWS_PER_REQUEST segments, all in flight.
         let mut requests = Vec::new();
-        for chunk in segments.chunks(ROWS_PER_REQUEST) {
+        for (ci, chunk) in segments.chunks(ROWS_PER_REQUEST).enumerate() {
             let mut data = vec![0f32; chunk.len() * SEGMENT];
             for (row, w) in data.chunks_mut(SEGMENT).zip(chunk) {
                 let a = (w.start_s * dsp::RATE as f64).round() as usize;
                 let b = (a + SEGMENT).min(samples.len());
                 row[..b - a].copy_from_slice(&samples[a..b]);
             }
-            let model = self.lcnn.clone();
             let n = chunk.len();
-            requests.push(async move {
-                let input = TensorData::f32_from_vec(&[n, SEGMENT], data)
-                    .ok_or_else(|| EngineError::backend(LCNN_MODEL, "waveform shape"))?;
-                let mut out = model
-                    .infer(
-                        vec![NamedTensor::new("waveform", input)],
-                        priority,
-                        deadline,
-                    )
-                    .await?;
-                let logits: Vec<f32> = out
-                    .take("logit")
-                    .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect()))
-                    .ok_or_else(|| EngineError::backend(LCNN_MODEL, "output `logit` missing"))?;
-                if logits.len() != n {
-                    return Err(EngineError::backend(
-                        LCNN_MODEL,
-                        format!("{} logits for {n} segments", logits.len()),
-                    ));
+            for (model, wants) in [(&self.lcnn, Want::Lcnn), (&self.encoder, Want::Encoder)] {
+                if let Some(m) = model.clone() {
+                    requests.push(run_segments(m, wants, ci, n, data.clone(), priority, deadline));
                 }
-                Ok::<_, EngineError>((logits, out.queue_ms, out.exec_ms))
-            });
+            }
         }
         let results = futures_util::future::join_all(requests).await;
-        let mut k = 0;
         let mut q_max: f64 = 0.0;
         let mut e_max: f64 = 0.0;
         for r in results {
-            let (logits, q, e) = r?;
-            q_max = q_max.max(q);
-            e_max = e_max.max(e);
-            for l in logits {
-                segments[k].x[0] = l as f64;
-                k += 1;
+            let r = r?;
+            q_max = q_max.max(r.queue_ms);
+            e_max = e_max.max(r.exec_ms);
+            let first = r.chunk * ROWS_PER_REQUEST;
+            for (k, v) in r.values.into_iter().enumerate() {
+                let w = &mut segments[first + k];
+                match v {
+                    SegmentOut::Logit(l) => w.x[0] = f64::from(l),
+                    SegmentOut::Stats(e) => w.emb = e,
+                }
             }
         }
         // Requests ran concurrently: count the longest, not the sum.
@@ -372,6 +463,86 @@ impl AudioScorer {
             inference_ms,
         })
     }
+}
+
+/// Which model a segment request is for.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    Lcnn,
+    Encoder,
+}
+
+/// One segment's output of one model.
+enum SegmentOut {
+    Logit(f32),
+    Stats(Vec<f32>),
+}
+
+/// A segment request's outputs.
+struct SegmentsDone {
+    chunk: usize,
+    values: Vec<SegmentOut>,
+    queue_ms: f64,
+    exec_ms: f64,
+}
+
+/// Runs `n` segments (rows of `data`) through the LCNN or the encoder.
+async fn run_segments(
+    model: ModelHandle,
+    wants: Want,
+    chunk: usize,
+    n: usize,
+    data: Vec<f32>,
+    priority: Priority,
+    deadline: Option<Instant>,
+) -> Result<SegmentsDone, EngineError> {
+    let id = model.spec().id.clone();
+    let input = TensorData::f32_from_vec(&[n, SEGMENT], data)
+        .ok_or_else(|| EngineError::backend(&id, "waveform shape"))?;
+    let mut out = model
+        .infer(
+            vec![NamedTensor::new("waveform", input)],
+            priority,
+            deadline,
+        )
+        .await?;
+    let mut take = |name: &str| -> Result<Vec<f32>, EngineError> {
+        out.take(name)
+            .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect()))
+            .ok_or_else(|| EngineError::backend(&id, format!("output `{name}` missing")))
+    };
+    let values: Vec<SegmentOut> = match wants {
+        Want::Lcnn => {
+            let logits = take("logit")?;
+            if logits.len() != n {
+                return Err(EngineError::backend(
+                    &id,
+                    format!("{} logits for {n} segments", logits.len()),
+                ));
+            }
+            logits.into_iter().map(SegmentOut::Logit).collect()
+        }
+        Want::Encoder => {
+            let (mean, std) = (take("layer_mean")?, take("layer_std")?);
+            let per = ENCODER_STATES * ENCODER_WIDTH;
+            if mean.len() != n * per || std.len() != n * per {
+                return Err(EngineError::backend(
+                    &id,
+                    format!("{} encoder values for {n} segments", mean.len()),
+                ));
+            }
+            mean.chunks_exact(per)
+                .zip(std.chunks_exact(per))
+                .map(|(m, s)| SegmentOut::Stats([m, s].concat()))
+                .collect()
+        }
+    };
+    Ok(SegmentsDone {
+        chunk,
+        values,
+        queue_ms: out.queue_ms,
+        exec_ms: out.exec_ms,
+    })
 }
 
 /// Seconds of `segments` inside [s, e).
@@ -422,7 +593,7 @@ pub fn default_files(manifest: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-/// The audio detector: scorer + fusion head + calibrations.
+/// The audio detector: scorer + head + calibrations.
 pub struct AudioDetector {
     scorer: AudioScorer,
     head: AudioHead,
@@ -433,20 +604,34 @@ pub struct AudioDetector {
 }
 
 impl AudioDetector {
-    /// Builds the detector from the loaded model and the committed files.
+    /// Builds the detector from the loaded models and the committed files;
+    /// fails when the head needs a model that is not loaded.
     pub fn load(
-        lcnn: ModelHandle,
+        lcnn: Option<ModelHandle>,
+        encoder: Option<ModelHandle>,
         vad: Option<ModelHandle>,
         head: &Path,
         calibration: &Path,
         segment_calibration: &Path,
         cfg: AudioConfig,
     ) -> Result<Self, String> {
-        let bytes =
-            std::fs::read(head).map_err(|e| format!("fusion head {}: {e}", head.display()))?;
+        let bytes = std::fs::read(head).map_err(|e| format!("head {}: {e}", head.display()))?;
         let head_sha256 = candor_core::sha256_hex(&bytes);
         let head_v = AudioHead::from_slice(&bytes)
-            .map_err(|e| format!("fusion head {}: {e}", head.display()))?;
+            .map_err(|e| format!("head {}: {e}", head.display()))?;
+        if head_v.needs_encoder() && encoder.is_none() {
+            return Err(format!(
+                "the head reads the speech encoder `{ENCODER_MODEL}`, which is not loaded (run scripts/setup.sh)"
+            ));
+        }
+        if head_v.needs_lcnn() && lcnn.is_none() {
+            return Err(format!(
+                "the head reads the anti-spoofing model `{LCNN_MODEL}`, which is not loaded"
+            ));
+        }
+        // Models the head does not read are not run.
+        let lcnn = lcnn.filter(|_| head_v.needs_lcnn());
+        let encoder = encoder.filter(|_| head_v.needs_encoder());
         let load_cal = |p: &Path, want: &str| -> Result<CalibrationArtefact, String> {
             let c = CalibrationArtefact::load(p)
                 .map_err(|e| format!("calibration {}: {e}", p.display()))?;
@@ -461,7 +646,7 @@ impl AudioDetector {
         let calibration = load_cal(calibration, "audio")?;
         let segment_calibration = load_cal(segment_calibration, "audio-segment")?;
         Ok(AudioDetector {
-            scorer: AudioScorer::new(lcnn, vad, cfg.clone()),
+            scorer: AudioScorer::new(lcnn, encoder, vad, cfg.clone()),
             head: head_v,
             head_sha256,
             calibration,
@@ -470,7 +655,7 @@ impl AudioDetector {
         })
     }
 
-    /// The fusion head in force.
+    /// The head in force.
     pub fn head(&self) -> &AudioHead {
         &self.head
     }
@@ -508,7 +693,7 @@ impl AudioDetector {
         let Some(w) = a.segments.first() else {
             return Ok(None);
         };
-        let contributions = self.head.contributions(&w.x);
+        let contributions = self.head.contributions(w);
         let raw = self.head.raw_of(&contributions);
         let dominant = AudioHead::dominant_of(&contributions);
         Ok(Some(ScoredSegment {
@@ -519,10 +704,10 @@ impl AudioDetector {
         }))
     }
 
-    /// Model references of a result (model, head, calibrations).
+    /// Model references of a result (models, head, calibrations).
     pub fn models(&self) -> Vec<ModelRef> {
-        vec![
-            self.scorer.model_ref(),
+        let mut m = self.scorer.model_refs();
+        m.extend([
             ModelRef {
                 id: self.head.id.clone(),
                 version: self.head.version.clone(),
@@ -530,7 +715,8 @@ impl AudioDetector {
             },
             self.segment_calibration.model_ref(),
             self.calibration.model_ref(),
-        ]
+        ]);
+        m
     }
 }
 
@@ -544,7 +730,15 @@ impl Detector for AudioDetector {
         DetectorStatus {
             modality: Modality::Audio,
             installed: true,
-            name: Some(format!("{} + {}", LCNN_MODEL, self.head.id)),
+            name: Some(format!(
+                "{} + {}",
+                if self.head.needs_encoder() {
+                    ENCODER_MODEL
+                } else {
+                    LCNN_MODEL
+                },
+                self.head.id
+            )),
             version: Some(self.head.version.clone()),
             reason: None,
         }
@@ -630,10 +824,10 @@ impl Detector for AudioDetector {
         let t = Instant::now();
         // Each segment's contributions once: its log-odds, its dominant
         // signal and the per-feature means below all come from them.
-        let contribs: Vec<[f64; 8]> = a
+        let contribs: Vec<(f64, [f64; 8])> = a
             .segments
             .iter()
-            .map(|w| self.head.contributions(&w.x))
+            .map(|w| self.head.contributions(w))
             .collect();
         let seg_raw: Vec<f64> = contribs.iter().map(|c| self.head.raw_of(c)).collect();
         let file_raw = self
@@ -690,7 +884,7 @@ impl Detector for AudioDetector {
             }
             let m = vals.iter().sum::<f64>() / vals.len() as f64;
             let used = self.head.features.iter().any(|f| f == name);
-            let c: f64 = contribs.iter().map(|c| c[i]).sum::<f64>() / n;
+            let c: f64 = contribs.iter().map(|c| c.1[i]).sum::<f64>() / n;
             finding.signals.push(Signal {
                 name: (*name).to_string(),
                 value: round4(m),
@@ -706,13 +900,27 @@ impl Detector for AudioDetector {
                 }),
             });
         }
+        if self.head.needs_encoder() {
+            let c: f64 = contribs.iter().map(|c| c.0).sum::<f64>() / n;
+            finding.signals.push(Signal {
+                name: ENCODER_SIGNAL.into(),
+                value: round4(c),
+                probability: None,
+                detail: Some(format!(
+                    "mean contribution of the speech encoder's statistics (Whisper tiny.en \
+                     states {:?}, {}) to the segment log-odds",
+                    self.head.encoder_states,
+                    self.head.encoder_stats.join(" and ")
+                )),
+            });
+        }
         let seg_max = seg_raw.iter().copied().fold(f64::MIN, f64::max);
         finding.signals.push(Signal {
             name: "fusion.segment_max".into(),
             value: round4(seg_max),
             probability: Some(round4(self.segment_calibration.apply(seg_max))),
             detail: Some(
-                "highest segment log-odds (fusion head), with its segment probability".into(),
+                "highest segment log-odds (head), with its segment probability".into(),
             ),
         });
         finding.signals.push(Signal {
@@ -788,32 +996,56 @@ mod tests {
     }
 
     #[test]
-    fn head_treats_missing_features_as_average() {
+    fn head_reads_encoder_statistics_and_named_features() {
+        let dim = ENCODER_WIDTH + 2;
+        let mut weights = vec![0.0; dim];
+        weights[3] = 1.0; // std of state 2, dimension 3
+        weights[ENCODER_WIDTH] = 1.5; // lcnn.logit
+        weights[ENCODER_WIDTH + 1] = 0.5; // pitch.jitter
+        let mut mean = vec![0.0; dim];
+        mean[ENCODER_WIDTH + 1] = 0.02;
+        let mut scale = vec![1.0; dim];
+        scale[ENCODER_WIDTH] = 2.0;
+        scale[ENCODER_WIDTH + 1] = 0.01;
         let h = AudioHead {
-            linear: crate::fusion::LinearHead {
-                format: HEAD_FORMAT.into(),
-                id: "h".into(),
-                version: "1".into(),
-                features: vec!["lcnn.logit".into(), "pitch.jitter".into()],
-                mean: vec![0.0, 0.02],
-                scale: vec![2.0, 0.01],
-                weights: vec![1.5, 0.5],
+            format: HEAD_FORMAT.into(),
+            id: "h".into(),
+            version: "1".into(),
+            encoder_states: vec![2],
+            encoder_stats: vec!["std".into()],
+            features: vec!["lcnn.logit".into(), "pitch.jitter".into()],
+            linear: crate::fusion::VectorHead {
+                mean,
+                scale,
+                weights,
                 bias: -1.0,
-                trained_on: serde_json::Value::Null,
             },
             file_top_fraction: 0.25,
             min_speech_s: 1.5,
             min_window_speech_s: 1.0,
+            trained_on: serde_json::Value::Null,
         };
         h.check().unwrap();
-        let mut x = [f64::NAN; 8];
-        x[0] = 4.0;
-        // -1 + 1.5 * 2 + 0 (jitter missing)
-        assert!((h.raw(&x) - 2.0).abs() < 1e-12);
-        x[2] = 0.04;
-        assert!((h.raw(&x) - 3.0).abs() < 1e-12);
+        let mut emb = vec![0f32; ENCODER_DIM];
+        emb[ENCODER_STATES * ENCODER_WIDTH + 2 * ENCODER_WIDTH + 3] = 2.0;
+        let mut w = SegmentFeatures {
+            start_s: 0.0,
+            end_s: 2.0,
+            speech_s: 2.0,
+            x: [f64::NAN; 8],
+            emb,
+        };
+        w.x[0] = 4.0;
+        // -1 + 2 (encoder) + 1.5 * 2 + 0 (jitter missing)
+        assert!((h.raw(&w) - 4.0).abs() < 1e-9);
+        assert_eq!(AudioHead::dominant_of(&h.contributions(&w)), Some("lcnn.logit"));
+        w.x[2] = 0.04;
+        assert!((h.raw(&w) - 5.0).abs() < 1e-9);
         let mut bad = h.clone();
-        bad.linear.features[1] = "nope".into();
+        bad.features[1] = "nope".into();
+        assert!(bad.check().is_err());
+        bad = h.clone();
+        bad.encoder_states = vec![5];
         assert!(bad.check().is_err());
         bad = h;
         bad.file_top_fraction = 0.0;

@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::clip::{ClipFeatures, FEATURE_DIM, HIDDEN};
+use crate::fusion::VectorHead;
 
 /// Format tag of the file.
 pub const FORMAT: &str = "candor.image-face-head/1";
@@ -30,10 +31,8 @@ pub const GRID: usize = 14;
 /// One standardised logistic head over the [`FEATURE_DIM`] features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head {
-    pub mean: Vec<f64>,
-    pub scale: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
+    #[serde(flatten)]
+    pub linear: VectorHead,
     /// Platt calibration of this head's log-odds, `p = σ(a · raw + b)`
     /// (only for the evidence heads; the main head's calibration is the
     /// detector's calibration artefact).
@@ -43,30 +42,14 @@ pub struct Head {
 
 impl Head {
     fn check(&self, name: &str) -> Result<(), String> {
-        let n = FEATURE_DIM;
-        if self.mean.len() != n || self.scale.len() != n || self.weights.len() != n {
-            return Err(format!("head `{name}`: expected {n} means, scales and weights"));
-        }
-        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-        if !finite(&self.mean)
-            || !finite(&self.weights)
-            || !self.bias.is_finite()
-            || self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
-        {
-            return Err(format!("head `{name}`: non-finite numbers or a scale ≤ 0"));
-        }
-        Ok(())
+        self.linear
+            .check(FEATURE_DIM)
+            .map_err(|e| format!("head `{name}`: {e}"))
     }
 
     /// Log-odds for one feature vector.
     pub fn raw(&self, x: &[f32]) -> f64 {
-        self.bias
-            + x.iter()
-                .zip(&self.mean)
-                .zip(&self.scale)
-                .zip(&self.weights)
-                .map(|(((x, m), s), w)| w * (f64::from(*x) - m) / s)
-                .sum::<f64>()
+        self.linear.raw(x)
     }
 
     /// Probability by the head's own Platt calibration, if it has one.
@@ -135,15 +118,13 @@ impl FaceHeads {
         let tokens = f.patches.as_ref()?;
         let off = FEATURE_DIM - HIDDEN;
         let n = (GRID * GRID) as f64;
-        let h = &self.main;
+        let h = &self.main.linear;
         let map = tokens
             .chunks_exact(HIDDEN)
             .map(|t| {
                 t.iter()
                     .enumerate()
-                    .map(|(d, v)| {
-                        h.weights[off + d] * (f64::from(*v) - h.mean[off + d]) / (h.scale[off + d] * n)
-                    })
+                    .map(|(d, v)| h.term(off + d, f64::from(*v)) / n)
                     .sum::<f64>()
             })
             .collect::<Vec<f64>>();

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::FEATURES;
+use crate::fusion::VectorHead;
 
 /// Format tag of the file.
 pub const FORMAT: &str = "candor.text-hidden-head/1";
@@ -34,10 +35,8 @@ pub struct HiddenHead {
     /// [`FEATURES`]); may be empty.
     #[serde(default)]
     pub zero_shot: Vec<String>,
-    pub mean: Vec<f64>,
-    pub scale: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
+    #[serde(flatten)]
+    pub linear: VectorHead,
     /// Below this many scored prose tokens the detector abstains.
     pub min_prose_tokens: usize,
     /// Sentences with fewer scored tokens get no span score.
@@ -64,19 +63,7 @@ impl HiddenHead {
         if let Some(z) = self.zero_shot.iter().find(|z| !FEATURES.contains(&z.as_str())) {
             return Err(format!("unknown zero-shot feature `{z}`"));
         }
-        let n = self.dim();
-        if self.mean.len() != n || self.scale.len() != n || self.weights.len() != n {
-            return Err(format!("expected {n} means, scales and weights"));
-        }
-        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-        if !finite(&self.mean)
-            || !finite(&self.weights)
-            || !self.bias.is_finite()
-            || self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
-        {
-            return Err("non-finite numbers or a scale ≤ 0".into());
-        }
-        Ok(())
+        self.linear.check(self.dim())
     }
 
     /// Input length: the states and the zero-shot features.
@@ -101,17 +88,16 @@ impl HiddenHead {
     /// named in `zero_shot` are read, `NaN` counts as average).
     pub fn raw(&self, pooled: &[f32], zero_shot: Option<&[f64; 8]>) -> f64 {
         let nh = self.taps.len() * self.width;
-        let mut z = self.bias;
+        let h = &self.linear;
+        let mut z = h.bias;
         for (j, v) in pooled.iter().take(nh).enumerate() {
-            z += self.weights[j] * (f64::from(*v) - self.mean[j]) / self.scale[j];
+            z += h.term(j, f64::from(*v));
         }
         for (k, name) in self.zero_shot.iter().enumerate() {
-            let j = nh + k;
             let v = zero_shot
                 .and_then(|x| FEATURES.iter().position(|f| f == name).map(|i| x[i]))
-                .filter(|v| v.is_finite())
-                .unwrap_or(self.mean[j]);
-            z += self.weights[j] * (v - self.mean[j]) / self.scale[j];
+                .unwrap_or(f64::NAN);
+            z += h.term(nh + k, v);
         }
         z
     }
@@ -130,10 +116,12 @@ mod tests {
             taps: vec![3],
             width: 2,
             zero_shot: vec!["lm.mean_logprob".into()],
-            mean: vec![1.0, 0.0, -3.0],
-            scale: vec![1.0, 2.0, 1.0],
-            weights: vec![1.0, 1.0, 2.0],
-            bias: 0.5,
+            linear: VectorHead {
+                mean: vec![1.0, 0.0, -3.0],
+                scale: vec![1.0, 2.0, 1.0],
+                weights: vec![1.0, 1.0, 2.0],
+                bias: 0.5,
+            },
             min_prose_tokens: 32,
             min_sentence_tokens: 8,
             trained_on: serde_json::Value::Null,
