@@ -90,6 +90,11 @@ pub struct DetectorStatus {
     pub version: Option<String>,
     /// Why it is not installed, when it is not.
     pub reason: Option<String>,
+    /// What the detector's trained parts were trained on: data sources with
+    /// their licences and the splits used (the head file's `trained_on`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub trained_on: Option<serde_json::Value>,
 }
 
 /// What `/info` shows about the analysis side.
@@ -377,6 +382,7 @@ impl Analyzer {
                             .cloned()
                             .unwrap_or_else(|| not_installed(*m)),
                     ),
+                    trained_on: None,
                 },
             })
             .collect()

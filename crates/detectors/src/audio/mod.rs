@@ -741,6 +741,7 @@ impl Detector for AudioDetector {
             )),
             version: Some(self.head.version.clone()),
             reason: None,
+            trained_on: Some(self.head.trained_on.clone()),
         }
     }
 

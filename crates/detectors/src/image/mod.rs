@@ -498,6 +498,7 @@ impl Detector for ImageDetector {
             name: Some(name),
             version: Some(RULES_VERSION.into()),
             reason: (!self.missing.is_empty()).then(|| self.missing.join("; ")),
+            trained_on: self.fusion.as_ref().map(|f| f.heads.trained_on.clone()),
         }
     }
 

@@ -411,6 +411,7 @@ impl Detector for TextDetector {
             name: Some(format!("{} + {}", LM_MODEL, self.head.id)),
             version: Some(self.head.version.clone()),
             reason: None,
+            trained_on: Some(self.head.trained_on.clone()),
         }
     }
 
