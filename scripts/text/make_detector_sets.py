@@ -11,6 +11,8 @@ Input:  .candor/data/text/public/records.jsonl (collect_public_text.py; every
 Output: .candor/data/text/v4/
           txt/<id>.txt          one text per record (normalised, truncated)
           manifest.jsonl        candor eval manifest: path, label, group, split
+          manifest-fairness.jsonl  the fairness rows only, group = native /
+                                non-native (human) or rewrite (machine)
           meta.jsonl            per row: id, family, generator, domain, attack,
                                 source, licence, native, role (see below)
 
@@ -186,7 +188,9 @@ def main() -> int:
     chosen.sort(key=lambda r: r["id"])
 
     counts = Counter()
-    with (out / "manifest.jsonl").open("w") as mf, (out / "meta.jsonl").open("w") as xf:
+    with (out / "manifest.jsonl").open("w") as mf, (out / "meta.jsonl").open("w") as xf, (
+        out / "manifest-fairness.jsonl"
+    ).open("w") as ff:
         for r in chosen:
             split = "test" if r["role"] == "fairness" else split_of(group_key(r))
             path = f"txt/{r['id']}.txt"
@@ -199,6 +203,11 @@ def main() -> int:
                 "split": split,
                 "source": r["source"],
             }) + "\n")
+            if r["role"] == "fairness":
+                who = "rewrite" if label == "manipulated" else (
+                    "native" if r.get("native") else "non-native" if r.get("native") is False else "unknown")
+                ff.write(json.dumps({"path": path, "label": label, "group": who, "split": "test",
+                                     "source": r["source"]}) + "\n")
             xf.write(json.dumps({
                 "id": r["id"],
                 "path": path,

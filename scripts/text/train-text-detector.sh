@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Rebuilds the text detector's fusion head and calibration from scratch:
-#   models/text/fusion-head.json, models/text/calibration.json
+# Rebuilds the text detector's head and calibration from scratch (version 4):
+#   models/text/hidden-head.json, models/text/calibration.json
+# and the per-item scores of the generated evaluation (.candor/data/text/v4/heads/).
 #
 # Steps (each deterministic; outputs under .candor/data/text/, git-ignored):
-#   1. human passages from pinned Debian packages      scripts/text/build_human_text.py
-#   2. machine passages: SmolLM2-135M-Instruct answers  scripts/text/generate_llm_text.py
-#      to scripts/text/prompts.jsonl (llama-cpp-python  (needs benches/text/setup-reference.sh)
-#      in .candor/venv-ref, ~30 min on 2 cores)
-#   3. labelled sets for `candor eval`                 scripts/text/make_manifests.py
-#   4. the fitting subset (all machine rows, capped     scripts/text/make_fit_manifest.py
-#      human rows per source and split)
-#   5. features (language model + style)                candor text-features
-#   6. head on train, calibration on calib              candor text-train
-# Steps 1-3 are skipped when their outputs exist (delete them to redo).
+#   1. human and machine texts from public repository    scripts/text/collect_public_text.py
+#      snapshots (fetched beforehand; every row names
+#      repo@commit, path, licence, generator, family)
+#   2. normalised, truncated, capped, split sets          scripts/text/make_detector_sets.py
+#   3. the language model's statistics and mean hidden   candor text-features --hidden-out
+#      states (the service's own code; taps of the
+#      manifest's smollm2 model)
+#   4. head on train, leave-one-family-out and           scripts/text/train_text_head.py
+#      leave-one-domain-out refits, minimum length
+#   5. Platt calibration at 1% FPR on calib               candor calibrate
 #
-# Environment: CANDOR_BIN (default: build target/release/candor).
+# Environment: CANDOR_BIN (default: build target/release/candor), MIRROR (folder of the
+# fetched snapshots, default /work/.mirror), VERSION (artefact version, default 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=.candor/data/text
+MIRROR=${MIRROR:-/work/.mirror}
+VERSION=${VERSION:-4}
 if [[ -n "${CANDOR_BIN:-}" ]]; then
   CANDOR=("$CANDOR_BIN")
 else
@@ -25,13 +29,18 @@ else
   CANDOR=(target/release/candor)
 fi
 bash scripts/setup.sh --quiet
-[[ -s $DATA/human.jsonl ]] || python3 scripts/text/build_human_text.py --out "$DATA/human.jsonl"
-if [[ ! -s $DATA/llm.jsonl ]]; then
-  bash benches/text/setup-reference.sh
-  .candor/venv-ref/bin/python scripts/text/generate_llm_text.py --out "$DATA/llm.jsonl"
+[[ -s $DATA/public/records.jsonl ]] || python3 scripts/text/collect_public_text.py --mirror-root "$MIRROR"
+[[ -s $DATA/v4/manifest.jsonl ]] || python3 scripts/text/make_detector_sets.py
+mkdir -p "$DATA/v4/feat"
+if [[ ! -s $DATA/v4/feat/hidden.f32 ]]; then
+  "${CANDOR[@]}" text-features --set "$DATA/v4/manifest.jsonl" \
+    --out "$DATA/v4/feat/features.jsonl" --hidden-out "$DATA/v4/feat/hidden.f32"
 fi
-[[ -s $DATA/own/manifest.jsonl ]] || python3 scripts/text/make_manifests.py
-python3 scripts/text/make_fit_manifest.py "$DATA/own"
-"${CANDOR[@]}" text-features --set "$DATA/own/manifest-fit.jsonl" --out "$DATA/own/features-fit.jsonl"
-"${CANDOR[@]}" text-train --features "$DATA/own/features-fit.jsonl" \
-  --head-out models/text/fusion-head.json --calibration-out models/text/calibration.json "$@"
+VENV=.candor/venv-image
+[[ -x $VENV/bin/python ]] || { python3 -m venv "$VENV"; "$VENV/bin/pip" install -q -r scripts/image/requirements.txt; }
+"$VENV/bin/python" scripts/text/train_text_head.py --version "$VERSION" "$@"
+"${CANDOR[@]}" calibrate --scores "$DATA/v4/heads/scores-calib.jsonl" --format jsonl \
+  --external-id text-hidden-head --detector text --id calibration/text \
+  --artefact-version "$VERSION" --out models/text/calibration.json
+cp "$DATA/v4/heads/hidden-head.json" models/text/hidden-head.json
+echo "wrote models/text/hidden-head.json and models/text/calibration.json"

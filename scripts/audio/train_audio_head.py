@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Fits the audio detector's head (version 3) on the speech encoder's
+statistics of 2 s segments, and writes the per-item scores that
+`candor calibrate` and `candor eval` use: segment and file scores of the
+calib split (for the two calibrations), file scores of the test split, and
+one leave-one-tool-out refit per generated tool.
+
+Input:
+  --manifest  .candor/data/audio/v3/manifest.jsonl (build_audio_v3.py): the
+              rows `candor audio-features` was run on, in the same order
+  --features  `candor audio-features` output (JSONL, one row per file, its
+              segments with the named features) and its side file
+              FEATURES.enc.f32 (per segment: mean of each of the encoder's 5
+              states, then their standard deviations, 384 values each)
+Output (--out, default .candor/data/audio/v3/heads):
+  head.json                     the head Candor ships (models/audio/)
+  scores-seg-calib.jsonl        calib segments (for the segment calibration)
+  scores-calib.jsonl            calib files (for the file calibration)
+  scores-test.jsonl             test files (fit rows: real and generated tools)
+  scores-eval-only.jsonl        files of tools and real speakers never fitted on
+  scores-lotoo-<tool>.jsonl     test files of real + <tool>, by a head refitted
+                                without any <tool> row
+  summary.json                  quick figures (the reports are the reference)
+
+The head: logistic regression (L2, classes weighted to equal mass, every
+file weighing the same whatever its number of segments) on the standardised
+encoder statistics it selects and the named features it lists. The file
+log-odds is the mean of the top quarter of its segment log-odds, as in the
+detector. Newton's method in float64; deterministic. Needs numpy only.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+STATES = 5
+WIDTH = 384
+ENC = 2 * STATES * WIDTH
+FEATURES = [
+    "lcnn.logit",
+    "pitch.f0_std_semitones",
+    "pitch.jitter",
+    "pitch.periodicity",
+    "spectrum.cutoff_hz",
+    "spectrum.high_band_flatness",
+    "spectrum.transient_sharpness",
+    "modulation.syllabic_share",
+]
+TOP = 0.25
+
+
+def fit_logistic(x, y, w_row, l2, iters=60):
+    mean = np.average(x, axis=0, weights=w_row)
+    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w_row))
+    scale[scale < 1e-12] = 1.0
+    z = (x - mean) / scale
+    n, d = z.shape
+    z1 = np.hstack([z, np.ones((n, 1))])
+    pos = w_row[y].sum()
+    neg = w_row[~y].sum()
+    w = np.where(y, w_row * (pos + neg) / (2 * pos), w_row * (pos + neg) / (2 * neg))
+    beta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z1 @ beta, -40, 40)))
+        g = z1.T @ (w * (p - y)) + reg * beta
+        hess = (z1 * (w * p * (1 - p))[:, None]).T @ z1 + np.diag(reg)
+        step = np.linalg.solve(hess, g)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
+
+
+def raw(h, x):
+    z = (x - h["mean"]) / h["scale"]
+    z = np.where(np.isfinite(z), z, 0.0)
+    return z @ h["weights"] + h["bias"]
+
+
+def file_scores(seg_s, seg_file, n_files):
+    out = np.full(n_files, np.nan)
+    order = np.argsort(seg_file, kind="stable")
+    seg_file_s = seg_file[order]
+    seg_s_s = seg_s[order]
+    starts = np.searchsorted(seg_file_s, np.arange(n_files))
+    ends = np.searchsorted(seg_file_s, np.arange(n_files), side="right")
+    for f in range(n_files):
+        v = np.sort(seg_s_s[starts[f] : ends[f]])[::-1]
+        if len(v):
+            k = max(1, int(np.ceil(len(v) * TOP)))
+            out[f] = v[:k].mean()
+    return out
+
+
+def auroc(pos, neg):
+    s = np.concatenate([pos, neg])
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    ss = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    return (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def tpr_at(pos, neg, fpr=0.01):
+    t = np.quantile(neg, 1 - fpr, method="higher")
+    return float((pos > t).mean())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    root = Path(".candor/data/audio/v3")
+    ap.add_argument("--manifest", type=Path, default=root / "manifest.jsonl")
+    ap.add_argument("--features", type=Path, default=root / "feat/features.jsonl")
+    ap.add_argument("--states", default="1,2,3,4", help="encoder states the head reads")
+    ap.add_argument("--stats", default="mean,std")
+    ap.add_argument("--named", default="", help="named features appended (comma-separated)")
+    ap.add_argument("--l2", type=float, default=100.0)
+    ap.add_argument("--min-speech", type=float, default=1.5)
+    ap.add_argument("--min-window-speech", type=float, default=1.0)
+    ap.add_argument("--version", default="3")
+    ap.add_argument("--out", type=Path, default=root / "heads")
+    ap.add_argument("--explore", action="store_true")
+    args = ap.parse_args()
+
+    meta = [json.loads(line) for line in args.manifest.open()]
+    feats = [json.loads(line) for line in args.features.open()]
+    assert len(meta) == len(feats), (len(meta), len(feats))
+    enc = np.fromfile(args.features.with_suffix(".enc.f32"), dtype="<f4")
+    n_seg_total = sum(len(f["segments"]) for f in feats)
+    enc = enc.reshape(n_seg_total, ENC)
+    seg_file, seg_x, seg_ok = [], [], []
+    for i, f in enumerate(feats):
+        for s in f["segments"]:
+            seg_file.append(i)
+            seg_x.append([np.nan if v is None else v for v in s["x"]])
+            seg_ok.append(s["speech_s"] >= min(args.min_window_speech, s["end_s"] - s["start_s"]))
+    seg_file = np.array(seg_file)
+    seg_x = np.array(seg_x, dtype=float)
+    seg_ok = np.array(seg_ok) & np.isfinite(enc).all(1)
+    n = len(meta)
+    y_file = np.array([f["manipulated"] for f in feats])
+    speech = np.array([f["speech_s"] for f in feats])
+    split = np.array([m["split"] for m in meta])
+    role = np.array([m.get("role", "fit") for m in meta])
+    tool = np.array([m.get("tool", "") for m in meta])
+    channel = np.array([m.get("channel", "") for m in meta])
+    kind = np.array([m.get("kind", "") for m in meta])
+    ids = [m["path"] for m in meta]
+    scored_file = speech >= args.min_speech
+
+    def xmat(states, stats, named):
+        cols = []
+        for st in stats:
+            base = 0 if st == "mean" else STATES * WIDTH
+            for l in states:
+                cols.append(enc[:, base + l * WIDTH : base + (l + 1) * WIDTH])
+        for nm in named:
+            cols.append(seg_x[:, [FEATURES.index(nm)]])
+        return np.hstack(cols).astype(np.float64)
+
+    def fit(x, file_sel):
+        sel = seg_ok & file_sel[seg_file] & scored_file[seg_file]
+        counts = np.bincount(seg_file[sel], minlength=n).astype(float)
+        w_row = 1.0 / counts[seg_file[sel]]
+        return fit_logistic(x[sel], y_file[seg_file[sel]], w_row, args.l2)
+
+    def files(h, x):
+        s = np.full(len(seg_file), np.nan)
+        s[seg_ok] = raw(h, x[seg_ok])
+        ok = seg_ok
+        fs = file_scores(s[ok], seg_file[ok], n)
+        fs[~scored_file] = np.nan
+        return s, fs
+
+    fit_train = (split == "train") & (role == "fit")
+    test_fit = (split == "test") & (role == "fit")
+    real_test = test_fit & ~y_file
+
+    def summarize(name, fs, pos_sel, neg_sel):
+        pos = fs[pos_sel & np.isfinite(fs)]
+        neg = fs[neg_sel & np.isfinite(fs)]
+        if len(pos) == 0 or len(neg) == 0:
+            return None
+        r = {"auroc": auroc(pos, neg), "tpr_at_1pct_fpr": tpr_at(pos, neg), "n_pos": len(pos), "n_neg": len(neg)}
+        print(f"{name:<30} AUROC {r['auroc']:.4f}  TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f}  ({len(pos)} vs {len(neg)})", flush=True)
+        return r
+
+    states = [int(s) for s in args.states.split(",") if s != ""]
+    stats = [s for s in args.stats.split(",") if s]
+    named = [s for s in args.named.split(",") if s]
+
+    if args.explore:
+        for st_, sts_, nm_ in (
+            ([4], ["mean"], []), ([4], ["mean", "std"], []), ([2], ["mean", "std"], []),
+            ([1, 2, 3, 4], ["mean", "std"], []), ([0, 1, 2, 3, 4], ["mean", "std"], []),
+            ([1, 2, 3, 4], ["mean", "std"], ["lcnn.logit"]),
+        ):
+            x = xmat(st_, sts_, nm_)
+            h = fit(x, fit_train)
+            _, fs = files(h, x)
+            print(f"states {st_} stats {sts_} named {nm_}")
+            summarize("  test (fit tools)", fs, test_fit & y_file, real_test)
+            summarize("  eval-only fakes vs test real", fs, (role == "eval_only") & y_file, real_test)
+            summarize("  eval-only fakes vs eval-only real", fs, (role == "eval_only") & y_file, (role == "eval_only") & ~y_file)
+        return 0
+
+    x = xmat(states, stats, named)
+    args.out.mkdir(parents=True, exist_ok=True)
+    h = fit(x, fit_train)
+    seg_s, fs = files(h, x)
+    summary = {"folds": {}}
+
+    def write(path, sel, scores, group_of=None):
+        with open(path, "w") as f:
+            for i in np.where(sel)[0]:
+                ok = np.isfinite(scores[i])
+                f.write(json.dumps({
+                    "id": ids[i], "manipulated": bool(y_file[i]),
+                    "score": round(float(scores[i]), 6) if ok else None,
+                    "abstain_reason": None if ok else "too little speech",
+                    "group": (group_of or tool)[i], "split": split[i],
+                }) + "\n")
+
+    calib = (split == "calib") & (role == "fit")
+    write(args.out / "scores-calib.jsonl", calib, fs)
+    with open(args.out / "scores-seg-calib.jsonl", "w") as f:
+        for k in np.where(seg_ok & calib[seg_file])[0]:
+            i = seg_file[k]
+            f.write(json.dumps({"id": f"{ids[i]}#{k}", "manipulated": bool(y_file[i]),
+                                "score": round(float(seg_s[k]), 6), "group": tool[i], "split": "calib"}) + "\n")
+    write(args.out / "scores-test.jsonl", test_fit, fs)
+    write(args.out / "scores-test-channel.jsonl", test_fit, fs, channel)
+    write(args.out / "scores-test-kind.jsonl", test_fit & ~y_file, fs, kind)
+    write(args.out / "scores-eval-only.jsonl", role == "eval_only", fs)
+    summary["folds"]["test"] = summarize("test (fit tools)", fs, test_fit & y_file, real_test)
+    summary["folds"]["eval_only"] = summarize("eval-only fakes vs test real", fs, (role == "eval_only") & y_file, real_test)
+    fit_tools = sorted(set(tool[(role == "fit") & y_file & (split == "train")]))
+    for t in fit_tools:
+        ht = fit(x, fit_train & (tool != t))
+        _, ft = files(ht, x)
+        write(args.out / f"scores-lotoo-{t}.jsonl", test_fit & ((tool == t) | ~y_file), ft)
+        summary["folds"][f"lotoo-{t}"] = summarize(f"leave out {t}", ft, test_fit & (tool == t), real_test)
+
+    out = {
+        "format": "candor.audio-head/3",
+        "id": "audio-head",
+        "version": args.version,
+        "encoder_states": states,
+        "encoder_stats": stats,
+        "features": named,
+        "mean": [float(f"{v:.9g}") for v in h["mean"]],
+        "scale": [float(f"{v:.9g}") for v in h["scale"]],
+        "weights": [float(f"{v:.9g}") for v in h["weights"]],
+        "bias": float(f"{h['bias']:.9g}"),
+        "file_top_fraction": TOP,
+        "min_speech_s": args.min_speech,
+        "min_window_speech_s": args.min_window_speech,
+        "trained_on": {
+            "files": int((fit_train & scored_file).sum()),
+            "manipulated": int((fit_train & scored_file & y_file).sum()),
+            "authentic": int((fit_train & scored_file & ~y_file).sum()),
+            "tools": fit_tools,
+            "l2": args.l2,
+            "method": "logistic regression on 2 s segments (every file weighing the same), standardised, class-balanced, Newton (scripts/audio/train_audio_head.py)",
+        },
+    }
+    (args.out / "head.json").write_text(json.dumps(out) + "\n")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
