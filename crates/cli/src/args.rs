@@ -186,6 +186,13 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_MAX_AUDIO_SECONDS", default_value_t = Limits::default().max_audio_seconds)]
     pub max_audio_seconds: f64,
 
+    /// Lowest source sample rate accepted, in Hz; a header declaring less is
+    /// refused as implausible (`implausible_header`). Speech is recorded at
+    /// 8 kHz or more; lowering this lets a few-KB file declaring 1 Hz
+    /// decode to hours of audio and seconds of CPU.
+    #[arg(long, env = "CANDOR_MIN_AUDIO_SAMPLE_RATE", default_value_t = Limits::default().min_audio_sample_rate)]
+    pub min_audio_sample_rate: u32,
+
     /// Seconds between the starts of the 2 s audio segments (0.25-2). Smaller
     /// gives a finer timeline and catches shorter fake passages, at
     /// proportionally more model work; the calibration was fitted at 1 s.
@@ -274,6 +281,7 @@ impl AnalyzerArgs {
             max_pixels: self.max_pixels,
             max_image_side: self.max_image_side,
             max_audio_seconds: self.max_audio_seconds,
+            min_audio_sample_rate: self.min_audio_sample_rate,
             max_pages: self.max_pages,
             max_text_chars: self.max_text_chars,
             max_decompression_ratio: self.max_decompression_ratio,
