@@ -212,9 +212,9 @@ pub fn default_spill_dir() -> PathBuf {
 }
 
 impl AppState {
-    /// The state for `config`; fails when the spill directory cannot be
-    /// created.
-    pub fn try_new(mut config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<Self, ServerError> {
+    /// The state for `config` (the spill directory is made when first
+    /// needed; [`serve_on`] makes it at start-up).
+    pub fn new(mut config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
         config.max_inputs_per_request = config.max_inputs_per_request.max(1);
         config.max_concurrent_analyses = config.max_concurrent_analyses.max(1);
         config.max_concurrent_streams = config.max_concurrent_streams.max(1);
@@ -222,17 +222,11 @@ impl AppState {
         config.max_connections = config.max_connections.max(1);
         let body_limit = config.body_limit(analyzer.limits().max_upload_bytes);
         let spill_dir = config.spill_dir.clone().unwrap_or_else(default_spill_dir);
-        let spill =
-            spill::SpillArea::new(spill_dir.clone(), config.spill_max_bytes).map_err(|e| {
-                ServerError::Internal(format!(
-                    "cannot create the spill directory {}: {e}",
-                    spill_dir.display()
-                ))
-            })?;
+        let spill = spill::SpillArea::new(spill_dir, config.spill_max_bytes);
         // Install the recorder before anything records (the job store
         // publishes its gauges when it is created).
         let metrics = metrics::prometheus_handle();
-        Ok(AppState {
+        AppState {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(config.max_concurrent_analyses)),
                 stream_permits: Arc::new(Semaphore::new(config.max_concurrent_streams)),
@@ -255,13 +249,7 @@ impl AppState {
                 analyzer,
                 config,
             }),
-        })
-    }
-
-    /// [`AppState::try_new`], panicking when the spill directory cannot be
-    /// created (tests and embedders with a known-good temporary directory).
-    pub fn new(config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
-        Self::try_new(config, analyzer).expect("server state")
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -434,9 +422,10 @@ pub async fn serve_on(
         keep_alive_timeout: config.keep_alive_timeout,
         body_idle_timeout: config.body_idle_timeout,
     };
-    let state = AppState::try_new(config, analyzer)?;
+    let state = AppState::new(config, analyzer);
+    state.inner.spill.ensure_dir()?;
     tracing::info!(
-        address = ?conn::local_addr(&listener),
+        address = %conn::local_addr(&listener).map_or_else(|| "?".to_owned(), |a| a.to_string()),
         body_limit_bytes = state.body_limit(),
         auth = state.inner.auth.enabled(),
         spill_dir = %state.inner.spill.dir().display(),

@@ -28,17 +28,35 @@ pub struct SpillArea {
     dir: PathBuf,
     max_bytes: u64,
     used: AtomicU64,
+    created: std::sync::OnceLock<Result<(), String>>,
 }
 
 impl SpillArea {
-    /// Creates `dir` (owner-only permissions) if needed.
-    pub fn new(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
-        create_private_dir(&dir)?;
-        Ok(SpillArea {
+    /// The area in `dir`; the directory is made (owner-only) by
+    /// [`SpillArea::ensure_dir`], at the latest when the first input spills.
+    pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        SpillArea {
             dir,
             max_bytes,
             used: AtomicU64::new(0),
-        })
+            created: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Creates the directory if needed (once; the server calls it at
+    /// start-up so that a bad directory fails there).
+    pub fn ensure_dir(&self) -> Result<(), ServerError> {
+        self.created
+            .get_or_init(|| {
+                create_private_dir(&self.dir).map_err(|e| {
+                    format!(
+                        "cannot create the spill directory {}: {e}",
+                        self.dir.display()
+                    )
+                })
+            })
+            .clone()
+            .map_err(ServerError::Internal)
     }
 
     pub fn dir(&self) -> &Path {
@@ -228,6 +246,7 @@ impl InputBuffer {
                 bytes: 0,
             };
             reservation.grow(self.mem.len() as u64)?;
+            self.area.ensure_dir()?;
             let dir = self.area.dir.clone();
             let file = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
                 .await
@@ -281,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn small_inputs_stay_in_memory_large_ones_spill_and_come_back() {
         let dir = tempfile::tempdir().unwrap();
-        let area = Arc::new(SpillArea::new(dir.path().join("spill"), 1 << 20).unwrap());
+        let area = Arc::new(SpillArea::new(dir.path().join("spill"), 1 << 20));
         let mut small = InputBuffer::new(Arc::clone(&area), 100);
         small.push(b"hello").await.unwrap();
         let held = small.finish().await.unwrap();
@@ -327,7 +346,7 @@ mod tests {
     #[tokio::test]
     async fn the_budget_refuses_at_the_first_byte_past_it() {
         let dir = tempfile::tempdir().unwrap();
-        let area = Arc::new(SpillArea::new(dir.path().to_path_buf(), 1000).unwrap());
+        let area = Arc::new(SpillArea::new(dir.path().to_path_buf(), 1000));
         let mut a = InputBuffer::new(Arc::clone(&area), 10);
         a.push(&[0u8; 900]).await.unwrap();
         let mut b = InputBuffer::new(Arc::clone(&area), 10);

@@ -294,8 +294,8 @@ async fn bad_json_and_unsupported_type() {
     assert_problem(s, &ct, &b, 400, "/v1/analyze");
 }
 
-#[tokio::test]
-async fn size_limits_are_413() {
+/// Inputs of at most 1000 bytes, two per request.
+fn small_limits_app() -> Router {
     let limits = Limits {
         max_upload_bytes: 1000,
         ..Limits::default()
@@ -304,7 +304,12 @@ async fn size_limits_are_413() {
         max_inputs_per_request: 2,
         ..Default::default()
     };
-    let app = app_with(cfg, limits);
+    app_with(cfg, limits)
+}
+
+#[tokio::test]
+async fn size_limits_are_413() {
+    let app = small_limits_app();
     // Over the body limit (2 × 1000 + framing).
     let req = Request::post("/v1/analyze")
         .header(header::CONTENT_TYPE, "image/png")
@@ -673,15 +678,7 @@ fn counting_body(chunks: Vec<Vec<u8>>, pulled: Arc<AtomicUsize>, hang: bool) -> 
 
 #[tokio::test]
 async fn over_limit_bodies_are_refused_before_they_are_read() {
-    let limits = Limits {
-        max_upload_bytes: 1000,
-        ..Limits::default()
-    };
-    let cfg = ServerConfig {
-        max_inputs_per_request: 2,
-        ..Default::default()
-    };
-    let app = app_with(cfg, limits);
+    let app = small_limits_app();
     let mp = format!("multipart/form-data; boundary={BOUNDARY}");
 
     // Declared length over the body limit: refused unread.
