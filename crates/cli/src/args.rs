@@ -499,9 +499,10 @@ pub struct ServeArgs {
 
     /// Most bytes of spilled (large) inputs read back into memory at once
     /// for analysis; an input waits for its share. Bounds the memory that
-    /// large inputs take while they are analysed; lower values serialise
-    /// the analysis of big files (less throughput on them).
-    #[arg(long, env = "CANDOR_MAX_LOADED_INPUT_BYTES", default_value_t = 256 * 1024 * 1024)]
+    /// large inputs take while they are analysed (the default fits two at
+    /// the default 64 MiB upload limit, or many typical ones); lower values
+    /// serialise the analysis of big files (less throughput on them).
+    #[arg(long, env = "CANDOR_MAX_LOADED_INPUT_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub max_loaded_input_bytes: u64,
 
     /// Longest accepted input name (file name or `name` field), in bytes;

@@ -154,7 +154,7 @@ impl Default for ServerConfig {
             spill_dir: None,
             spill_threshold_bytes: 1024 * 1024,
             spill_max_bytes: 4 * 1024 * 1024 * 1024,
-            max_loaded_input_bytes: 256 * 1024 * 1024,
+            max_loaded_input_bytes: 128 * 1024 * 1024,
             max_file_name_bytes: 255,
             auth_max_failures: 10,
             auth_failure_window: Duration::from_secs(60),
