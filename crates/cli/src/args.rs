@@ -156,7 +156,8 @@ pub struct AnalyzerArgs {
 
     /// Largest accepted upload per input, in bytes (one file or one text
     /// field). Larger values let long recordings and big PDFs through but
-    /// raise peak memory per request (each input is held in memory whole).
+    /// raise peak memory per analysis (an input is held in memory whole
+    /// while it is analysed; while it waits, a large one is on disk).
     #[arg(long, env = "CANDOR_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
     pub max_upload_bytes: u64,
 
@@ -176,6 +177,13 @@ pub struct AnalyzerArgs {
     /// 16 kHz mono f32) and analysis time.
     #[arg(long, env = "CANDOR_MAX_AUDIO_SECONDS", default_value_t = Limits::default().max_audio_seconds)]
     pub max_audio_seconds: f64,
+
+    /// Lowest source sample rate accepted, in Hz; a header declaring less is
+    /// refused as implausible (`implausible_header`). Speech is recorded at
+    /// 8 kHz or more; lowering this lets a few-KB file declaring 1 Hz
+    /// decode to hours of audio and seconds of CPU.
+    #[arg(long, env = "CANDOR_MIN_AUDIO_SAMPLE_RATE", default_value_t = Limits::default().min_audio_sample_rate)]
+    pub min_audio_sample_rate: u32,
 
     /// Seconds between the starts of the 2 s audio segments (0.25-2). Smaller
     /// gives a finer timeline and catches shorter fake passages, at
@@ -265,6 +273,7 @@ impl AnalyzerArgs {
             max_pixels: self.max_pixels,
             max_image_side: self.max_image_side,
             max_audio_seconds: self.max_audio_seconds,
+            min_audio_sample_rate: self.min_audio_sample_rate,
             max_pages: self.max_pages,
             max_text_chars: self.max_text_chars,
             max_decompression_ratio: self.max_decompression_ratio,
@@ -358,8 +367,8 @@ pub struct ServeArgs {
     pub max_inputs_per_request: usize,
 
     /// Most inputs analysed at once across all requests. A synchronous
-    /// request that cannot get its slots at once is answered 429 (load
-    /// shedding, not queueing). Higher values raise throughput until CPU/GPU
+    /// request that finds no free slot is answered 429 before its body is
+    /// read (load shedding, not queueing). Higher values raise throughput until CPU/GPU
     /// or memory saturate; lower values keep latency predictable.
     #[arg(long, env = "CANDOR_MAX_CONCURRENT_ANALYSES", default_value_t = 8)]
     pub max_concurrent_analyses: usize,
@@ -377,8 +386,9 @@ pub struct ServeArgs {
     pub max_request_timeout_ms: u64,
 
     /// Hard cap on the request body, in bytes, whatever the per-input limits
-    /// say. Higher caps allow big multi-file uploads; every request may
-    /// buffer up to this much in memory.
+    /// say. Higher caps allow big multi-file uploads; a declared length over
+    /// it is refused before the body is read, a body that grows past it at
+    /// that byte.
     #[arg(long, env = "CANDOR_BODY_LIMIT_CAP_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub body_limit_cap_bytes: u64,
 
@@ -388,6 +398,14 @@ pub struct ServeArgs {
     #[arg(long, env = "CANDOR_MAX_JOBS", default_value_t = 1024)]
     pub max_jobs: usize,
 
+    /// Bytes the async job store may hold: the inputs of unfinished jobs
+    /// (counted from the first byte of their upload, refused at the first
+    /// byte past it) and the responses of finished ones (the oldest are
+    /// evicted to make room). Higher values absorb bigger bursts of jobs;
+    /// lower ones bound memory and disk more tightly.
+    #[arg(long, env = "CANDOR_MAX_JOB_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_job_bytes: u64,
+
     /// How long finished async jobs stay pollable, in seconds. Longer TTLs
     /// give slow pollers time; shorter ones free memory sooner.
     #[arg(long, env = "CANDOR_JOB_TTL_SECS", default_value_t = 3600)]
@@ -395,9 +413,108 @@ pub struct ServeArgs {
 
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM before
     /// they are dropped. Longer graces lose less work on deploys but delay
-    /// restarts. Unfinished async jobs are lost at exit.
+    /// restarts. What is still running then, and unfinished async jobs, is
+    /// logged one line each and lost.
     #[arg(long, env = "CANDOR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// Most live audio streams (`POST /v1/stream/audio`) at once. Streams
+    /// have their own slots, separate from the analysis slots of uploads,
+    /// so neither can starve the other. More streams cost CPU per second
+    /// of audio each; a stream over the cap gets 429.
+    #[arg(long, env = "CANDOR_MAX_CONCURRENT_STREAMS", default_value_t = 4)]
+    pub max_concurrent_streams: usize,
+
+    /// A live stream that sends no audio for this many milliseconds is
+    /// ended with an error line. Longer tolerates network hiccups; shorter
+    /// frees the stream slot of a silent or vanished client sooner.
+    #[arg(long, env = "CANDOR_STREAM_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub stream_idle_timeout_ms: u64,
+
+    /// Longest wall-clock life of one live stream, in seconds (the audio
+    /// itself is also capped by --max-audio-seconds). Longer allows long
+    /// interviews; shorter bounds how long one client holds a slot.
+    #[arg(long, env = "CANDOR_STREAM_MAX_DURATION_SECS", default_value_t = 3 * 3600)]
+    pub stream_max_duration_secs: u64,
+
+    /// Milliseconds a client has to send a request's headers, from opening
+    /// the connection (or from the request's first byte on a kept-alive
+    /// one). Longer tolerates very slow links; shorter drops slow-header and
+    /// half-open connections sooner.
+    #[arg(long, env = "CANDOR_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Milliseconds a kept-alive connection may sit idle between requests.
+    /// Longer saves reconnects for chatty clients; shorter frees sockets
+    /// and connection slots sooner.
+    #[arg(long, env = "CANDOR_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub keep_alive_timeout_ms: u64,
+
+    /// A request body that sends no bytes for this many milliseconds is
+    /// answered 408, and a response the client stops reading for this long
+    /// closes the connection. Longer tolerates stalling links; shorter
+    /// frees slots held by stalled clients sooner.
+    #[arg(long, env = "CANDOR_BODY_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_idle_timeout_ms: u64,
+
+    /// Most open connections. Over it, new connections get a one-line 503
+    /// and are closed. Higher serves more idle clients at once but lets a
+    /// flood hold more sockets and memory.
+    #[arg(long, env = "CANDOR_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most open connections from one client address (0 = no cap). Behind
+    /// a reverse proxy every client shares the proxy's address: raise it
+    /// or set 0 there, and cap per client at the proxy.
+    #[arg(long, env = "CANDOR_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
+    pub max_connections_per_client: usize,
+
+    /// Directory where large inputs wait while they arrive and queue
+    /// (unnamed files: nothing is left behind, even after a crash). Default:
+    /// `candor-spill-<pid>` in the system's temporary directory. Put it on a
+    /// local disk, not tmpfs, or spilled inputs take RAM again.
+    #[arg(long, env = "CANDOR_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+
+    /// Inputs larger than this many bytes are written to the spill
+    /// directory as they arrive instead of held in memory. Lower saves
+    /// memory under many concurrent uploads at the cost of disk writes.
+    #[arg(long, env = "CANDOR_SPILL_THRESHOLD_BYTES", default_value_t = 1024 * 1024)]
+    pub spill_threshold_bytes: u64,
+
+    /// Most bytes of inputs in the spill directory at once; an upload that
+    /// would go past it is refused (429) at that byte. Higher absorbs more
+    /// large uploads and queued jobs; lower bounds disk use.
+    #[arg(long, env = "CANDOR_SPILL_MAX_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub spill_max_bytes: u64,
+
+    /// Most bytes of spilled (large) inputs read back into memory at once
+    /// for analysis; an input waits for its share. Bounds the memory that
+    /// large inputs take while they are analysed (the default fits two at
+    /// the default 64 MiB upload limit, or many typical ones); lower values
+    /// serialise the analysis of big files (less throughput on them).
+    #[arg(long, env = "CANDOR_MAX_LOADED_INPUT_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub max_loaded_input_bytes: u64,
+
+    /// Longest accepted input name (file name or `name` field), in bytes;
+    /// longer names are refused (400). Names are echoed in results, so a
+    /// large value lets clients inflate responses.
+    #[arg(long, env = "CANDOR_MAX_FILE_NAME_BYTES", default_value_t = 255)]
+    pub max_file_name_bytes: usize,
+
+    /// Wrong or missing API keys from one client address, within
+    /// --auth-failure-window-secs, after which that address is refused
+    /// (429) until the window ends (0 = no throttling). Lower slows key
+    /// guessing more but locks out a misconfigured client sooner; behind a
+    /// proxy all clients share one address.
+    #[arg(long, env = "CANDOR_AUTH_MAX_FAILURES", default_value_t = 10)]
+    pub auth_max_failures: u32,
+
+    /// Length of the window, in seconds, in which wrong API keys are
+    /// counted (and of the lock-out). Longer slows guessing more; shorter
+    /// lets a locked-out client back sooner.
+    #[arg(long, env = "CANDOR_AUTH_FAILURE_WINDOW_SECS", default_value_t = 60)]
+    pub auth_failure_window_secs: u64,
 }
 
 impl ServeArgs {
@@ -431,9 +548,25 @@ impl ServeArgs {
             max_request_timeout: Duration::from_millis(self.max_request_timeout_ms.max(1)),
             body_limit_cap_bytes: self.body_limit_cap_bytes,
             max_jobs: self.max_jobs,
+            max_job_bytes: self.max_job_bytes,
             job_ttl: Duration::from_secs(self.job_ttl_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             candor_home: self.analyzer.candor_home.clone(),
+            max_concurrent_streams: self.max_concurrent_streams,
+            stream_idle_timeout: Duration::from_millis(self.stream_idle_timeout_ms.max(1)),
+            stream_max_duration: Duration::from_secs(self.stream_max_duration_secs.max(1)),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            keep_alive_timeout: Duration::from_millis(self.keep_alive_timeout_ms.max(1)),
+            body_idle_timeout: Duration::from_millis(self.body_idle_timeout_ms.max(1)),
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            spill_dir: self.spill_dir.clone(),
+            spill_threshold_bytes: self.spill_threshold_bytes,
+            spill_max_bytes: self.spill_max_bytes,
+            max_loaded_input_bytes: self.max_loaded_input_bytes,
+            max_file_name_bytes: self.max_file_name_bytes,
+            auth_max_failures: self.auth_max_failures,
+            auth_failure_window: Duration::from_secs(self.auth_failure_window_secs.max(1)),
         })
     }
 }
@@ -542,6 +675,23 @@ mod tests {
         let d = ServerConfig::default();
         assert_eq!(c.max_inputs_per_request, d.max_inputs_per_request);
         assert_eq!(c.auth_exempt_paths, d.auth_exempt_paths);
+        // Every resource limit defaults to the server library's default.
+        assert_eq!(c.max_job_bytes, d.max_job_bytes);
+        assert_eq!(c.max_concurrent_streams, d.max_concurrent_streams);
+        assert_eq!(c.stream_idle_timeout, d.stream_idle_timeout);
+        assert_eq!(c.stream_max_duration, d.stream_max_duration);
+        assert_eq!(c.header_read_timeout, d.header_read_timeout);
+        assert_eq!(c.keep_alive_timeout, d.keep_alive_timeout);
+        assert_eq!(c.body_idle_timeout, d.body_idle_timeout);
+        assert_eq!(c.max_connections, d.max_connections);
+        assert_eq!(c.max_connections_per_client, d.max_connections_per_client);
+        assert_eq!(c.spill_dir, d.spill_dir);
+        assert_eq!(c.spill_threshold_bytes, d.spill_threshold_bytes);
+        assert_eq!(c.spill_max_bytes, d.spill_max_bytes);
+        assert_eq!(c.max_loaded_input_bytes, d.max_loaded_input_bytes);
+        assert_eq!(c.max_file_name_bytes, d.max_file_name_bytes);
+        assert_eq!(c.auth_max_failures, d.auth_max_failures);
+        assert_eq!(c.auth_failure_window, d.auth_failure_window);
     }
 }
 

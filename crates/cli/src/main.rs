@@ -72,6 +72,8 @@ fn init_tracing(log: &LogArgs, default_level: &str) {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: ONNX Runtime reads this when it loads.
+    candor_engine::backend::onnx::disable_telemetry();
     let cli = Cli::parse();
     // Decoder crates log recoverable oddities of the input (junk bytes before
     // a header, an encrypted PDF) at `warn`; Candor reports those itself, in

@@ -16,6 +16,11 @@ pub struct Limits {
     pub max_image_side: u32,
     /// Longest audio accepted, in seconds (after decoding).
     pub max_audio_seconds: f64,
+    /// Lowest source sample rate accepted, in Hz. A header declaring less is
+    /// refused as implausible: speech needs at least 4 kHz, and a tiny file
+    /// declaring 1 Hz would otherwise decode to hours of audio.
+    #[serde(default = "default_min_audio_sample_rate")]
+    pub min_audio_sample_rate: u32,
     /// Most pages read from a PDF.
     pub max_pages: u32,
     /// Most characters of extracted or pasted text.
@@ -37,6 +42,7 @@ impl Default for Limits {
             max_pixels: 40_000_000,
             max_image_side: 16_384,
             max_audio_seconds: 3_600.0,
+            min_audio_sample_rate: default_min_audio_sample_rate(),
             max_pages: 50,
             max_text_chars: 200_000,
             max_decompression_ratio: 100.0,
@@ -44,4 +50,8 @@ impl Default for Limits {
             decode_timeout_ms: 30_000,
         }
     }
+}
+
+fn default_min_audio_sample_rate() -> u32 {
+    4_000
 }

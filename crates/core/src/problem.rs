@@ -29,6 +29,10 @@ pub enum ProblemKind {
     Overloaded,
     /// The request's deadline passed before it was served.
     DeadlineExceeded,
+    /// The client did not send its request (or stream) in time: no bytes
+    /// for longer than an idle timeout, or the body not complete by the
+    /// request's deadline (HTTP 408).
+    RequestTimeout,
     /// The service is starting or a required model is not loaded.
     NotReady,
     /// A bug or an environment failure. Never the caller's fault.
@@ -47,6 +51,7 @@ impl ProblemKind {
             ProblemKind::UnprocessableInput => 422,
             ProblemKind::Overloaded => 429,
             ProblemKind::DeadlineExceeded => 504,
+            ProblemKind::RequestTimeout => 408,
             ProblemKind::NotReady => 503,
             ProblemKind::Internal => 500,
         }
@@ -63,6 +68,7 @@ impl ProblemKind {
             ProblemKind::UnprocessableInput => "unprocessable-input",
             ProblemKind::Overloaded => "overloaded",
             ProblemKind::DeadlineExceeded => "deadline-exceeded",
+            ProblemKind::RequestTimeout => "request-timeout",
             ProblemKind::NotReady => "not-ready",
             ProblemKind::Internal => "internal",
         }
@@ -84,6 +90,7 @@ impl ProblemKind {
             ProblemKind::UnprocessableInput => "Input cannot be processed",
             ProblemKind::Overloaded => "Service overloaded, retry later",
             ProblemKind::DeadlineExceeded => "Deadline exceeded",
+            ProblemKind::RequestTimeout => "Request not received in time",
             ProblemKind::NotReady => "Service not ready",
             ProblemKind::Internal => "Internal error",
         }

@@ -258,6 +258,12 @@ pub struct AnalysisResult {
     /// "decoded first frame of animated GIF").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The file ends before the data it declares (a JPEG cut off before its
+    /// end marker, audio shorter than its header states): only the part
+    /// received was analysed, and a warning says so. Treat such a score
+    /// with care.
+    #[serde(default)]
+    pub input_truncated: bool,
 }
 
 impl AnalysisResult {
@@ -283,6 +289,7 @@ impl AnalysisResult {
             thresholds: None,
             timings: Timings::default(),
             warnings: Vec::new(),
+            input_truncated: false,
         }
     }
 
@@ -306,6 +313,7 @@ impl AnalysisResult {
             thresholds: Some(thresholds),
             timings: Timings::default(),
             warnings: Vec::new(),
+            input_truncated: false,
         }
     }
 

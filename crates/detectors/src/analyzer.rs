@@ -571,6 +571,7 @@ impl Analyzer {
         front_models.append(&mut result.models);
         result.models = front_models;
         result.warnings = warnings;
+        result.input_truncated = decoded.truncated();
         result.timings = Timings {
             decode_ms,
             queue_ms,

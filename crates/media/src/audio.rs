@@ -24,6 +24,15 @@ const MAX_SOURCE_RATE: u32 = 768_000;
 const MAX_CHANNELS: usize = 64;
 /// Consecutive undecodable packets after which the stream is declared corrupt.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
+/// Fewest bytes of file per second of audio any supported codec needs
+/// (64 bit/s: below Opus DTX silence, far below any speech codec). A file
+/// declaring or decoding to more audio than its bytes can hold at this rate
+/// is refused: its header lies, and decoding it would turn a few kilobytes
+/// into hours of samples.
+const MIN_BYTES_PER_SECOND: f64 = 8.0;
+/// A PCM header may declare at most this many times the sample bytes the
+/// file holds before it is refused (less than that is a truncated file).
+const MAX_PCM_DECLARED_OVER_ACTUAL: f64 = 2.0;
 
 /// Decoded audio: mono `f32` samples at `sample_rate`.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +53,9 @@ pub struct DecodedAudio {
     pub original_channels: u16,
     /// Non-fatal observations (e.g. "stream ended early").
     pub warnings: Vec<String>,
+    /// The file ends before the audio it declares does (the stream stopped
+    /// early, or fewer frames decoded than the header states).
+    pub truncated: bool,
 }
 
 fn codecs() -> &'static CodecRegistry {
@@ -64,6 +76,54 @@ fn too_long(seconds: f64, limits: &Limits) -> MediaError {
             limits.max_audio_seconds, seconds, limits.max_audio_seconds
         ),
     )
+}
+
+fn implausible(message: String) -> MediaError {
+    MediaError::unprocessable("implausible_header", message)
+}
+
+fn check_rate(rate: u32, limits: &Limits) -> Result<(), MediaError> {
+    if rate < limits.min_audio_sample_rate {
+        return Err(implausible(format!(
+            "the audio declares a sample rate of {rate} Hz; at least {} Hz is needed \
+             (speech audio is recorded at 8 kHz or more)",
+            limits.min_audio_sample_rate
+        )));
+    }
+    Ok(())
+}
+
+/// Most seconds of audio `file_bytes` bytes can plausibly hold.
+fn max_plausible_seconds(file_bytes: usize) -> f64 {
+    file_bytes as f64 / MIN_BYTES_PER_SECOND
+}
+
+/// Checks a declared length against the size of the file. `Ok(true)` means
+/// the file holds less than its header declares (truncated).
+fn check_declared_length(
+    frames: u64,
+    rate: u32,
+    params: &symphonia::core::codecs::audio::AudioCodecParameters,
+    file_bytes: usize,
+) -> Result<bool, MediaError> {
+    let secs = frames as f64 / f64::from(rate.max(1));
+    if secs > max_plausible_seconds(file_bytes) {
+        return Err(implausible(format!(
+            "the header declares {secs:.1} s of audio, more than a {file_bytes}-byte file can hold"
+        )));
+    }
+    // Uncompressed audio: the declared sample bytes must match the file.
+    let (Some(bits), Some(ch)) = (params.bits_per_coded_sample, params.channels.as_ref()) else {
+        return Ok(false);
+    };
+    let declared = frames as f64 * ch.count() as f64 * f64::from(bits) / 8.0;
+    if declared > MAX_PCM_DECLARED_OVER_ACTUAL * file_bytes as f64 + 4096.0 {
+        return Err(implausible(format!(
+            "the header declares {secs:.1} s of uncompressed audio ({declared:.0} bytes of \
+             samples), but the file has only {file_bytes} bytes"
+        )));
+    }
+    Ok(declared > file_bytes as f64)
 }
 
 fn map_open_error(e: SymError, container: &str) -> MediaError {
@@ -100,6 +160,7 @@ pub fn decode_audio(
         )));
     }
     let mut warnings = Vec::new();
+    let file_bytes = bytes.len();
     let mss = MediaSourceStream::new(
         Box::new(Cursor::new(bytes)),
         MediaSourceStreamOptions::default(),
@@ -140,13 +201,20 @@ pub fn decode_audio(
         .cloned()
         .ok_or_else(|| MediaError::unprocessable("no_audio_track", "no audio track"))?;
 
-    // Declared length, when the container states it: reject before decoding.
-    if let (Some(frames), Some(rate)) = (track.num_frames, params.sample_rate) {
+    // Declared rate and length, when the container states them: reject
+    // before decoding.
+    if let Some(rate) = params.sample_rate {
+        check_rate(rate, limits)?;
+    }
+    let declared_frames = track.num_frames;
+    let mut truncated = false;
+    if let (Some(frames), Some(rate)) = (declared_frames, params.sample_rate) {
         if rate > 0 {
             let secs = frames as f64 / f64::from(rate);
             if secs > limits.max_audio_seconds {
                 return Err(too_long(secs, limits));
             }
+            truncated = check_declared_length(frames, rate, &params, file_bytes)?;
         }
     }
 
@@ -177,9 +245,7 @@ pub fn decode_audio(
                 // Streamed WebM (MediaRecorder) has an unknown-size segment
                 // and simply stops; other containers were probably cut short.
                 if !matches!(container, "webm" | "mkv") {
-                    warnings.push(
-                        "the audio stream ended unexpectedly; the file may be truncated".into(),
-                    );
+                    truncated = true;
                 }
                 break;
             }
@@ -252,6 +318,7 @@ pub fn decode_audio(
                 "the audio declares an impossible format ({rate} Hz, {channels} channels)"
             )));
         }
+        check_rate(rate, limits)?;
         let src_rate = *original_rate.get_or_insert(rate);
         if rate != src_rate {
             warnings.push(format!(
@@ -264,6 +331,12 @@ pub fn decode_audio(
         let secs = frames_in as f64 / f64::from(src_rate);
         if secs > limits.max_audio_seconds {
             return Err(too_long(secs, limits));
+        }
+        if secs > max_plausible_seconds(file_bytes) {
+            return Err(implausible(format!(
+                "the file decodes to more than {secs:.1} s of audio, more than its {file_bytes} \
+                 bytes can hold; its headers are not plausible"
+            )));
         }
         interleaved.clear();
         buf.copy_to_vec_interleaved(&mut interleaved);
@@ -300,6 +373,19 @@ pub fn decode_audio(
     if bad_packets > 0 {
         warnings.push(format!("{bad_packets} damaged audio packets were skipped"));
     }
+    // Fewer frames than declared (2% and half a second of slack for
+    // encoder padding): the file was cut short.
+    if let Some(declared) = declared_frames {
+        let slack = declared / 50 + u64::from(src_rate / 2);
+        truncated |= frames_in + slack < declared;
+    }
+    if truncated {
+        warnings.push(
+            "the audio ends before its declared length: the file is truncated, and only the \
+             part received was analysed"
+                .into(),
+        );
+    }
     let samples = r.finish()?;
     let duration_s = samples.len() as f64 / f64::from(target_rate);
     Ok(DecodedAudio {
@@ -311,6 +397,7 @@ pub fn decode_audio(
         original_sample_rate: src_rate,
         original_channels,
         warnings,
+        truncated,
     })
 }
 

@@ -89,6 +89,9 @@ pub struct DecodedImage {
     pub metadata: ImageMetadata,
     /// Non-fatal observations (e.g. "animated GIF: first frame used").
     pub warnings: Vec<String>,
+    /// The file ends before its image data does; the decoder filled in the
+    /// missing part (a JPEG without its end-of-image marker).
+    pub truncated: bool,
 }
 
 fn image_format(format: &str) -> Option<ImageFormat> {
@@ -262,6 +265,14 @@ pub fn decode_image(
     if let Some(raw) = exif_raw {
         meta.exif = exif_fields(&raw, &mut warnings);
     }
+    let truncated = format == "jpeg" && jpeg_lacks_end(bytes);
+    if truncated {
+        warnings.push(
+            "the JPEG ends before its image data does (no end-of-image marker): the file is \
+             truncated, and the decoder filled in the missing part"
+                .into(),
+        );
+    }
     Ok(DecodedImage {
         image,
         format,
@@ -270,6 +281,7 @@ pub fn decode_image(
         orientation,
         metadata: meta,
         warnings,
+        truncated,
     })
 }
 
@@ -404,6 +416,40 @@ fn scan_jpeg(b: &[u8], meta: &mut ImageMetadata, exif_raw: &mut Option<Vec<u8>>)
             _ => {}
         }
     }
+}
+
+/// True when a JPEG has a scan (SOS) but no end-of-image marker after it.
+/// Inside entropy-coded data 0xFF is always followed by 0x00 or a restart
+/// marker, so `FF D9` after the first scan can only be the EOI marker.
+fn jpeg_lacks_end(b: &[u8]) -> bool {
+    let mut pos = 2usize;
+    while pos + 4 <= b.len() {
+        if b[pos] != 0xFF {
+            return false;
+        }
+        let mut m = pos + 1;
+        while m < b.len() && b[m] == 0xFF {
+            m += 1;
+        }
+        let Some(&marker) = b.get(m) else {
+            return false;
+        };
+        pos = m + 1;
+        if marker == 0x01 || (0xD0..=0xD8).contains(&marker) {
+            continue;
+        }
+        if marker == 0xD9 {
+            return false;
+        }
+        if marker == 0xDA {
+            return find(&b[pos..], &[0xFF, 0xD9]).is_none();
+        }
+        let Some(len) = be16(b, pos) else {
+            return false;
+        };
+        pos += usize::from(len);
+    }
+    false
 }
 
 fn parse_dqt(mut seg: &[u8], meta: &mut ImageMetadata) {

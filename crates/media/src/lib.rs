@@ -91,6 +91,17 @@ impl Decoded {
         }
     }
 
+    /// Whether the file ends before the data it declares (a truncated JPEG,
+    /// audio shorter than its header states). The decoded part is usable
+    /// but is not the whole input.
+    pub fn truncated(&self) -> bool {
+        match self {
+            Decoded::Image(i) => i.truncated,
+            Decoded::Audio(a) => a.truncated,
+            Decoded::Document(_) => false,
+        }
+    }
+
     /// A flat description of the input for results and logs (no pixel,
     /// sample or text content).
     pub fn properties(&self) -> BTreeMap<String, Value> {

@@ -535,3 +535,70 @@ fn sniff_agrees_with_decode() {
         assert_eq!(s.kind, expected_kind, "{name}");
     }
 }
+
+// ------------------------------------------------- implausible / truncated ----
+
+#[test]
+fn implausible_audio_headers_are_refused() {
+    // 3.6 KB declaring 1 Hz: an hour of audio.
+    let one_hz = wav(1, 1, 1800.0, 0.0);
+    assert!(one_hz.len() < 4000);
+    let e = err(&one_hz, &no_hint(), &Limits::default());
+    assert_problem(&e, ProblemKind::UnprocessableInput, "implausible_header");
+    assert!(e.to_string().contains("1 Hz"), "{e}");
+    // Just under the floor is refused too, the floor itself is accepted.
+    let e = err(&wav(3_999, 1, 0.5, 100.0), &no_hint(), &Limits::default());
+    assert_problem(&e, ProblemKind::UnprocessableInput, "implausible_header");
+    let a = audio_of(ok(&wav(4_000, 1, 0.5, 100.0), &no_hint()));
+    assert_eq!(a.original_sample_rate, 4_000);
+    assert!(!a.truncated);
+
+    // A header declaring ten times the samples the file holds.
+    let mut lying = wav(16_000, 1, 1.0, 200.0);
+    let data_len = u32::from_le_bytes(lying[40..44].try_into().unwrap());
+    lying[40..44].copy_from_slice(&(data_len * 10).to_le_bytes());
+    lying[4..8].copy_from_slice(&(36 + data_len * 10).to_le_bytes());
+    let e = err(&lying, &no_hint(), &Limits::default());
+    assert_problem(&e, ProblemKind::UnprocessableInput, "implausible_header");
+}
+
+#[test]
+fn truncated_audio_is_decoded_and_flagged() {
+    let full = wav(16_000, 1, 2.0, 200.0);
+    let a = audio_of(ok(&full, &no_hint()));
+    assert!(!a.truncated);
+    assert!(!ok(&full, &no_hint()).truncated());
+    // Cut at three quarters: what is there is decoded, and the result says so.
+    let cut = &full[..full.len() * 3 / 4];
+    let d = ok(cut, &no_hint());
+    assert!(d.truncated());
+    let a = audio_of(d);
+    assert!((a.duration_s - 1.5).abs() < 0.05, "{}", a.duration_s);
+    assert!(
+        a.warnings.iter().any(|w| w.contains("truncated")),
+        "{:?}",
+        a.warnings
+    );
+}
+
+#[test]
+fn truncated_jpeg_is_flagged() {
+    let jpeg = encode(&gradient(256, 192), ImageFormat::Jpeg);
+    let d = ok(&jpeg, &no_hint());
+    assert!(!d.truncated());
+    assert!(!image_of(d).warnings.iter().any(|w| w.contains("truncated")));
+    let cut = &jpeg[..jpeg.len() * 3 / 4];
+    match run(cut, &no_hint(), &Limits::default()) {
+        Ok(d) => {
+            assert!(d.truncated());
+            let img = image_of(d);
+            assert!(
+                img.warnings.iter().any(|w| w.contains("truncated")),
+                "{:?}",
+                img.warnings
+            );
+        }
+        // A decoder that refuses the cut file is fine too: never silent.
+        Err(e) => assert_eq!(e.problem_kind(), ProblemKind::UnprocessableInput, "{e}"),
+    }
+}

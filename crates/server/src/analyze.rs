@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -13,10 +13,14 @@ use candor_detectors::{AnalyzeError, AnalyzeOptions, InputSource, RawInput};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{parse_modality, AnalyzeJson, AnalyzeQuery, AnalyzeResponse, InputProblem, Item};
+use crate::auth::Caller;
+use crate::body::BodyReader;
 use crate::error::{Problem, ServerError};
-use crate::jobs::{JobAccepted, JobStatus, JobView};
+use crate::jobs::{JobAccepted, JobStatus, JobTicket, JobView};
 use crate::metrics as m;
+use crate::multipart::{self, MultipartReader};
 use crate::observe::RequestId;
+use crate::spill::{Held, InputBuffer, LoadBudget};
 use crate::AppState;
 
 /// Header alternative to the `priority` query parameter.
@@ -108,10 +112,11 @@ fn plan(
         (status = 202, description = "`async=true`: job accepted; poll `Location`.", body = JobAccepted),
         (status = 400, description = "Malformed request.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "API key missing or wrong.", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit, too many inputs, or the single input exceeds a limit.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit, too many inputs, or the single input exceeds a limit. A declared `Content-Length` over the body limit (or, for a raw body, the per-input limit) is refused before the body is read; a streamed body at the first byte past a limit.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type, or the single input is of an unsupported type.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The single input cannot be processed.", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "All analysis slots or job slots are busy; retry.", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body stopped arriving (no bytes for the body idle timeout) or was not complete by the request's deadline.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "No analysis slot free, the job store full (jobs or bytes), the spill area full, or too many wrong API keys from this address; refused before the body is read. Retry.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Analyzer not ready.", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Deadline exceeded.", body = Problem, content_type = "application/problem+json"),
     )
@@ -178,21 +183,123 @@ pub(crate) async fn analyze_modality(
     params(("id" = String, Path, description = "job id from the 202 answer")),
     responses(
         (status = 200, description = "The job.", body = JobView),
-        (status = 404, description = "Unknown or expired job.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or expired job, or one created with another API key.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get_job(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ServerError> {
+    let owner = caller.and_then(|Extension(c)| c.key);
     state
         .inner
         .jobs
-        .get(&id)
+        .get(&id, owner)
         .map(Json)
         .ok_or_else(|| ServerError::NotFound(format!("no job `{id}` (unknown, or expired)")))
 }
 
+/// How the body of an analyze request is read.
+enum BodyKind {
+    Multipart { boundary: String },
+    Json,
+    Raw { essence: String },
+}
+
+fn refuse(reason: &'static str, e: ServerError) -> ServerError {
+    metrics::counter!(m::ADMISSION_REFUSED_TOTAL, "reason" => reason).increment(1);
+    e
+}
+
+/// Reads the declared `Content-Length`, if any.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ServerError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ServerError::bad_request("content_length", "invalid Content-Length"))
+        })
+        .transpose()
+}
+
+/// What the content type says about the body, checked before reading it.
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ServerError> {
+    let Some(ctype) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(ServerError::UnsupportedMediaType(
+            "missing Content-Type: send multipart/form-data, application/json, or a file with its own media type".into(),
+        ));
+    };
+    let essence = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "multipart/form-data" {
+        Ok(BodyKind::Multipart {
+            boundary: multipart::boundary(ctype)?,
+        })
+    } else if essence == "application/json" || essence.ends_with("+json") {
+        Ok(BodyKind::Json)
+    } else if is_raw_type(&essence) {
+        Ok(BodyKind::Raw { essence })
+    } else {
+        Err(ServerError::UnsupportedMediaType(format!(
+            "content type `{essence}` is not accepted: send multipart/form-data, application/json, or an image, audio, video or document media type"
+        )))
+    }
+}
+
+/// Largest JSON body: every allowed text at its longest (4 bytes per
+/// character), plus framing.
+fn json_limit(state: &AppState) -> u64 {
+    let per_text = state
+        .analyzer()
+        .limits()
+        .max_text_chars
+        .saturating_mul(4)
+        .saturating_add(1024);
+    per_text
+        .saturating_mul(state.inner.config.max_inputs_per_request as u64)
+        .saturating_add(64 * 1024)
+        .min(state.inner.body_limit)
+}
+
+fn upload_too_large(limit: u64) -> ServerError {
+    ServerError::Limit {
+        code: "max_upload_bytes",
+        message: format!("an input is larger than the per-input limit of {limit} bytes"),
+    }
+}
+
+fn check_name(state: &AppState, name: Option<String>) -> Result<Option<String>, ServerError> {
+    let max = state.inner.config.max_file_name_bytes;
+    match name {
+        Some(n) if n.len() > max => Err(refuse(
+            "file_name",
+            ServerError::bad_request(
+                "file_name",
+                format!(
+                    "an input name is {} bytes long; at most {max} bytes are accepted",
+                    n.len()
+                ),
+            ),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Admission, then reading: everything that can refuse a request is checked
+/// before its body is read (the declared length against the body and
+/// per-input limits, a free analysis slot or room in the job store); then
+/// the body is read with a running byte count, refused at the first byte
+/// past a limit, large inputs spilled to disk as they arrive.
 async fn run(
     state: AppState,
     RequestId(rid): RequestId,
@@ -202,15 +309,41 @@ async fn run(
     if !state.inner.analyzer.is_ready() {
         return Err(ServerError::NotReady);
     }
-    let inputs = collect_inputs(&state, req).await?;
-    let need = inputs
-        .len()
-        .min(state.inner.config.request_parallelism)
-        .min(state.inner.config.max_concurrent_analyses)
-        .max(1) as u32;
+    let owner = req.extensions().get::<Caller>().and_then(|c| c.key);
+    let (parts, body) = req.into_parts();
+    let kind = body_kind(&parts.headers)?;
+    let declared = content_length(&parts.headers)?;
+    let body_limit = match kind {
+        BodyKind::Json => json_limit(&state),
+        _ => state.inner.body_limit,
+    };
+    let max_upload = state.analyzer().limits().max_upload_bytes;
+    if let Some(n) = declared {
+        if n > body_limit {
+            return Err(refuse(
+                "body_limit",
+                ServerError::BodyTooLarge(format!(
+                    "the request body is {n} bytes (Content-Length), the limit is {body_limit} bytes"
+                )),
+            ));
+        }
+        if matches!(kind, BodyKind::Raw { .. }) && n > max_upload {
+            return Err(refuse("max_upload_bytes", upload_too_large(max_upload)));
+        }
+    }
 
+    let cfg = &state.inner.config;
+    let deadline = tokio::time::Instant::now() + plan.timeout;
+    let mut reader = BodyReader::new(body, body_limit, cfg.body_idle_timeout, deadline);
     if plan.is_async {
-        let job_id = state.inner.jobs.create()?;
+        let ticket = state.inner.jobs.admit(declared.unwrap_or(0))?;
+        reader.charge_to(ticket);
+        let (inputs, ticket) = collect_inputs(&state, &parts.headers, kind, reader).await?;
+        let need = slots_needed(&state, inputs.len());
+        let Some(ticket) = ticket else {
+            return Err(ServerError::Internal("job ticket lost".into()));
+        };
+        let job_id = state.inner.jobs.create(ticket, owner);
         let location = format!("/v1/jobs/{job_id}");
         let st = state.clone();
         let id = job_id.clone();
@@ -241,19 +374,41 @@ async fn run(
         return Ok(resp);
     }
 
-    let permits = state
+    // One slot before reading; more (up to the request's parallelism) after,
+    // if free: a request that got in is never refused after its upload.
+    let mut permits = state
         .inner
         .permits
         .clone()
-        .try_acquire_many_owned(need)
-        .map_err(|_| ServerError::Overloaded {
-            limit: state.inner.config.max_concurrent_analyses,
+        .try_acquire_owned()
+        .map_err(|_| {
+            refuse(
+                "max_concurrent_analyses",
+                ServerError::Overloaded {
+                    limit: state.inner.config.max_concurrent_analyses,
+                },
+            )
         })?;
+    let (inputs, _) = collect_inputs(&state, &parts.headers, kind, reader).await?;
+    let need = slots_needed(&state, inputs.len());
+    while permits.num_permits() < need as usize {
+        match state.inner.permits.clone().try_acquire_owned() {
+            Ok(p) => permits.merge(p),
+            Err(_) => break,
+        }
+    }
     let items = analyze_all(&state, inputs, &plan, permits).await;
     match finish(rid, items, &plan) {
         Ok(body) => Ok(Json(body).into_response()),
         Err(p) => Ok(p.into_response()),
     }
+}
+
+fn slots_needed(state: &AppState, inputs: usize) -> u32 {
+    inputs
+        .min(state.inner.config.request_parallelism)
+        .min(state.inner.config.max_concurrent_analyses)
+        .max(1) as u32
 }
 
 /// The response body, or the problem when a single-input request failed.
@@ -276,10 +431,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// Analyse every input, at most `permits.num_permits()` at once, keeping
-/// request order. Records the per-input metrics.
+/// request order. A spilled input is read back into memory only when its
+/// turn comes. Records the per-input metrics.
 async fn analyze_all(
     state: &AppState,
-    inputs: Vec<InputSource>,
+    inputs: Vec<Received>,
     plan: &Plan,
     permits: OwnedSemaphorePermit,
 ) -> Vec<Item> {
@@ -295,20 +451,18 @@ async fn analyze_all(
         let analyzer = state.inner.analyzer.clone();
         let parallel = parallel.clone();
         let opts = opts.clone();
-        let size = match &input {
-            InputSource::File(r) => r.bytes.len(),
-            InputSource::Text { text, .. } => text.len(),
-        };
-        metrics::histogram!(m::ANALYZE_INPUT_BYTES).record(size as f64);
+        metrics::histogram!(m::ANALYZE_INPUT_BYTES).record(input.len() as f64);
         meta.push(input.name().map(str::to_owned));
+        let loaded = Arc::clone(&state.inner.loaded);
         handles.push(tokio::spawn(async move {
             let _slot = parallel.acquire_owned().await;
             let started = Instant::now();
+            let (input, _memory) = input.into_source(&loaded).await?;
             match tokio::time::timeout_at(deadline.into(), analyzer.analyze(input, &opts)).await {
-                Ok(r) => r,
-                Err(_) => Err(AnalyzeError::Deadline {
+                Ok(r) => r.map_err(ServerError::from),
+                Err(_) => Err(ServerError::from(AnalyzeError::Deadline {
                     elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-                }),
+                })),
             }
         }));
     }
@@ -316,7 +470,7 @@ async fn analyze_all(
     let mut items = Vec::with_capacity(handles.len());
     for (index, (handle, name)) in handles.into_iter().zip(meta).enumerate() {
         let outcome = match handle.await {
-            Ok(r) => r.map_err(ServerError::from),
+            Ok(r) => r,
             Err(e) => Err(ServerError::Internal(format!("analysis task failed: {e}"))),
         };
         let outcome = outcome.and_then(|r| match plan.expected {
@@ -344,7 +498,11 @@ async fn analyze_all(
                 };
                 metrics::counter!(m::ANALYZE_INPUTS_TOTAL, "modality" => modality, "outcome" => "error")
                     .increment(1);
-                tracing::info!(index, error = %e, "input not analysed");
+                // The detail may quote the applicant's file name: INFO gets
+                // the machine-readable code only.
+                let code = candor_core::ToProblem::problem_code(&e).unwrap_or("none");
+                tracing::info!(index, code, "input not analysed");
+                tracing::debug!(index, error = %e, "input not analysed (detail)");
                 Item::Error(InputProblem::from_error(&e, index, name))
             }
         };
@@ -383,86 +541,151 @@ fn disposition_filename(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-fn body_error(status: StatusCode, text: String) -> ServerError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ServerError::BodyTooLarge(format!(
-            "request body exceeds the server's body limit ({text})"
-        ))
-    } else {
-        ServerError::bad_request("body", text)
+/// An input as received: bytes (in memory or spilled) or pasted text.
+pub(crate) enum Received {
+    File {
+        held: Held,
+        name: Option<String>,
+        content_type: Option<String>,
+    },
+    Text {
+        name: Option<String>,
+        text: String,
+    },
+}
+
+impl Received {
+    fn name(&self) -> Option<&str> {
+        match self {
+            Received::File { name, .. } | Received::Text { name, .. } => name.as_deref(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Received::File { held, .. } => held.len(),
+            Received::Text { text, .. } => text.len() as u64,
+        }
+    }
+
+    /// The analyzer's input. A spilled input is read back into memory
+    /// only once its bytes fit in the budget for loaded inputs; the permit
+    /// returned holds them until the analysis ends.
+    async fn into_source(
+        self,
+        budget: &LoadBudget,
+    ) -> Result<(InputSource, Option<OwnedSemaphorePermit>), ServerError> {
+        Ok(match self {
+            Received::File {
+                held,
+                name,
+                content_type,
+            } => {
+                let permit = match &held {
+                    Held::Memory(_) => None,
+                    Held::Spilled { len, .. } => Some(budget.acquire(*len).await?),
+                };
+                let source = InputSource::File(RawInput {
+                    bytes: held.load().await?,
+                    name,
+                    content_type,
+                });
+                (source, permit)
+            }
+            Received::Text { name, text } => (InputSource::Text { name, text }, None),
+        })
     }
 }
 
-async fn collect_inputs(state: &AppState, req: Request) -> Result<Vec<InputSource>, ServerError> {
-    let max = state.inner.config.max_inputs_per_request;
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.to_owned());
-    let Some(ctype) = ctype else {
-        return Err(ServerError::UnsupportedMediaType(
-            "missing Content-Type: send multipart/form-data, application/json, or a file with its own media type".into(),
-        ));
-    };
-    let essence = ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+/// An input's bytes, refused at the first byte past `max`.
+struct Sink {
+    buf: InputBuffer,
+    max: u64,
+}
 
-    let inputs = if essence == "multipart/form-data" {
-        collect_multipart(state, req, max).await?
-    } else if essence == "application/json" || essence.ends_with("+json") {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| body_error(e.status(), e.body_text()))?;
-        let body: AnalyzeJson = serde_json::from_slice(&bytes)
-            .map_err(|e| ServerError::bad_request("json", format!("invalid JSON body: {e}")))?;
-        match (body.text, body.inputs) {
-            (Some(text), None) => vec![InputSource::Text {
-                name: body.name,
-                text,
-            }],
-            (None, Some(list)) => {
-                if body.name.is_some() {
+impl Sink {
+    fn new(state: &AppState, max: u64) -> Self {
+        Sink {
+            buf: InputBuffer::new(
+                Arc::clone(&state.inner.spill),
+                state.inner.config.spill_threshold_bytes,
+            ),
+            max,
+        }
+    }
+
+    async fn push(&mut self, chunk: &[u8]) -> Result<(), ServerError> {
+        if self.buf.len() + chunk.len() as u64 > self.max {
+            return Err(refuse("max_upload_bytes", upload_too_large(self.max)));
+        }
+        self.buf.push(chunk).await
+    }
+}
+
+/// Reads the inputs of a request; gives back the job ticket the reader was
+/// charging, if any.
+async fn collect_inputs(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: BodyKind,
+    mut reader: BodyReader,
+) -> Result<(Vec<Received>, Option<JobTicket>), ServerError> {
+    let max = state.inner.config.max_inputs_per_request;
+    let inputs = match kind {
+        BodyKind::Multipart { boundary } => {
+            let mut mp = MultipartReader::new(reader, &boundary);
+            let inputs = collect_multipart(state, &mut mp, max).await?;
+            reader = mp.into_body();
+            inputs
+        }
+        BodyKind::Json => {
+            let bytes = reader.read_all().await?;
+            let body: AnalyzeJson = serde_json::from_slice(&bytes)
+                .map_err(|e| ServerError::bad_request("json", format!("invalid JSON body: {e}")))?;
+            match (body.text, body.inputs) {
+                (Some(text), None) => vec![Received::Text {
+                    name: check_name(state, body.name)?,
+                    text,
+                }],
+                (None, Some(list)) => {
+                    if body.name.is_some() {
+                        return Err(ServerError::bad_request(
+                            "json",
+                            "`name` belongs inside each entry of `inputs`",
+                        ));
+                    }
+                    if list.len() > max {
+                        return Err(ServerError::TooManyInputs { max });
+                    }
+                    list.into_iter()
+                        .map(|t| {
+                            Ok(Received::Text {
+                                name: check_name(state, t.name)?,
+                                text: t.text,
+                            })
+                        })
+                        .collect::<Result<_, ServerError>>()?
+                }
+                _ => {
                     return Err(ServerError::bad_request(
                         "json",
-                        "`name` belongs inside each entry of `inputs`",
-                    ));
+                        "give exactly one of `text` or `inputs`",
+                    ))
                 }
-                if list.len() > max {
-                    return Err(ServerError::TooManyInputs { max });
-                }
-                list.into_iter()
-                    .map(|t| InputSource::Text {
-                        name: t.name,
-                        text: t.text,
-                    })
-                    .collect()
-            }
-            _ => {
-                return Err(ServerError::bad_request(
-                    "json",
-                    "give exactly one of `text` or `inputs`",
-                ))
             }
         }
-    } else if is_raw_type(&essence) {
-        let name = disposition_filename(req.headers());
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| body_error(e.status(), e.body_text()))?;
-        vec![InputSource::File(RawInput {
-            bytes: Arc::from(&bytes[..]),
-            name,
-            content_type: Some(essence),
-        })]
-    } else {
-        return Err(ServerError::UnsupportedMediaType(format!(
-            "content type `{essence}` is not accepted: send multipart/form-data, application/json, or an image, audio, video or document media type"
-        )));
+        BodyKind::Raw { essence } => {
+            let name = check_name(state, disposition_filename(headers))?;
+            let mut sink = Sink::new(state, state.analyzer().limits().max_upload_bytes);
+            while let Some(c) = reader.next().await? {
+                sink.push(&c).await?;
+            }
+            vec![Received::File {
+                held: sink.buf.finish().await?,
+                name,
+                content_type: Some(essence),
+            }]
+        }
     };
     if inputs.is_empty() {
         return Err(ServerError::bad_request(
@@ -470,67 +693,78 @@ async fn collect_inputs(state: &AppState, req: Request) -> Result<Vec<InputSourc
             "the request holds no inputs: add file parts or a non-empty `text` field",
         ));
     }
-    Ok(inputs)
+    Ok((inputs, reader.take_ticket()))
 }
 
 async fn collect_multipart(
     state: &AppState,
-    req: Request,
+    mp: &mut MultipartReader,
     max: usize,
-) -> Result<Vec<InputSource>, ServerError> {
-    let mut mp = Multipart::from_request(req, state)
-        .await
-        .map_err(|e| ServerError::bad_request("multipart", e.body_text()))?;
+) -> Result<Vec<Received>, ServerError> {
+    let limits = state.analyzer().limits();
+    let max_upload = limits.max_upload_bytes;
+    let max_text = limits.max_text_chars.saturating_mul(4);
     let mut inputs = Vec::new();
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(body_error(e.status(), e.body_text())),
-        };
-        let field_name = field.name().map(str::to_owned);
-        let file_name = field.file_name().map(str::to_owned);
-        let content_type = field.content_type().map(str::to_owned);
-        let is_file = file_name.is_some()
-            || content_type
+    while let Some(head) = mp.next_part().await? {
+        let is_file = head.file_name.is_some()
+            || head
+                .content_type
                 .as_deref()
                 .is_some_and(|c| !c.starts_with("text/plain"));
-        let is_text = !is_file && field_name.as_deref() == Some("text");
+        let is_text = !is_file && head.name.as_deref() == Some("text");
         if !is_file && !is_text {
             return Err(ServerError::bad_request(
                 "multipart",
                 format!(
                     "unexpected form field `{}`: send files as file parts and pasted text in fields named `text`",
-                    field_name.unwrap_or_default()
+                    head.name.unwrap_or_default()
                 ),
             ));
         }
         if inputs.len() >= max {
-            return Err(ServerError::TooManyInputs { max });
+            return Err(refuse("max_inputs", ServerError::TooManyInputs { max }));
         }
-        let data = field
-            .bytes()
-            .await
-            .map_err(|e| body_error(e.status(), e.body_text()))?;
         if is_file {
-            let name = file_name.filter(|n| !n.is_empty());
-            if data.is_empty() && name.is_none() {
+            let name = check_name(state, head.file_name.filter(|n| !n.is_empty()))?;
+            let field = check_name(state, head.name)?;
+            let mut sink = Sink::new(state, max_upload);
+            while let Some(c) = mp.next_chunk().await? {
+                sink.push(&c).await?;
+            }
+            if sink.buf.len() == 0 && name.is_none() {
                 // A file input left empty in a browser form.
                 continue;
             }
-            inputs.push(InputSource::File(RawInput {
-                bytes: Arc::from(&data[..]),
-                name: name.or(field_name),
-                content_type,
-            }));
+            inputs.push(Received::File {
+                held: sink.buf.finish().await?,
+                name: name.or(field),
+                content_type: head.content_type,
+            });
         } else {
-            let text = String::from_utf8(data.to_vec()).map_err(|_| {
+            let mut data = Vec::new();
+            while let Some(c) = mp.next_chunk().await? {
+                if (data.len() + c.len()) as u64 > max_text {
+                    return Err(refuse(
+                        "max_text_chars",
+                        ServerError::Limit {
+                            code: "max_text_chars",
+                            message: format!(
+                                "a `text` field is longer than {max_text} bytes, more than \
+                                 the text limit of {} characters can take",
+                                limits.max_text_chars
+                            ),
+                        },
+                    ));
+                }
+                data.extend_from_slice(&c);
+            }
+            let text = String::from_utf8(data).map_err(|_| {
                 ServerError::bad_request("multipart", "the `text` field is not valid UTF-8")
             })?;
             if text.trim().is_empty() {
                 continue;
             }
-            inputs.push(InputSource::Text { name: None, text });
+            inputs.push(Received::Text { name: None, text });
         }
     }
     Ok(inputs)

@@ -193,7 +193,29 @@ pub struct ServerInfo {
     pub default_timeout_ms: u64,
     pub max_timeout_ms: u64,
     pub max_jobs: usize,
+    /// Bytes the job store may hold (inputs of unfinished jobs, responses
+    /// of finished ones).
+    pub max_job_bytes: u64,
     pub job_ttl_seconds: u64,
+    /// Live audio streams at once (their own slots).
+    pub max_concurrent_streams: usize,
+    pub stream_idle_timeout_ms: u64,
+    pub stream_max_duration_seconds: u64,
+    pub header_read_timeout_ms: u64,
+    pub keep_alive_timeout_ms: u64,
+    pub body_idle_timeout_ms: u64,
+    pub max_connections: usize,
+    /// 0: no per-address cap.
+    pub max_connections_per_client: usize,
+    /// Inputs larger than this wait on disk.
+    pub spill_threshold_bytes: u64,
+    pub spill_max_bytes: u64,
+    /// Bytes of spilled inputs back in memory at once (being analysed).
+    pub max_loaded_input_bytes: u64,
+    pub max_file_name_bytes: usize,
+    /// Wrong API keys per address and window before it is refused (0: off).
+    pub auth_max_failures: u32,
+    pub auth_failure_window_seconds: u64,
     /// Whether API keys are required.
     pub auth_enabled: bool,
     /// Paths served without an API key (besides `/` and `/docs`).

@@ -70,6 +70,7 @@ impl Problem {
             415 => Some(ProblemKind::UnsupportedMediaType),
             422 => Some(ProblemKind::UnprocessableInput),
             429 => Some(ProblemKind::Overloaded),
+            408 => Some(ProblemKind::RequestTimeout),
             503 => Some(ProblemKind::NotReady),
             504 => Some(ProblemKind::DeadlineExceeded),
             500 => Some(ProblemKind::Internal),
@@ -116,6 +117,11 @@ impl IntoResponse for Problem {
             StatusCode::TOO_MANY_REQUESTS => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => {
+                // The body was not (fully) read: the connection cannot be
+                // reused for another request.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
@@ -149,6 +155,28 @@ pub enum ServerError {
     /// The request body is larger than the server's body limit.
     #[error("{0}")]
     BodyTooLarge(String),
+    /// An input or a field exceeds a configured limit (`code` names it),
+    /// found before or while the body is read.
+    #[error("{message}")]
+    Limit { code: &'static str, message: String },
+    /// The client stopped sending: no bytes for longer than an idle
+    /// timeout, or the body not complete by the request's deadline.
+    #[error("{message}")]
+    BodyTimeout { code: &'static str, message: String },
+    /// The spill area for large inputs is full.
+    #[error(
+        "the temporary area for large uploads is full ({used} of {max} bytes in use); retry later"
+    )]
+    SpillFull { used: u64, max: u64 },
+    /// The async job store's memory budget is spent.
+    #[error("async jobs already hold {held} of their {max} byte budget; retry later")]
+    JobBudgetFull { held: u64, max: u64 },
+    /// All live-stream slots are taken.
+    #[error("all {limit} live-stream slots are busy; retry later")]
+    StreamsBusy { limit: usize },
+    /// Too many wrong API keys from this client address.
+    #[error("too many wrong API keys from this address; retry in {retry_after_s} s")]
+    AuthThrottled { retry_after_s: u64 },
     /// Content type the server does not read.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -189,15 +217,19 @@ impl ToProblem for ServerError {
             ServerError::BadRequest { .. } => ProblemKind::BadRequest,
             ServerError::Unauthorized(_) => ProblemKind::Unauthorized,
             ServerError::NotFound(_) => ProblemKind::NotFound,
-            ServerError::TooManyInputs { .. } | ServerError::BodyTooLarge(_) => {
-                ProblemKind::PayloadTooLarge
-            }
+            ServerError::TooManyInputs { .. }
+            | ServerError::BodyTooLarge(_)
+            | ServerError::Limit { .. } => ProblemKind::PayloadTooLarge,
+            ServerError::BodyTimeout { .. } => ProblemKind::RequestTimeout,
             ServerError::UnsupportedMediaType(_) | ServerError::WrongModality { .. } => {
                 ProblemKind::UnsupportedMediaType
             }
-            ServerError::Overloaded { .. } | ServerError::JobStoreFull { .. } => {
-                ProblemKind::Overloaded
-            }
+            ServerError::Overloaded { .. }
+            | ServerError::JobStoreFull { .. }
+            | ServerError::SpillFull { .. }
+            | ServerError::JobBudgetFull { .. }
+            | ServerError::StreamsBusy { .. }
+            | ServerError::AuthThrottled { .. } => ProblemKind::Overloaded,
             ServerError::NotReady | ServerError::DetectorUnavailable(_) => ProblemKind::NotReady,
             ServerError::Bind { .. } | ServerError::Io(_) | ServerError::Internal(_) => {
                 ProblemKind::Internal
@@ -212,6 +244,11 @@ impl ToProblem for ServerError {
             ServerError::Unauthorized(_) => Some("api_key"),
             ServerError::TooManyInputs { .. } => Some("max_inputs"),
             ServerError::BodyTooLarge(_) => Some("body_limit"),
+            ServerError::Limit { code, .. } | ServerError::BodyTimeout { code, .. } => Some(code),
+            ServerError::SpillFull { .. } => Some("spill_area"),
+            ServerError::JobBudgetFull { .. } => Some("max_job_bytes"),
+            ServerError::StreamsBusy { .. } => Some("max_concurrent_streams"),
+            ServerError::AuthThrottled { .. } => Some("auth_throttled"),
             ServerError::WrongModality { .. } => Some("wrong_modality"),
             ServerError::Overloaded { .. } => Some("max_concurrent_analyses"),
             ServerError::JobStoreFull { .. } => Some("max_jobs"),
@@ -229,7 +266,15 @@ impl IntoResponse for ServerError {
         ) {
             tracing::error!(error = %self, "internal error");
         }
-        Problem::from_error(&self).into_response()
+        let retry = match &self {
+            ServerError::AuthThrottled { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        };
+        let mut resp = Problem::from_error(&self).into_response();
+        if let Some(s) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, s);
+        }
+        resp
     }
 }
 

@@ -7,18 +7,32 @@
 //!
 //! * [`router`] builds the routes for an [`AppState`] (tests drive it with
 //!   `tower::ServiceExt::oneshot`);
-//! * [`serve`] binds, serves and shuts down gracefully on SIGINT/SIGTERM.
+//! * [`serve`] binds, serves and shuts down gracefully on SIGINT/SIGTERM;
+//!   [`serve_on`] does the same on a bound listener until a future resolves.
+//!
+//! Resource control: requests are admitted before their bodies are read
+//! (declared length against the limits, a free analysis slot or room in the
+//! job store), bodies are read with a running byte count and an idle
+//! timeout, large inputs wait on disk in a bounded spill area, streams have
+//! their own slots and timeouts, and the accept loop caps connections and
+//! times out slow headers, idle connections and stalled responses
+//! (`docs/reliability.md`).
 
 mod analyze;
 pub mod api;
 mod auth;
+mod body;
+mod conn;
 pub mod error;
 pub mod jobs;
 mod meta;
 pub mod metrics;
+mod multipart;
 pub mod observe;
+mod spill;
 pub mod stream;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +47,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 
 pub use api::{AnalyzeResponse, InputProblem, Item};
+pub use auth::Caller;
 pub use error::{Problem, ServerError, PROBLEM_JSON};
 
 /// Everything the HTTP layer needs to know. The CLI fills it from flags and
@@ -63,12 +78,51 @@ pub struct ServerConfig {
     pub body_limit_cap_bytes: u64,
     /// Most jobs held by the async job store.
     pub max_jobs: usize,
+    /// Bytes the async job store may hold: inputs of unfinished jobs (from
+    /// the first byte of their upload) and responses of finished ones.
+    pub max_job_bytes: u64,
     /// How long finished jobs stay pollable.
     pub job_ttl: Duration,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
     /// `$CANDOR_HOME`; Swagger UI assets are read from `www/swagger-ui/`.
     pub candor_home: PathBuf,
+    /// Most live audio streams at once (their own slots, separate from the
+    /// analysis slots of uploads).
+    pub max_concurrent_streams: usize,
+    /// A stream that sends no audio for this long is ended.
+    pub stream_idle_timeout: Duration,
+    /// Longest wall-clock life of one stream.
+    pub stream_max_duration: Duration,
+    /// Time a client has to send a request's headers, from the connection
+    /// opening or the request's first byte.
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open between requests.
+    pub keep_alive_timeout: Duration,
+    /// A request body that sends no bytes for this long is answered 408; a
+    /// response the client does not read for this long closes the
+    /// connection.
+    pub body_idle_timeout: Duration,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Most open connections from one client address (0 = no cap).
+    pub max_connections_per_client: usize,
+    /// Directory of the spill area (`None`: a `candor-spill` folder in the
+    /// system's temporary directory).
+    pub spill_dir: Option<PathBuf>,
+    /// Inputs larger than this wait on disk, not in memory.
+    pub spill_threshold_bytes: u64,
+    /// Most bytes of inputs on disk at once.
+    pub spill_max_bytes: u64,
+    /// Most bytes of spilled inputs back in memory at once (being
+    /// analysed); an input waits for its share before it is read back.
+    pub max_loaded_input_bytes: u64,
+    /// Longest accepted input name (file name or `name` field), in bytes.
+    pub max_file_name_bytes: usize,
+    /// Wrong API keys from one address within `auth_failure_window` before
+    /// that address is refused until the window ends (0 = no throttling).
+    pub auth_max_failures: u32,
+    pub auth_failure_window: Duration,
 }
 
 impl Default for ServerConfig {
@@ -85,9 +139,25 @@ impl Default for ServerConfig {
             max_request_timeout: Duration::from_secs(600),
             body_limit_cap_bytes: 256 * 1024 * 1024,
             max_jobs: 1024,
+            max_job_bytes: 1024 * 1024 * 1024,
             job_ttl: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(30),
             candor_home: PathBuf::from(".candor"),
+            max_concurrent_streams: 4,
+            stream_idle_timeout: Duration::from_secs(10),
+            stream_max_duration: Duration::from_secs(3 * 3600),
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_connections_per_client: 64,
+            spill_dir: None,
+            spill_threshold_bytes: 1024 * 1024,
+            spill_max_bytes: 4 * 1024 * 1024 * 1024,
+            max_loaded_input_bytes: 128 * 1024 * 1024,
+            max_file_name_bytes: 255,
+            auth_max_failures: 10,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -123,27 +193,56 @@ struct Inner {
     analyzer: Arc<Analyzer>,
     config: ServerConfig,
     permits: Arc<Semaphore>,
-    jobs: jobs::JobStore,
+    stream_permits: Arc<Semaphore>,
+    jobs: Arc<jobs::JobStore>,
     auth: auth::Auth,
+    spill: Arc<spill::SpillArea>,
+    loaded: Arc<spill::LoadBudget>,
+    in_flight: Arc<observe::InFlightRegister>,
     body_limit: u64,
     started: Instant,
     metrics: PrometheusHandle,
 }
 
+/// The default spill directory: `candor-spill-<pid>` in the system's
+/// temporary directory (inputs in it are unnamed files, so nothing is left
+/// there even if the process is killed).
+pub fn default_spill_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("candor-spill-{}", std::process::id()))
+}
+
 impl AppState {
+    /// The state for `config` (the spill directory is made when first
+    /// needed; [`serve_on`] makes it at start-up).
     pub fn new(mut config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
         config.max_inputs_per_request = config.max_inputs_per_request.max(1);
         config.max_concurrent_analyses = config.max_concurrent_analyses.max(1);
+        config.max_concurrent_streams = config.max_concurrent_streams.max(1);
         config.request_parallelism = config.request_parallelism.max(1);
+        config.max_connections = config.max_connections.max(1);
         let body_limit = config.body_limit(analyzer.limits().max_upload_bytes);
+        let spill_dir = config.spill_dir.clone().unwrap_or_else(default_spill_dir);
+        let spill = spill::SpillArea::new(spill_dir, config.spill_max_bytes);
         // Install the recorder before anything records (the job store
         // publishes its gauges when it is created).
         let metrics = metrics::prometheus_handle();
         AppState {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(config.max_concurrent_analyses)),
-                jobs: jobs::JobStore::new(config.max_jobs, config.job_ttl),
-                auth: auth::Auth::new(&config.api_keys, &config.auth_exempt_paths),
+                stream_permits: Arc::new(Semaphore::new(config.max_concurrent_streams)),
+                jobs: Arc::new(jobs::JobStore::new(
+                    config.max_jobs,
+                    config.max_job_bytes,
+                    config.job_ttl,
+                )),
+                auth: auth::Auth::new(
+                    &config.api_keys,
+                    &config.auth_exempt_paths,
+                    auth::Throttle::new(config.auth_max_failures, config.auth_failure_window),
+                ),
+                spill: Arc::new(spill),
+                loaded: Arc::new(spill::LoadBudget::new(config.max_loaded_input_bytes)),
+                in_flight: Arc::new(observe::InFlightRegister::default()),
                 body_limit,
                 started: Instant::now(),
                 metrics,
@@ -266,6 +365,7 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route("/openapi.json", get(meta::openapi))
         .route("/docs", get(meta::docs))
         .route("/docs/assets/{file}", get(meta::docs_asset))
+        .route("/assets/{file}", get(meta::page_asset))
         .route("/v1/analyze", post(analyze::analyze))
         .route("/v1/analyze/{modality}", post(analyze::analyze_modality))
         .route("/v1/jobs/{id}", get(analyze::get_job))
@@ -285,13 +385,17 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
             state.inner.auth.clone(),
             auth::require_key,
         ))
-        .layer(axum::middleware::from_fn(observe::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.inner.in_flight.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
 /// Bind, serve until SIGINT/SIGTERM, then stop accepting and give in-flight
-/// requests `shutdown_grace` to finish. Async jobs still running at exit are
-/// lost (the job store is in memory).
+/// requests `shutdown_grace` to finish. Requests still running after the
+/// grace, and async jobs not finished, are logged one by one and dropped
+/// (the job store is in memory).
 pub async fn serve(config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<(), ServerError> {
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -300,34 +404,68 @@ pub async fn serve(config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<(), 
             addr: addr.clone(),
             source,
         })?;
+    serve_on(listener, config, analyzer, shutdown_signal()).await
+}
+
+/// [`serve`] on a bound listener, until `shutdown` resolves.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    analyzer: Arc<Analyzer>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     let grace = config.shutdown_grace;
+    let limits = conn::ConnLimits {
+        max_connections: config.max_connections.max(1),
+        max_connections_per_client: config.max_connections_per_client,
+        header_read_timeout: config.header_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
+        body_idle_timeout: config.body_idle_timeout,
+    };
     let state = AppState::new(config, analyzer);
+    state.inner.spill.ensure_dir()?;
     tracing::info!(
-        address = %listener.local_addr()?,
+        address = %conn::local_addr(&listener).map_or_else(|| "?".to_owned(), |a| a.to_string()),
         body_limit_bytes = state.body_limit(),
         auth = state.inner.auth.enabled(),
+        spill_dir = %state.inner.spill.dir().display(),
         "candor listening"
     );
-    let app = router(state);
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+    let app = router(state.clone());
+    let shutdown = async move {
+        shutdown.await;
         tracing::info!(
             grace_s = grace.as_secs_f64(),
             "shutting down: no new connections"
         );
-        let _ = tx.send(true);
-    });
-    let forced = async move {
-        if rx.wait_for(|v| *v).await.is_err() {
-            // Sender dropped without a signal: the server ended by itself.
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        r = async { server.await } => r.map_err(ServerError::Io)?,
-        _ = forced => tracing::warn!("shutdown grace period over; dropping in-flight requests"),
+    let clean = conn::serve(listener, app, limits, shutdown, grace).await;
+    if !clean {
+        tracing::warn!("shutdown grace period over; dropping what is still running");
+    }
+    for r in state.inner.in_flight.snapshot() {
+        ::metrics::counter!(crate::metrics::SHUTDOWN_DROPPED_TOTAL, "what" => "request")
+            .increment(1);
+        tracing::warn!(
+            request_id = %r.request_id,
+            method = %r.method,
+            route = %r.route,
+            age_s = r.age.as_secs_f64(),
+            "request dropped at shutdown"
+        );
+    }
+    for j in state.inner.jobs.unfinished_jobs() {
+        ::metrics::counter!(crate::metrics::SHUTDOWN_DROPPED_TOTAL, "what" => "job").increment(1);
+        tracing::warn!(
+            job_id = %j.job_id,
+            status = ?j.status,
+            age_s = j.age.as_secs_f64(),
+            "async job dropped at shutdown"
+        );
+    }
+    // Spilled inputs are unnamed files; only the directory is left.
+    if state.inner.config.spill_dir.is_none() {
+        let _ = std::fs::remove_dir(state.inner.spill.dir());
     }
     tracing::info!("stopped");
     Ok(())

@@ -15,6 +15,12 @@ use crate::AppState;
 const INDEX_HTML: &str = include_str!("../static/index.html");
 const DOCS_HTML: &str = include_str!("../static/docs.html");
 const DOCS_MISSING_HTML: &str = include_str!("../static/docs-missing.html");
+/// Scripts of the HTML pages, served from `/assets/` (the pages' CSP allows
+/// no inline script).
+const PAGE_ASSETS: [(&str, &str); 2] = [
+    ("index.js", include_str!("../static/index.js")),
+    ("docs.js", include_str!("../static/docs.js")),
+];
 
 /// The Swagger UI files `/docs` needs, from the npm package `swagger-ui-dist`
 /// (installed by `scripts/setup.sh` under `$CANDOR_HOME/www/swagger-ui/`).
@@ -72,7 +78,22 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<ServiceInfo> {
             default_timeout_ms: c.request_timeout.as_millis() as u64,
             max_timeout_ms: c.max_request_timeout.as_millis() as u64,
             max_jobs: c.max_jobs,
+            max_job_bytes: c.max_job_bytes,
             job_ttl_seconds: c.job_ttl.as_secs(),
+            max_concurrent_streams: c.max_concurrent_streams,
+            stream_idle_timeout_ms: c.stream_idle_timeout.as_millis() as u64,
+            stream_max_duration_seconds: c.stream_max_duration.as_secs(),
+            header_read_timeout_ms: c.header_read_timeout.as_millis() as u64,
+            keep_alive_timeout_ms: c.keep_alive_timeout.as_millis() as u64,
+            body_idle_timeout_ms: c.body_idle_timeout.as_millis() as u64,
+            max_connections: c.max_connections,
+            max_connections_per_client: c.max_connections_per_client,
+            spill_threshold_bytes: c.spill_threshold_bytes,
+            spill_max_bytes: c.spill_max_bytes,
+            max_loaded_input_bytes: c.max_loaded_input_bytes,
+            max_file_name_bytes: c.max_file_name_bytes,
+            auth_max_failures: c.auth_max_failures,
+            auth_failure_window_seconds: c.auth_failure_window.as_secs(),
             auth_enabled: i.auth.enabled(),
             auth_exempt_paths: c.auth_exempt_paths.clone(),
             docs_assets_installed: docs_installed(&swagger_dir(&state)),
@@ -152,6 +173,27 @@ pub(crate) async fn docs_asset(
             ),
         ],
         bytes,
+    )
+        .into_response())
+}
+
+/// A script of the HTML pages; anything else is 404.
+pub(crate) async fn page_asset(Path(file): Path<String>) -> Result<Response, ServerError> {
+    let Some((_, js)) = PAGE_ASSETS.iter().find(|(n, _)| *n == file) else {
+        return Err(ServerError::NotFound(format!("no asset `{file}`")));
+    };
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        *js,
     )
         .into_response())
 }

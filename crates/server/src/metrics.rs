@@ -23,6 +23,44 @@ pub const STREAM_SEGMENTS_TOTAL: &str = "candor_audio_stream_segments_total";
 pub const STREAM_SEGMENT_LATENCY_SECONDS: &str = "candor_audio_stream_segment_latency_seconds";
 /// Jobs in the async job store, by `status`.
 pub const JOBS: &str = "candor_jobs";
+/// Bytes the async job store holds against its budget (inputs of
+/// unfinished jobs, responses of finished ones).
+pub const JOB_BYTES: &str = "candor_job_bytes";
+/// Live audio streams ended, by `outcome` (`completed`, `idle_timeout`,
+/// `max_duration`, `client_gone`, `body_error`, `analysis_error`).
+pub const STREAMS_TOTAL: &str = "candor_audio_streams_total";
+/// Wall-clock length of each live audio stream.
+pub const STREAM_DURATION_SECONDS: &str = "candor_audio_stream_duration_seconds";
+/// Requests refused at admission or while their body was read, by
+/// `reason` (the problem code: `max_concurrent_analyses`, `body_limit`,
+/// `max_upload_bytes`, `max_jobs`, `max_job_bytes`, `spill_area`,
+/// `max_concurrent_streams`, `body_idle_timeout`, `request_deadline`,
+/// `auth_throttled`, ...).
+pub const ADMISSION_REFUSED_TOTAL: &str = "candor_admission_refused_total";
+/// Bytes read from request bodies (refused requests included).
+pub const HTTP_BODY_BYTES_TOTAL: &str = "candor_http_request_body_bytes_total";
+/// Inputs moved to the spill area while they arrived.
+pub const SPILLED_INPUTS_TOTAL: &str = "candor_spilled_inputs_total";
+/// Bytes of inputs in the spill area now.
+pub const SPILL_BYTES: &str = "candor_spill_bytes";
+/// Requests whose client went away before the response was complete, by
+/// `route`.
+pub const HTTP_CLIENT_DISCONNECTS_TOTAL: &str = "candor_http_client_disconnects_total";
+/// Open client connections.
+pub const CONNECTIONS_ACTIVE: &str = "candor_http_connections_active";
+/// Connections accepted.
+pub const CONNECTIONS_TOTAL: &str = "candor_http_connections_total";
+/// Connections closed by the server's timeouts, by `reason`
+/// (`header_timeout`, `idle_timeout`, `write_stall`).
+pub const CONNECTIONS_TIMED_OUT_TOTAL: &str = "candor_http_connections_timed_out_total";
+/// Connections refused at accept, by `reason` (`max_connections`,
+/// `max_connections_per_client`).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "candor_http_connections_refused_total";
+/// Requests with a missing or wrong API key.
+pub const AUTH_FAILURES_TOTAL: &str = "candor_auth_failures_total";
+/// Requests and jobs dropped when the server stopped, by `what`
+/// (`request`, `job`).
+pub const SHUTDOWN_DROPPED_TOTAL: &str = "candor_shutdown_dropped_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -85,6 +123,60 @@ fn describe() {
         STREAM_SEGMENTS_TOTAL,
         Unit::Count,
         "Live audio stream segments, by outcome (scored, skipped, error)"
+    );
+    metrics::describe_gauge!(JOB_BYTES, Unit::Bytes, "Bytes the async job store holds");
+    metrics::describe_counter!(
+        STREAMS_TOTAL,
+        Unit::Count,
+        "Live audio streams ended, by outcome"
+    );
+    metrics::describe_histogram!(
+        STREAM_DURATION_SECONDS,
+        Unit::Seconds,
+        "Wall-clock length of live audio streams"
+    );
+    metrics::describe_counter!(
+        ADMISSION_REFUSED_TOTAL,
+        Unit::Count,
+        "Requests refused before or while their body was read, by reason"
+    );
+    metrics::describe_counter!(
+        HTTP_BODY_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes read from request bodies"
+    );
+    metrics::describe_counter!(
+        SPILLED_INPUTS_TOTAL,
+        Unit::Count,
+        "Inputs moved to the spill area"
+    );
+    metrics::describe_gauge!(SPILL_BYTES, Unit::Bytes, "Bytes in the spill area");
+    metrics::describe_counter!(
+        HTTP_CLIENT_DISCONNECTS_TOTAL,
+        Unit::Count,
+        "Requests whose client went away before the response was complete"
+    );
+    metrics::describe_gauge!(CONNECTIONS_ACTIVE, Unit::Count, "Open client connections");
+    metrics::describe_counter!(CONNECTIONS_TOTAL, Unit::Count, "Connections accepted");
+    metrics::describe_counter!(
+        CONNECTIONS_TIMED_OUT_TOTAL,
+        Unit::Count,
+        "Connections closed by a server timeout, by reason"
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        Unit::Count,
+        "Connections refused at accept, by reason"
+    );
+    metrics::describe_counter!(
+        AUTH_FAILURES_TOTAL,
+        Unit::Count,
+        "Requests with a missing or wrong API key"
+    );
+    metrics::describe_counter!(
+        SHUTDOWN_DROPPED_TOTAL,
+        Unit::Count,
+        "Requests and jobs dropped at shutdown"
     );
     metrics::describe_histogram!(
         STREAM_SEGMENT_LATENCY_SECONDS,

@@ -1,11 +1,16 @@
 //! The outermost request middleware: request ids, one tracing span per
-//! request, HTTP metrics, and the guarantee that every error response is
+//! request, HTTP metrics, the register of requests in flight (logged one by
+//! one if the server stops before they finish), disconnect metrics,
+//! security headers, and the guarantee that every error response is
 //! `application/problem+json`.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -49,23 +54,121 @@ pub fn request_id_from(headers: &HeaderMap) -> String {
     }
 }
 
-struct InFlight;
+/// A request being served, as logged when the server stops before it ends.
+#[derive(Debug, Clone)]
+pub struct InFlightRequest {
+    pub request_id: String,
+    pub method: String,
+    pub route: String,
+    pub age: Duration,
+}
 
-impl InFlight {
-    fn enter() -> Self {
-        metrics::gauge!(m::HTTP_IN_FLIGHT).increment(1.0);
-        InFlight
+/// The requests being served right now.
+#[derive(Default)]
+pub struct InFlightRegister {
+    next: AtomicU64,
+    entries: Mutex<HashMap<u64, (String, String, String, Instant)>>,
+}
+
+impl InFlightRegister {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, String, String, Instant)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Requests in flight, oldest first.
+    pub fn snapshot(&self) -> Vec<InFlightRequest> {
+        let mut v: Vec<InFlightRequest> = self
+            .lock()
+            .values()
+            .map(|(rid, method, route, t)| InFlightRequest {
+                request_id: rid.clone(),
+                method: method.clone(),
+                route: route.clone(),
+                age: t.elapsed(),
+            })
+            .collect();
+        v.sort_by_key(|r| std::cmp::Reverse(r.age));
+        v
     }
 }
 
-impl Drop for InFlight {
+/// Registers a request; when dropped before [`Tracked::done`] (the client
+/// went away, or the server stopped), counts a disconnect.
+struct Tracked {
+    register: Arc<InFlightRegister>,
+    id: u64,
+    route: String,
+    done: bool,
+}
+
+impl Tracked {
+    fn enter(register: &Arc<InFlightRegister>, rid: &str, method: &Method, route: &str) -> Self {
+        metrics::gauge!(m::HTTP_IN_FLIGHT).increment(1.0);
+        let id = register.next.fetch_add(1, Ordering::Relaxed);
+        register.lock().insert(
+            id,
+            (
+                rid.to_owned(),
+                method.to_string(),
+                route.to_owned(),
+                Instant::now(),
+            ),
+        );
+        Tracked {
+            register: Arc::clone(register),
+            id,
+            route: route.to_owned(),
+            done: false,
+        }
+    }
+}
+
+impl Drop for Tracked {
     fn drop(&mut self) {
         metrics::gauge!(m::HTTP_IN_FLIGHT).decrement(1.0);
+        self.register.lock().remove(&self.id);
+        if !self.done {
+            metrics::counter!(m::HTTP_CLIENT_DISCONNECTS_TOTAL, "route" => self.route.clone())
+                .increment(1);
+            tracing::info!(route = %self.route, "client went away before the response");
+        }
+    }
+}
+
+/// Content Security Policy of the HTML pages: scripts and styles only from
+/// this server (no inline script), pictures also as `data:` URLs (evidence
+/// images), no framing.
+pub const HTML_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn security_headers(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(HTML_CSP),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
     }
 }
 
 /// Request middleware; see the module docs.
-pub async fn observe(mut req: Request, next: Next) -> Response {
+pub async fn observe(
+    State(register): State<Arc<InFlightRegister>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let rid = request_id_from(req.headers());
     req.extensions_mut().insert(RequestId(rid.clone()));
@@ -85,10 +188,12 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         latency_ms = tracing::field::Empty,
     );
 
-    let guard = InFlight::enter();
+    let mut tracked = Tracked::enter(&register, &rid, &method, &route);
     let resp = next.run(req).instrument(span.clone()).await;
     let mut resp = problemize(resp, &method, &path, &rid).await;
-    drop(guard);
+    tracked.done = true;
+    drop(tracked);
+    security_headers(&mut resp);
 
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);

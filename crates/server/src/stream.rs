@@ -7,7 +7,15 @@
 //! and, when the body ends, one `{"type":"summary",...}` line with the
 //! score of the whole stream. A failure mid-stream is an
 //! `{"type":"error","problem":{...}}` line (the status line has already
-//! been sent). A stream holds one analysis slot for its lifetime.
+//! been sent).
+//!
+//! Streams have their own bounded pool of slots (`max_concurrent_streams`),
+//! separate from the analysis slots of uploads: streams can never starve
+//! uploads, nor uploads streams. A stream that sends no bytes for
+//! `stream_idle_timeout`, or lasts longer than `stream_max_duration`, is
+//! ended with an error line.
+
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -59,7 +67,7 @@ fn line(l: &StreamLine) -> axum::body::Bytes {
     responses(
         (status = 200, description = "Newline-delimited JSON: `segment` lines as segments complete, then one `summary` line", body = StreamLine, content_type = "application/x-ndjson"),
         (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "All analysis slots are busy", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "All live-stream slots are busy", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The audio detector is not installed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -86,71 +94,126 @@ pub(crate) async fn stream_audio(
         }
         Err(msg) => return Err(ServerError::DetectorUnavailable(msg)),
     };
+    let cfg = &state.inner.config;
     let permit = state
         .inner
-        .permits
+        .stream_permits
         .clone()
         .try_acquire_owned()
-        .map_err(|_| ServerError::Overloaded {
-            limit: state.inner.config.max_concurrent_analyses,
+        .map_err(|_| {
+            metrics::counter!(m::ADMISSION_REFUSED_TOTAL, "reason" => "max_concurrent_streams")
+                .increment(1);
+            ServerError::StreamsBusy {
+                limit: cfg.max_concurrent_streams,
+            }
         })?;
+    let idle = cfg.stream_idle_timeout;
+    let max_duration = cfg.stream_max_duration;
     metrics::gauge!(m::STREAMS_ACTIVE).increment(1.0);
     let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(64);
     tokio::spawn(async move {
         let _permit = permit;
+        let started = Instant::now();
+        let end_at = tokio::time::Instant::now() + max_duration;
         let mut data = body.into_data_stream();
+        // A client that stops reading its answers stalls the stream like
+        // one that stops sending.
+        let send = |l: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move { matches!(tokio::time::timeout(idle, tx.send(l)).await, Ok(Ok(()))) }
+        };
         let fail = |e: &dyn ToProblem, detail: String| {
             metrics::counter!(m::STREAM_SEGMENTS_TOTAL, "outcome" => "error").increment(1);
             line(&StreamLine::Error {
                 problem: Problem::new(e.problem_kind(), detail, e.problem_code()),
             })
         };
-        let mut ok = true;
-        'read: while let Some(chunk) = data.next().await {
-            let bytes = match chunk {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tx
-                        .send(fail(
-                            &ServerError::bad_request("body", String::new()),
-                            format!("reading the request body failed: {e}"),
-                        ))
-                        .await;
-                    ok = false;
-                    break;
+        let timeout_line = |code: &'static str, detail: String| {
+            line(&StreamLine::Error {
+                problem: Problem::from_error(&ServerError::BodyTimeout {
+                    code,
+                    message: detail,
+                }),
+            })
+        };
+        let outcome: &'static str = 'read: loop {
+            let at = (tokio::time::Instant::now() + idle).min(end_at);
+            let chunk = match tokio::time::timeout_at(at, data.next()).await {
+                Err(_) if at == end_at => {
+                    let _ = send(timeout_line(
+                        "stream_max_duration",
+                        format!(
+                            "the stream lasted longer than {:.0} s, the limit; it was ended",
+                            max_duration.as_secs_f64()
+                        ),
+                    ))
+                    .await;
+                    break 'read "max_duration";
                 }
+                Err(_) => {
+                    let _ = send(timeout_line(
+                        "stream_idle_timeout",
+                        format!(
+                            "no audio arrived for {:.1} s; the stream was ended",
+                            idle.as_secs_f64()
+                        ),
+                    ))
+                    .await;
+                    break 'read "idle_timeout";
+                }
+                Ok(None) => break 'read "completed",
+                Ok(Some(Err(e))) => {
+                    let _ = send(fail(
+                        &ServerError::bad_request("body", String::new()),
+                        format!("reading the request body failed: {e}"),
+                    ))
+                    .await;
+                    break 'read "body_error";
+                }
+                Ok(Some(Ok(b))) => b,
             };
-            match stream.push(&bytes).await {
+            match stream.push(&chunk).await {
                 Ok(segments) => {
                     for s in segments {
                         record(&s);
-                        if tx.send(line(&StreamLine::Segment(s))).await.is_err() {
-                            ok = false; // client went away
-                            break 'read;
+                        if !send(line(&StreamLine::Segment(s))).await {
+                            break 'read "client_gone";
                         }
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(fail(&e, e.to_string())).await;
-                    ok = false;
-                    break;
+                    let _ = send(fail(&e, e.to_string())).await;
+                    break 'read "analysis_error";
                 }
             }
-        }
-        if ok {
+        };
+        let outcome = if outcome == "completed" {
             match stream.finish().await {
                 Ok((tail, summary)) => {
+                    let mut gone = false;
                     for s in tail {
                         record(&s);
-                        let _ = tx.send(line(&StreamLine::Segment(s))).await;
+                        gone |= !send(line(&StreamLine::Segment(s))).await;
                     }
-                    let _ = tx.send(line(&StreamLine::Summary(summary))).await;
+                    gone |= !send(line(&StreamLine::Summary(summary))).await;
+                    if gone {
+                        "client_gone"
+                    } else {
+                        "completed"
+                    }
                 }
                 Err(e) => {
-                    let _ = tx.send(fail(&e, e.to_string())).await;
+                    let _ = send(fail(&e, e.to_string())).await;
+                    "analysis_error"
                 }
             }
-        }
+        } else {
+            outcome
+        };
+        let secs = started.elapsed().as_secs_f64();
+        metrics::counter!(m::STREAMS_TOTAL, "outcome" => outcome).increment(1);
+        metrics::histogram!(m::STREAM_DURATION_SECONDS).record(secs);
+        tracing::info!(outcome, duration_s = secs, "live audio stream ended");
         metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
     });
     let out = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -60,6 +60,16 @@ enum Part<'a> {
 }
 
 fn multipart(uri: &str, parts: &[Part]) -> Request<Body> {
+    Request::post(uri)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(multipart_bytes(parts)))
+        .unwrap()
+}
+
+fn multipart_bytes(parts: &[Part]) -> Vec<u8> {
     let mut body = Vec::new();
     for p in parts {
         body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
@@ -81,13 +91,7 @@ fn multipart(uri: &str, parts: &[Part]) -> Request<Body> {
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    Request::post(uri)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
-        .unwrap()
+    body
 }
 
 fn assert_problem(status: StatusCode, ctype: &str, body: &Value, want: u16, path: &str) {
@@ -131,11 +135,19 @@ async fn health_ready_info_and_pages() {
         .await
         .unwrap();
     let html = String::from_utf8(html.to_vec()).unwrap();
-    assert!(html.contains("/v1/analyze"));
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no external assets"
-    );
+    assert!(html.contains("/assets/index.js"));
+    let resp = app.clone().oneshot(get("/assets/index.js")).await.unwrap();
+    let js = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let js = String::from_utf8(js.to_vec()).unwrap();
+    assert!(js.contains("/v1/analyze"));
+    for page in [&html, &js] {
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no external assets"
+        );
+    }
 }
 
 #[tokio::test]
@@ -170,7 +182,13 @@ async fn docs_without_and_with_assets() {
         .await
         .unwrap();
     let html = String::from_utf8(html.to_vec()).unwrap();
-    assert!(html.contains("SwaggerUIBundle") && html.contains("/openapi.json"));
+    assert!(html.contains("swagger-ui-bundle.js") && html.contains("/assets/docs.js"));
+    let resp = app.clone().oneshot(get("/assets/docs.js")).await.unwrap();
+    let js = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let js = String::from_utf8(js.to_vec()).unwrap();
+    assert!(js.contains("SwaggerUIBundle") && js.contains("/openapi.json"));
     let resp = app
         .clone()
         .oneshot(get("/docs/assets/swagger-ui.css"))
@@ -276,8 +294,8 @@ async fn bad_json_and_unsupported_type() {
     assert_problem(s, &ct, &b, 400, "/v1/analyze");
 }
 
-#[tokio::test]
-async fn size_limits_are_413() {
+/// Inputs of at most 1000 bytes, two per request.
+fn small_limits_app() -> Router {
     let limits = Limits {
         max_upload_bytes: 1000,
         ..Limits::default()
@@ -286,7 +304,12 @@ async fn size_limits_are_413() {
         max_inputs_per_request: 2,
         ..Default::default()
     };
-    let app = app_with(cfg, limits);
+    app_with(cfg, limits)
+}
+
+#[tokio::test]
+async fn size_limits_are_413() {
+    let app = small_limits_app();
     // Over the body limit (2 × 1000 + framing).
     let req = Request::post("/v1/analyze")
         .header(header::CONTENT_TYPE, "image/png")
@@ -631,4 +654,527 @@ async fn audio_stream_route_refuses_clearly_without_a_detector() {
     let (status, ctype, body, _) = send(&app, req("/v1/stream/audio")).await;
     assert_problem(status, &ctype, &body, 503, "/v1/stream/audio");
     assert_eq!(body["code"], "detector_not_installed", "{body}");
+}
+
+// ------------------------------------------------ hostile load (#16) ----
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::StreamExt;
+
+/// A body of `chunks`, counting the bytes the server pulls from it; with
+/// `hang`, it never ends after the last chunk.
+fn counting_body(chunks: Vec<Vec<u8>>, pulled: Arc<AtomicUsize>, hang: bool) -> Body {
+    let s = futures_util::stream::iter(chunks).map(move |c| {
+        pulled.fetch_add(c.len(), Ordering::SeqCst);
+        Ok::<_, std::convert::Infallible>(c)
+    });
+    if hang {
+        Body::from_stream(s.chain(futures_util::stream::pending()))
+    } else {
+        Body::from_stream(s)
+    }
+}
+
+#[tokio::test]
+async fn over_limit_bodies_are_refused_before_they_are_read() {
+    let app = small_limits_app();
+    let mp = format!("multipart/form-data; boundary={BOUNDARY}");
+
+    // Declared length over the body limit: refused unread.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, &mp)
+        .header(header::CONTENT_LENGTH, "10000000")
+        .body(counting_body(vec![vec![0u8; 4096]], pulled.clone(), true))
+        .unwrap();
+    let (s, ct, b, resp) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 413, "/v1/analyze");
+    assert_eq!(b["code"], "body_limit");
+    assert_eq!(resp.headers()[header::CONNECTION], "close");
+    assert_eq!(pulled.load(Ordering::SeqCst), 0);
+
+    // A raw body declared over the per-input limit: refused unread.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, "image/png")
+        .header(header::CONTENT_LENGTH, "5000")
+        .body(counting_body(vec![vec![0u8; 5000]], pulled.clone(), false))
+        .unwrap();
+    let (s, ct, b, _) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 413, "/v1/analyze");
+    assert_eq!(b["code"], "max_upload_bytes");
+    assert_eq!(pulled.load(Ordering::SeqCst), 0);
+
+    // A streamed part growing past the per-input limit: refused at that
+    // byte, the rest of the body never read.
+    let body = multipart_bytes(&[Part::File("big.bin", "image/png", &vec![7u8; 50_000])]);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let chunks = body.chunks(100).map(<[u8]>::to_vec).collect();
+    let req = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, &mp)
+        .body(counting_body(chunks, pulled.clone(), false))
+        .unwrap();
+    let (s, ct, b, _) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 413, "/v1/analyze");
+    assert_eq!(b["code"], "max_upload_bytes");
+    let n = pulled.load(Ordering::SeqCst);
+    assert!(n < 1500, "read {n} bytes of a 50 kB body");
+}
+
+#[tokio::test]
+async fn busy_analysis_slots_refuse_before_reading() {
+    let cfg = ServerConfig {
+        max_concurrent_analyses: 1,
+        ..Default::default()
+    };
+    let app = app_with(cfg, Limits::default());
+    // A slow upload holds the only slot while it arrives.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let slow = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|c| (Ok::<_, std::convert::Infallible>(c), rx))
+    });
+    let req = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(slow))
+        .unwrap();
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, req).await }
+    });
+    tx.send(b"Ten years of ".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::CONTENT_LENGTH, "5")
+        .body(counting_body(
+            vec![b"hello".to_vec()],
+            pulled.clone(),
+            false,
+        ))
+        .unwrap();
+    let (s, ct, b, _) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 429, "/v1/analyze");
+    assert_eq!(b["code"], "max_concurrent_analyses");
+    assert_eq!(pulled.load(Ordering::SeqCst), 0, "refused unread");
+
+    tx.send(b"backend work.".to_vec()).await.unwrap();
+    drop(tx);
+    let (s, _, b, _) = first.await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_408() {
+    let cfg = ServerConfig {
+        body_idle_timeout: Duration::from_millis(150),
+        ..Default::default()
+    };
+    let app = app_with(cfg, Limits::default());
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(counting_body(vec![b"start".to_vec()], pulled, true))
+        .unwrap();
+    let (s, ct, b, _) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 408, "/v1/analyze");
+    assert_eq!(b["code"], "body_idle_timeout");
+    assert_eq!(b["type"], "urn:candor:problem:request-timeout");
+}
+
+#[tokio::test]
+async fn long_file_names_are_refused() {
+    let app = app();
+    let name = "n".repeat(300);
+    let req = multipart("/v1/analyze", &[Part::File(&name, "image/png", PNG)]);
+    let (s, ct, b, _) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 400, "/v1/analyze");
+    assert_eq!(b["code"], "file_name");
+    assert!(!b["detail"].as_str().unwrap().contains(&name), "not echoed");
+}
+
+#[tokio::test]
+async fn large_inputs_wait_on_disk_and_are_analysed_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = ServerConfig {
+        spill_threshold_bytes: 16,
+        spill_dir: Some(dir.path().join("spill")),
+        ..Default::default()
+    };
+    let parts = [
+        Part::File("a.png", "image/png", PNG),
+        Part::File(
+            "cv.txt",
+            "text/plain",
+            b"Experienced engineer with ten years.",
+        ),
+    ];
+    let (s, _, spilled, _) = send(
+        &app_with(spill, Limits::default()),
+        multipart("/v1/analyze", &parts),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{spilled}");
+    let (_, _, held, _) = send(&app(), multipart("/v1/analyze", &parts)).await;
+    for i in 0..2 {
+        assert_eq!(
+            spilled["results"][i]["input"], held["results"][i]["input"],
+            "input {i}"
+        );
+    }
+    // Unnamed files: nothing is left in the spill directory.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("spill")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn async_jobs_are_bounded_by_bytes_and_owned_by_their_key() {
+    let cfg = ServerConfig {
+        api_keys: vec!["k1".into(), "k2".into()],
+        max_job_bytes: 1000,
+        ..Default::default()
+    };
+    let app = app_with(cfg, Limits::default());
+    // Over the byte budget: refused before reading.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/analyze?async=true")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::CONTENT_LENGTH, "5000")
+        .header("x-api-key", "k1")
+        .body(counting_body(vec![vec![b'a'; 5000]], pulled.clone(), false))
+        .unwrap();
+    let (s, ct, b, _) = send(&app, req).await;
+    assert_problem(s, &ct, &b, 429, "/v1/analyze");
+    assert_eq!(b["code"], "max_job_bytes");
+    assert_eq!(pulled.load(Ordering::SeqCst), 0);
+
+    let req = Request::post("/v1/analyze?async=true")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-api-key", "k1")
+        .body(Body::from("{\"text\":\"hello\"}"))
+        .unwrap();
+    let (s, _, b, _) = send(&app, req).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let location = b["location"].as_str().unwrap().to_owned();
+    let poll = |key: &'static str| {
+        Request::get(location.as_str())
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, ct, b, _) = send(&app, poll("k2")).await;
+    assert_problem(s, &ct, &b, 404, &location);
+    let (s, _, _, _) = send(&app, poll("k1")).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_api_keys_are_throttled() {
+    let cfg = ServerConfig {
+        api_keys: vec!["right".into()],
+        auth_max_failures: 3,
+        ..Default::default()
+    };
+    let app = app_with(cfg, Limits::default());
+    let info = |key: &str| {
+        Request::get("/info")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let (s, _, _, _) = send(&app, info("wrong")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // Locked out, even with the right key, until the window ends.
+    let (s, ct, b, resp) = send(&app, info("right")).await;
+    assert_problem(s, &ct, &b, 429, "/info");
+    assert_eq!(b["code"], "auth_throttled");
+    let retry: u64 = resp.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 1, "{retry}");
+}
+
+#[tokio::test]
+async fn html_pages_carry_security_headers_and_no_inline_script() {
+    let app = app();
+    for page in ["/", "/docs"] {
+        let resp = app.clone().oneshot(get(page)).await.unwrap();
+        let h = resp.headers().clone();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("script-src 'self' 'unsafe-inline'")
+        );
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        let html = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let html = String::from_utf8(html.to_vec()).unwrap();
+        assert!(!html.contains("<script>"), "{page} has an inline script");
+    }
+    for js in ["/assets/index.js", "/assets/docs.js"] {
+        let resp = app.clone().oneshot(get(js)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{js}");
+        assert!(resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
+    }
+    let (s, ct, b, _) = send(&app, get("/assets/../secret")).await;
+    assert_problem(s, &ct, &b, 404, "/assets/../secret");
+    let resp = app.clone().oneshot(get("/health")).await.unwrap();
+    assert_eq!(resp.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+}
+
+// -------------------------------------------- connections (real sockets) ----
+
+mod sockets {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    struct Server {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        done: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start(cfg: ServerConfig) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let analyzer = Arc::new(Analyzer::new(AnalyzerConfig::default()));
+        let done = tokio::spawn(async move {
+            candor_server::serve_on(listener, cfg, analyzer, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server {
+            addr,
+            stop: Some(tx),
+            done,
+        }
+    }
+
+    /// Seconds until the server closes `s` (reads and discards whatever
+    /// it sends); panics after 5 s.
+    async fn closed_after(s: &mut TcpStream) -> f64 {
+        let t = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return t.elapsed().as_secs_f64(),
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("connection still open after 5 s"),
+            }
+        }
+    }
+
+    fn timeouts() -> ServerConfig {
+        ServerConfig {
+            header_read_timeout: Duration::from_millis(300),
+            keep_alive_timeout: Duration::from_millis(400),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_and_slow_header_connections_are_dropped() {
+        let srv = start(timeouts()).await;
+        // Half-open: connects, sends nothing.
+        let mut silent = TcpStream::connect(srv.addr).await.unwrap();
+        let t = closed_after(&mut silent).await;
+        assert!((0.2..2.0).contains(&t), "{t}");
+
+        // A header sent byte by byte, slower than the timeout allows.
+        let mut slow = TcpStream::connect(srv.addr).await.unwrap();
+        let t0 = Instant::now();
+        let drip = async {
+            for b in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa" {
+                if slow.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), drip).await;
+        let t = t0.elapsed().as_secs_f64() + closed_after(&mut slow).await;
+        assert!(t < 2.0, "slow header held {t} s");
+
+        // Kept alive after a request, then idle: closed after the keep-alive timeout.
+        let mut idle = TcpStream::connect(srv.addr).await.unwrap();
+        idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let t = closed_after(&mut idle).await;
+        assert!((0.3..2.0).contains(&t), "{t}");
+        let mut srv = srv;
+        let _ = srv.stop.take().unwrap().send(());
+        srv.done.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn connections_per_client_address_are_capped() {
+        let srv = start(ServerConfig {
+            max_connections_per_client: 2,
+            ..Default::default()
+        })
+        .await;
+        let _a = TcpStream::connect(srv.addr).await.unwrap();
+        let _b = TcpStream::connect(srv.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut c = TcpStream::connect(srv.addr).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 429"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        let mut srv = srv;
+        let _ = srv.stop.take().unwrap().send(());
+        srv.done.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn requests_outliving_the_grace_are_counted_when_dropped() {
+        let srv = start(ServerConfig {
+            shutdown_grace: Duration::from_millis(200),
+            body_idle_timeout: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await;
+        // A request whose body never completes.
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(
+            b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly part",
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut srv = srv;
+        let t = Instant::now();
+        let _ = srv.stop.take().unwrap().send(());
+        srv.done.await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let text = candor_server::metrics::prometheus_handle().render();
+        assert!(
+            text.contains("candor_shutdown_dropped_total{what=\"request\"}"),
+            "{text}"
+        );
+    }
+}
+
+// ------------------------------------------- live streams (real models) ----
+
+mod live_streams {
+    use super::*;
+    use candor_detectors::EngineConfig;
+
+    /// An analyzer with the audio detector (VAD + LCNN only); `None` (SKIP,
+    /// said on stderr) when the models are not installed.
+    fn audio_analyzer() -> Option<Arc<Analyzer>> {
+        let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let home = std::env::var_os("CANDOR_HOME")
+            .filter(|h| !h.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| repo.join(".candor"));
+        if !home.join("models/silero-vad/silero_vad.onnx").is_file() {
+            eprintln!(
+                "SKIP: the audio models are not installed in {}",
+                home.display()
+            );
+            return None;
+        }
+        let engine = EngineConfig {
+            home,
+            manifest: repo.join("models/manifest.toml"),
+            models: Some(vec!["candor-audio-lcnn".into(), "silero-vad".into()]),
+            ..EngineConfig::default()
+        };
+        let a = Analyzer::load(AnalyzerConfig::default(), engine).unwrap();
+        Some(Arc::new(a))
+    }
+
+    fn open_stream() -> (Request<Body>, tokio::sync::mpsc::Sender<Vec<u8>>) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|c| (Ok::<_, std::convert::Infallible>(c), rx))
+        });
+        let req = Request::post("/v1/stream/audio?sample_rate=16000")
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from_stream(body))
+            .unwrap();
+        (req, tx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_streams_end_and_never_take_analysis_slots() {
+        let Some(analyzer) = audio_analyzer() else {
+            return;
+        };
+        let cfg = ServerConfig {
+            max_concurrent_analyses: 1,
+            max_concurrent_streams: 2,
+            stream_idle_timeout: Duration::from_millis(400),
+            ..Default::default()
+        };
+        let app = router(AppState::new(cfg, analyzer));
+        // Two silent streams take both stream slots...
+        let (r1, _keep1) = open_stream();
+        let (r2, _keep2) = open_stream();
+        let s1 = app.clone().oneshot(r1).await.unwrap();
+        let s2 = app.clone().oneshot(r2).await.unwrap();
+        assert_eq!((s1.status(), s2.status()), (StatusCode::OK, StatusCode::OK));
+        let (r3, _keep3) = open_stream();
+        let (s, ct, b, _) = send(&app, r3).await;
+        assert_problem(s, &ct, &b, 429, "/v1/stream/audio");
+        assert_eq!(b["code"], "max_concurrent_streams");
+        // ... and none of the analysis slots.
+        let (s, _, b, _) = send(&app, json_post("/v1/analyze", "{\"text\":\"hello\"}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        // Silent streams are ended by the server with an error line.
+        let t = std::time::Instant::now();
+        let body = tokio::time::timeout(
+            Duration::from_secs(10),
+            axum::body::to_bytes(s1.into_body(), 1 << 20),
+        )
+        .await
+        .expect("the idle stream was not ended")
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let last: Value =
+            serde_json::from_str(String::from_utf8_lossy(&body).lines().last().unwrap()).unwrap();
+        assert_eq!(last["type"], "error", "{last}");
+        assert_eq!(last["problem"]["code"], "stream_idle_timeout", "{last}");
+        drop(s2);
+        // Its slot is free again.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (r4, _keep4) = open_stream();
+        let s4 = app.clone().oneshot(r4).await.unwrap();
+        assert_eq!(s4.status(), StatusCode::OK);
+    }
 }

@@ -24,6 +24,26 @@ pub struct OrtRuntime {
 
 static RUNTIME: OnceLock<std::result::Result<OrtRuntime, String>> = OnceLock::new();
 
+/// Environment variable ONNX Runtime reads when it creates its environment:
+/// Microsoft's Linux builds (1.2x and later) otherwise look up a telemetry
+/// host and write a device id and an event database under
+/// `$HOME/.cache/Microsoft/DeveloperTools/.onnxruntime`, before any API call
+/// could switch telemetry off.
+pub const ORT_TELEMETRY_ENV: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Switches ONNX Runtime's telemetry off for this process: sets
+/// `ORT_DISABLE_TELEMETRY=1` (whatever it was). Call it before other
+/// threads start where possible (the CLI does, first thing in `main`); the
+/// engine calls it again, once, right before it loads ONNX Runtime.
+pub fn disable_telemetry() {
+    if std::env::var_os(ORT_TELEMETRY_ENV).is_none_or(|v| v != "1") {
+        // Edition 2021: `set_var` is safe to call; it races only with
+        // concurrent `getenv` in other threads, and nothing in Candor reads
+        // the environment while the engine loads.
+        std::env::set_var(ORT_TELEMETRY_ENV, "1");
+    }
+}
+
 /// Finds the ONNX Runtime library: `<home>/onnxruntime/lib/libonnxruntime.so*`
 /// (the real file, not a symlink), then `$ORT_DYLIB_PATH`.
 pub fn find_library(home: &Path) -> Result<PathBuf> {
@@ -70,10 +90,16 @@ pub fn runtime(home: &Path) -> Result<OrtRuntime> {
     }
     let lib = find_library(home)?;
     let r = RUNTIME.get_or_init(|| {
+        disable_telemetry();
         let builder =
             ort::init_from(&lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
+        // Telemetry off: Candor promises that nothing leaves the server.
+        // `ORT_DISABLE_TELEMETRY` (above) stops the 1DS uploader of the Linux
+        // builds; this switches off the events API as well. It is the only
+        // environment the process creates.
         let env = builder
             .with_name("candor")
+            .with_telemetry(false)
             .build()
             .map_err(|e| format!("creating the ONNX Runtime environment: {e}"))?;
         let version = version_from_name(&lib).unwrap_or_else(|| {
