@@ -20,10 +20,12 @@ Output (--out, default .candor/data/image/v3/heads):
 
 The head: logistic regression (L2, classes weighted to equal mass) on the
 standardised CLIP features of the largest face, aligned to the five-point
-template: the projected embedding, the class token and the mean patch token
-of the last hidden state (2,048 values). Rows without a face are left out of
-fitting (at run time the detector abstains `no_face` on them). Newton's
-method in float64; deterministic.
+template: the parts chosen with --embeds / --cls / --mean (the projected
+embedding; the class token and the mean patch token after the listed
+blocks). Rows without a face are left out of fitting (at run time the
+detector abstains `no_face` on them). Newton's method in float64;
+deterministic. --explore prints a table of candidate inputs on the
+leave-one-family-out folds instead.
 
 Needs numpy only.
 """
@@ -34,7 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-DIM = 2048
+EMBED = 512
+HIDDEN = 768
+LAYERS = 12
+DIM = EMBED + 2 * LAYERS * HIDDEN  # embeds, class token per block, mean patch token per block
 FAMILIES_FAKE = ("diffusion", "stylegan", "gan_other", "swap", "edit", "cgi", "other")
 # The evidence heads: generated faces, and swapped or edited ones.
 GENERATION = ("diffusion", "stylegan", "gan_other", "cgi")
@@ -152,6 +157,10 @@ def main() -> int:
     ap.add_argument("--view", type=int, default=0, help="which view the head reads")
     ap.add_argument("--zoom", type=float, default=1.0, help="template zoom of that view (recorded in the head)")
     ap.add_argument("--l2", type=float, default=30.0)
+    ap.add_argument("--embeds", type=int, default=1)
+    ap.add_argument("--cls", default="11", help="blocks whose class token the heads read")
+    ap.add_argument("--mean", default="11", help="blocks whose mean patch token the heads read")
+    ap.add_argument("--explore", action="store_true")
     ap.add_argument("--version", default="3")
     ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v3/heads"))
     args = ap.parse_args()
@@ -161,11 +170,22 @@ def main() -> int:
     if len(rows) != len(meta):
         print(f"{len(rows)} embedded rows vs {len(meta)} meta rows", file=sys.stderr)
         return 1
-    x = emb[:, args.view, :].astype(np.float64)
+    full = emb[:, args.view, :]
+
+    def select(embeds, cls, mean):
+        parts = [full[:, :EMBED]] if embeds else []
+        parts += [full[:, EMBED + l * HIDDEN : EMBED + (l + 1) * HIDDEN] for l in cls]
+        off = EMBED + LAYERS * HIDDEN
+        parts += [full[:, off + l * HIDDEN : off + (l + 1) * HIDDEN] for l in mean]
+        return np.hstack(parts).astype(np.float64)
+
+    blocks = lambda t: [int(v) for v in t.split(",") if v != ""]
+    inputs = {"embeds": bool(args.embeds), "cls": blocks(args.cls), "mean": blocks(args.mean)}
+    x = select(inputs["embeds"], inputs["cls"], inputs["mean"])
     eyes = np.array([r.get("eye_distance") or 0.0 for r in rows])
     # Scored rows: a face was found and is large enough (the detector
     # abstains on the others: no_face / low_quality).
-    has = np.isfinite(x).all(1) & (eyes >= MIN_EYE_DISTANCE)
+    has = np.isfinite(full).all(1) & (eyes >= MIN_EYE_DISTANCE)
     fam = np.array([m["family"] for m in meta])
     split = np.array([m["split"] for m in meta])
     role = np.array([m["role"] for m in meta])
@@ -181,6 +201,26 @@ def main() -> int:
 
     fit_rows = (split == "train") & has & (role == "fit")
     summary = {"rows": len(meta), "with_face": int(has.sum()), "folds": {}}
+    if args.explore:
+        test_ok = (split == "test") & has
+        for emb_, cls_, mean_ in (
+            (1, [11], [11]), (0, [], [11]), (0, [8], [8]), (0, [6], [6]), (0, [4], [4]),
+            (0, [4, 8], [4, 8]), (1, [4, 8, 11], [4, 8, 11]), (0, [2, 5, 8, 11], []),
+            (0, [], [2, 5, 8, 11]), (1, [2, 4, 6, 8, 10, 11], [2, 4, 6, 8, 10, 11]),
+        ):
+            xx = select(emb_, cls_, mean_)
+            for l2 in (30.0, 300.0):
+                line = []
+                h0 = fit_logistic(xx[fit_rows], y[fit_rows], l2)
+                s0 = raw(h0, xx[test_ok])
+                line.append(f"all {auroc(s0[y[test_ok]], s0[~y[test_ok]]):.3f}/{tpr_at_fpr(s0[y[test_ok]], s0[~y[test_ok]]):.2f}")
+                for f in ("diffusion", "stylegan", "swap", "edit"):
+                    hf = fit_logistic(xx[fit_rows & (fam != f)], y[fit_rows & (fam != f)], l2)
+                    sf = raw(hf, xx[test_ok & ((fam == f) | ~y)])
+                    yy = y[test_ok & ((fam == f) | ~y)]
+                    line.append(f"{f} {auroc(sf[yy], sf[~yy]):.3f}")
+                print(f"embeds {emb_} cls {cls_} mean {mean_} l2 {l2:g}: " + "  ".join(line), flush=True)
+        return 0
 
     def evaluate(head, name, test_sel):
         s = np.full(len(meta), np.nan)
@@ -250,6 +290,7 @@ def main() -> int:
         "id": "image-face-head",
         "version": args.version,
         "view": {"side": 224, "zoom": args.zoom},
+        "inputs": inputs,
         "main": head_json(head),
         "generation": evidence["generation"],
         "swap": evidence["swap"],
@@ -259,7 +300,7 @@ def main() -> int:
             "manipulated": int((fit_rows & y).sum()),
             "authentic": int((fit_rows & ~y).sum()),
             "families": sorted(set(fam[fit_rows & y])),
-            "features": "CLIP ViT-B/16 INT8 tower on the aligned face: image_embeds (512) + class token (768) + mean patch token (768)",
+            "features": "CLIP ViT-B/16 INT8 tower on the aligned face; parts in `inputs`",
             "l2": args.l2,
             "method": "logistic regression, standardised, class-balanced, Newton (scripts/image/train_face_head.py); evidence heads with Platt on calib",
             "sets": "scripts/image/make_face_sets.py, split train (calib for the evidence heads' Platt)",

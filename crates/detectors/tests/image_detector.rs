@@ -19,7 +19,7 @@ fn engine_config() -> Option<EngineConfig> {
         &[
             "onnxruntime",
             "models/yunet-face/face_detection_yunet_2023mar.onnx",
-            "models/clip-vit-b16-int8/clip_encoder.int8.onnx",
+            "models/clip-vit-b16-int8/clip_encoder.int8.layers.onnx",
         ],
     )
 }

@@ -419,7 +419,7 @@ impl PixelLayers {
             return Ok((faces, true, None, 0.0));
         };
         let features = clip::embed(tower, clip::normalise(&crop), priority, deadline)?;
-        let x = features.concat();
+        let x = heads.inputs.select(&features);
         let main = heads.main.raw(&x);
         let analysis = FaceAnalysis {
             index,
