@@ -51,10 +51,12 @@ from PIL import Image
 EXCLUDED_SOURCES = ("serengil/deepface", "vladmandic/human")
 HOLDOUT_GENERATORS = ("gpt-image", "gemini-image")
 CAPS = {
-    "lfw": 2500,
-    "utkface": 2000,
-    "web-face-crop": 1500,
-    "faceswap-3dmm": 1500,
+    "lfw": 900,
+    "utkface": 700,
+    "web-face-crop": 600,
+    "rff-photo": 600,
+    "faceswap-3dmm": 600,
+    "photoshop-composite": 600,
 }
 # Renamed families: the Yonsei composites are manual Photoshop splices.
 FAMILY = {"photoshop-composite": "edit"}
