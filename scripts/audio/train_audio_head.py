@@ -116,6 +116,20 @@ def tpr_at(pos, neg, fpr=0.01):
     return float((pos > t).mean())
 
 
+NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
+
+
+def licence_note(meta, rows) -> str:
+    """What the fitted rows' licences allow, for /info and the docs."""
+    lic = [(meta[i].get("licence") or "not stated").lower() for i in np.where(rows)[0]]
+    restricted = sum(1 for l in lic if any(k in l for k in NON_COMMERCIAL))
+    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated")) and not any(k in l for k in NON_COMMERCIAL))
+    return (f"{len(lic) - restricted - unstated} of {len(lic)} fitted rows from openly licensed sources, "
+            f"{unstated} from sources that state no licence, {restricted} from research-only or "
+            "non-commercial sources (see models/README.md): for research and evaluation use; "
+            "retrain on licensed data before commercial use")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = Path(".candor/data/audio/v3")
@@ -228,7 +242,7 @@ def main() -> int:
                     "id": ids[i], "manipulated": bool(y_file[i]),
                     "score": round(float(scores[i]), 6) if ok else None,
                     "abstain_reason": None if ok else "too little speech",
-                    "group": (group_of or tool)[i], "split": split[i],
+                    "group": (tool if group_of is None else group_of)[i], "split": split[i],
                 }) + "\n")
 
     calib = (split == "calib") & (role == "fit")
@@ -272,6 +286,7 @@ def main() -> int:
             "tools": fit_tools,
             "l2": args.l2,
             "method": "logistic regression on 2 s segments (every file weighing the same), standardised, class-balanced, Newton (scripts/audio/train_audio_head.py)",
+            "licences": licence_note(meta, fit_train & scored_file),
         },
     }
     (args.out / "head.json").write_text(json.dumps(out) + "\n")

@@ -149,6 +149,18 @@ def write_scores(path, ids, y, s, groups, splits):
             }) + "\n")
 
 
+NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
+
+
+def licence_note(meta, rows) -> str:
+    """What the fitted rows' licences allow, for /info and the docs."""
+    lic = [meta[i].get("licence") or "none stated" for i in np.where(rows)[0]]
+    restricted = sum(1 for l in lic if any(k in l.lower() for k in NON_COMMERCIAL))
+    return (f"{len(lic) - restricted} of {len(lic)} fitted rows from permissively licensed sources; "
+            f"{restricted} from research-only or non-commercial sources (see models/README.md): "
+            "this head is for research and evaluation use; retrain on licensed data before commercial use")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--meta", type=Path, default=Path(".candor/data/image/v3/meta.jsonl"))
@@ -304,6 +316,7 @@ def main() -> int:
             "l2": args.l2,
             "method": "logistic regression, standardised, class-balanced, Newton (scripts/image/train_face_head.py); evidence heads with Platt on calib",
             "sets": "scripts/image/make_face_sets.py, split train (calib for the evidence heads' Platt)",
+            "licences": licence_note(meta, fit_rows),
         },
     }
     (args.out / "face-head.json").write_text(json.dumps(out_head) + "\n")

@@ -82,6 +82,20 @@ def tpr_at(pos, neg, fpr=0.01):
     return float((pos > t).mean())
 
 
+NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
+
+
+def licence_note(meta, rows) -> str:
+    """What the fitted rows' licences allow, for /info and the docs."""
+    lic = [(meta[i].get("licence") or "not stated").lower() for i in np.where(rows)[0]]
+    restricted = sum(1 for l in lic if any(k in l for k in NON_COMMERCIAL))
+    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated")) and not any(k in l for k in NON_COMMERCIAL))
+    return (f"{len(lic) - restricted - unstated} of {len(lic)} fitted rows from openly licensed sources, "
+            f"{unstated} from sources that state no licence, {restricted} from research-only or "
+            "non-commercial sources (see models/README.md): for research and evaluation use; "
+            "retrain on licensed data before commercial use")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = Path(".candor/data/text/v4")
@@ -200,6 +214,7 @@ def main() -> int:
             "human": int((train & ~y).sum()),
             "l2": args.l2,
             "method": "logistic regression on the mean hidden state of the prose tokens, standardised, class-balanced, Newton (scripts/text/train_text_head.py)",
+            "licences": licence_note(meta, train),
         },
     }
     (args.out / "hidden-head.json").write_text(json.dumps(out) + "\n")

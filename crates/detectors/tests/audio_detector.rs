@@ -201,7 +201,7 @@ async fn samples_get_a_timeline_a_picture_and_separate() {
             segs >= 1 && picture,
             "{name}: {segs} segments, picture {picture}"
         );
-        for s in ["lcnn.logit", "fusion.file", "pitch.f0_std_semitones"] {
+        for s in ["encoder.whisper", "fusion.file", "pitch.f0_std_semitones"] {
             assert!(
                 r.signals.iter().any(|x| x.name == s),
                 "{name}: no signal {s}"

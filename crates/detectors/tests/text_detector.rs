@@ -1,5 +1,5 @@
 //! The text detector end to end on the real language model and the
-//! committed fusion head + calibration (SKIP when `scripts/setup.sh` has not
+//! committed hidden-state head + calibration (SKIP when `scripts/setup.sh` has not
 //! installed the model).
 
 use std::path::PathBuf;
@@ -107,7 +107,7 @@ async fn scores_with_sentence_evidence_and_audit_fields() {
     assert_eq!(r.label, Some(t.label(p)));
     let ids: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
     assert!(ids.contains(&"smollm2-135m-instruct-q4"), "{ids:?}");
-    assert!(ids.contains(&"text-fusion"), "{ids:?}");
+    assert!(ids.contains(&"text-hidden-head"), "{ids:?}");
     assert!(ids.contains(&"calibration/text"), "{ids:?}");
     assert!(r.models.iter().all(|m| m.sha256.is_some()));
     assert!(r.signals.iter().any(|s| s.name == "lm.fast_detectgpt"));
