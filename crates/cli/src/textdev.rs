@@ -191,7 +191,10 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
         }
         f.flush()?;
         fp.flush()?;
-        println!("text-features: hidden means ({width} values per row) -> {}", path.display());
+        println!(
+            "text-features: hidden means ({width} values per row) -> {}",
+            path.display()
+        );
     }
     let rows: Vec<FeatureRow> = rows.into_iter().map(|r| r.0).collect();
     crate::rows::write_jsonl(&args.out, &rows)?;

@@ -100,12 +100,11 @@ async fn yunet_finds_the_face_and_its_landmarks() {
     let img = image::load_from_memory(&sample("authentic-face-hopper.jpg"))
         .unwrap()
         .to_rgb8();
-    let faces = tokio::task::spawn_blocking(move || {
-        det.detect(&img, candor_core::Priority::Upload, None)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let faces =
+        tokio::task::spawn_blocking(move || det.detect(&img, candor_core::Priority::Upload, None))
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(faces.len(), 1, "{faces:?}");
     let f = faces[0];
     assert!(f.score > 0.8);

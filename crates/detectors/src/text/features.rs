@@ -143,7 +143,11 @@ pub fn features(tokens: &[TokenStat], style: &DocStyle) -> Option<[f64; 8]> {
 /// Mean of the tapped hidden states (`width` values per token, tokens in
 /// `range` of the analysis' prose tokens); `None` when the range is empty or
 /// there are no hidden states.
-pub fn pool_hidden(hidden: &[f32], width: usize, range: std::ops::Range<usize>) -> Option<Vec<f32>> {
+pub fn pool_hidden(
+    hidden: &[f32],
+    width: usize,
+    range: std::ops::Range<usize>,
+) -> Option<Vec<f32>> {
     if width == 0 || range.is_empty() || hidden.len() < range.end * width {
         return None;
     }
