@@ -138,7 +138,7 @@ def main() -> int:
     ap.add_argument("--states", default="1,2,3,4", help="encoder states the head reads")
     ap.add_argument("--stats", default="mean,std")
     ap.add_argument("--named", default="", help="named features appended (comma-separated)")
-    ap.add_argument("--l2", type=float, default=100.0)
+    ap.add_argument("--l2", type=float, default=1000.0)
     ap.add_argument("--min-speech", type=float, default=1.5)
     ap.add_argument("--min-window-speech", type=float, default=1.0)
     ap.add_argument("--version", default="3")

@@ -51,13 +51,15 @@ pub enum Command {
     /// scripts/gen-evaluation.sh).
     EvalDoc(crate::eval::EvalDocArgs),
     /// Score a labelled set of texts with the text detector's language model
-    /// and write per-row features (training input of `text-train`).
+    /// and write per-row features and pooled hidden states (training input
+    /// of scripts/text/train_text_head.py).
     TextFeatures(Box<crate::textdev::TextFeaturesArgs>),
-    /// Score a labelled set of audio files with the audio detector's model
-    /// and forensics; write per-segment features (input of `audio-train`).
+    /// Run a labelled set of audio files through the audio detector's VAD,
+    /// speech encoder and forensics; write per-segment features (input of
+    /// scripts/audio/train_audio_head.py).
     AudioFeatures(Box<crate::audiodev::AudioFeaturesArgs>),
     /// Embed the faces (YuNet, aligned) and whole images of a labelled set
-    /// with the CLIP tower (training input of the generation head).
+    /// with the CLIP tower (training input of scripts/image/train_face_head.py).
     ImageEmbed(Box<crate::imageembed::ImageEmbedArgs>),
 }
 
