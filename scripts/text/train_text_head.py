@@ -32,6 +32,10 @@ from pathlib import Path
 import numpy as np
 
 FRONTIER = ("gpt4", "claude", "gemini")
+# Prefix lengths of `candor text-features --hidden-out` (FILE.prefixes).
+PREFIXES = (24, 32, 48, 64, 96, 128, 192)
+# Sentences with fewer scored tokens get no span score.
+MIN_SENTENCE_TOKENS = 8
 
 
 def fit_logistic(x, y, l2, iters=60):
@@ -103,7 +107,7 @@ def main() -> int:
     ap.add_argument("--features", type=Path, default=root / "feat/features.jsonl")
     ap.add_argument("--hidden", type=Path, default=root / "feat/hidden.f32")
     ap.add_argument("--taps-available", default="6,12,18,24,30")
-    ap.add_argument("--taps", default="12,18", help="taps the head reads")
+    ap.add_argument("--taps", default="18", help="taps the head reads (manifest hidden_taps must match)")
     ap.add_argument("--width", type=int, default=576)
     ap.add_argument("--l2", type=float, default=100.0)
     ap.add_argument("--version", default="4")
@@ -197,6 +201,36 @@ def main() -> int:
         sel = fair & ~y & (native == nat)
         print(f"fairness native={nat}: {sel.sum()} human texts")
 
+    # Minimum length: the shortest prose prefix at which the head's 1%-FPR
+    # threshold (on calib human texts at full length) still holds on calib
+    # human prefixes (FPR <= 2%) while catching at least half the machine
+    # prefixes that it catches at full length.
+    min_tokens, min_table = PREFIXES[-1], []
+    pre_path = Path(str(args.hidden).rsplit(".", 1)[0] + ".prefixes")
+    if pre_path.exists():
+        pre = np.memmap(pre_path, dtype="<f4", mode="r").reshape(len(meta), len(PREFIXES), len(avail), args.width)
+        idx = [avail.index(t) for t in taps]
+        calib = ok & (split == "calib") & (role == "fit")
+        t = np.quantile(s[calib & ~y], 0.99)
+        tpr_full = float((s[calib & y] >= t).mean())
+        chosen = None
+        for k, n_tok in enumerate(PREFIXES):
+            xp = np.asarray(pre[:, k, idx, :]).reshape(len(meta), -1).astype(np.float64)
+            have = calib & np.isfinite(xp).all(1)
+            sp = raw(head, np.nan_to_num(xp))
+            fpr = float((sp[have & ~y] >= t).mean()) if (have & ~y).any() else float("nan")
+            tpr = float((sp[have & y] >= t).mean()) if (have & y).any() else float("nan")
+            min_table.append({"tokens": n_tok, "fpr": fpr, "tpr": tpr, "n": int(have.sum())})
+            print(f"prefix {n_tok:>4} tokens: calib FPR {fpr:.3f}  TPR {tpr:.3f}  (n {have.sum()})")
+            if chosen is None and fpr <= 0.02 and tpr >= 0.5 * tpr_full:
+                chosen = n_tok
+        if chosen is not None:
+            min_tokens = chosen
+    else:
+        print(f"{pre_path} not found: min_prose_tokens = {min_tokens}", file=sys.stderr)
+    summary["min_prose_tokens"] = {"chosen": min_tokens, "table": min_table}
+    print(f"min_prose_tokens = {min_tokens}")
+
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     out = {
         "format": "candor.text-hidden-head/1",
@@ -208,6 +242,8 @@ def main() -> int:
         "scale": [float(f"{v:.9g}") for v in head["scale"]],
         "weights": [float(f"{v:.9g}") for v in head["weights"]],
         "bias": float(f"{head['bias']:.9g}"),
+        "min_prose_tokens": int(min_tokens),
+        "min_sentence_tokens": MIN_SENTENCE_TOKENS,
         "trained_on": {
             "rows": int(train.sum()),
             "machine": int((train & y).sum()),
