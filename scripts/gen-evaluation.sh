@@ -76,12 +76,16 @@ end_to_end() {
     --bootstrap "$BOOT" --out "$ROOT/$name" "$@" >/dev/null
   reports+=("$ROOT/$name/report.json")
 }
-# refit NAME SCORES ORIGIN
+# refit NAME SCORES ORIGIN (skipped when SCORES has no scored row)
 refit() {
   local name=$1 scores=$2 origin=$3
+  if ! grep -q '"score": [-0-9]' "$scores"; then
+    echo "== skipping $name: no scored rows in $scores" >&2
+    return 0
+  fi
   echo "== $name (refit scores)" >&2
   "${CANDOR[@]}" eval --scores "$scores" --format jsonl --scores-origin "$origin" \
-    --name "$name" --bootstrap "$BOOT" --out "$ROOT/$name" >/dev/null
+    --external-id "$name" --name "$name" --bootstrap "$BOOT" --out "$ROOT/$name" >/dev/null
   reports+=("$ROOT/$name/report.json")
 }
 
