@@ -163,14 +163,14 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"taps": taps, "l2": args.l2, "folds": {}}
 
-    def write(name, sel, s):
+    def write(name, sel, s, group_of=None):
         with open(args.out / f"scores-{name}.jsonl", "w") as f:
             for i in np.where(sel)[0]:
                 f.write(json.dumps({
                     "id": ids[i], "manipulated": bool(y[i]),
                     "score": round(float(s[i]), 6) if ok[i] else None,
                     "abstain_reason": None if ok[i] else "not scored",
-                    "group": groups[i], "split": split[i],
+                    "group": (group_of or groups)[i], "split": split[i],
                 }) + "\n")
 
     def report(name, pos, neg):
@@ -181,7 +181,14 @@ def main() -> int:
     head, s = fold_eval(x, args.l2, np.zeros(len(meta), bool))
     write("test", (split == "test") & (role == "fit"), s)
     write("calib", (split == "calib") & (role == "fit"), s)
-    write("fairness", role == "fairness", s)
+    # Fairness rows by writer: native / non-native English (ELLIPSE, the
+    # TOEFL-essay sets) where the source says so, otherwise the domain.
+    fair_groups = [
+        f"{m['family']}/{'native' if m.get('native') else 'non-native'}" if m.get("native") is not None
+        else f"{m['family']}/{m['domain']}"
+        for m in meta
+    ]
+    write("fairness", role == "fairness", s, fair_groups)
     report("test", s[test & y & (role == "fit")], s[human_test])
     for f in sorted(set(fam[y])):
         report(f"  test/{f}", s[test & (fam == f)], s[human_test])
