@@ -172,7 +172,7 @@ fn main() {
         );
     }
     let _ = writeln!(md, "\nNote: `clip-vit-b16-int8` quantises activations dynamically over the whole batch, so batched embeddings differ slightly from single ones (cosine ≈ 0.99 in the engine's tests).");
-    let _ = writeln!(md, "\nDetector benchmarks (generated separately): [`benchmarks-text.md`](benchmarks-text.md), [`benchmarks-audio.md`](benchmarks-audio.md), [`benchmarks-image.md`](benchmarks-image.md), live audio streams [`benchmarks-stream.md`](benchmarks-stream.md), HTTP load [`benchmarks-http.md`](benchmarks-http.md).");
+    let _ = writeln!(md, "\nDetector benchmarks (generated separately): [`benchmarks-text.md`](benchmarks-text.md), [`benchmarks-audio.md`](benchmarks-audio.md), [`benchmarks-image.md`](benchmarks-image.md), live audio streams [`benchmarks-stream.md`](benchmarks-stream.md), HTTP load [`benchmarks-http.md`](benchmarks-http.md), served-path latency per request [`benchmarks-served.md`](benchmarks-served.md) (`benches/load/run-served.sh`).");
     if let Some(parent) = out_path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
