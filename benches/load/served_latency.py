@@ -103,7 +103,8 @@ def main():
         body, ctype = multipart(path)
         walls, inproc, scored = [], [], 0
         for k in range(a.requests + 2):
-            wall, res = post_json(a.url + "/v1/analyze", body, ctype)
+            wall, resp = post_json(a.url + "/v1/analyze", body, ctype)
+            res = (resp.get("results") or [{}])[0]
             if res.get("modality") != modality:
                 sys.exit(f"{path}: analysed as {res.get('modality')}, expected {modality}")
             if k < 2:
