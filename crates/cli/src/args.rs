@@ -222,11 +222,11 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_IMAGE_PICTURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub image_picture: bool,
 
-    /// Run the CLIP generation probe on images (a weak, uncalibrated hint
-    /// shown as the signal `generation.clip_probe`; not part of the score).
-    /// Off saves ~60 ms per 1024 px image on 2 cores (benchmarks: 310 vs
-    /// 247 ms per headshot).
-    #[arg(long, env = "CANDOR_IMAGE_CLIP_PROBE", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Run the CLIP package's own generation probe on the whole image (a
+    /// weak, uncalibrated hint shown as the signal `generation.clip_probe`;
+    /// not part of the score, which comes from the face heads). On costs a
+    /// second tower pass per image (~60-100 ms per 1024 px image on 2 cores).
+    #[arg(long, env = "CANDOR_IMAGE_CLIP_PROBE", default_value_t = false, action = clap::ArgAction::Set)]
     pub image_clip_probe: bool,
 
     /// Most PDF pages read. More pages cover long CVs with appendices but cost
