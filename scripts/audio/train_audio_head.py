@@ -35,6 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The shared pieces of the head trainers (scripts/lib/headfit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from headfit import auroc, fit_logistic, licence_note, tpr_at  # noqa: E402
+
 STATES = 5
 WIDTH = 384
 ENC = 2 * STATES * WIDTH
@@ -51,31 +55,8 @@ FEATURES = [
 TOP = 0.25
 
 
-def fit_logistic(x, y, w_row, l2, iters=60):
-    mean = np.average(x, axis=0, weights=w_row)
-    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w_row))
-    scale[scale < 1e-12] = 1.0
-    z = (x - mean) / scale
-    n, d = z.shape
-    z1 = np.hstack([z, np.ones((n, 1))])
-    pos = w_row[y].sum()
-    neg = w_row[~y].sum()
-    w = np.where(y, w_row * (pos + neg) / (2 * pos), w_row * (pos + neg) / (2 * neg))
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z1 @ beta, -40, 40)))
-        g = z1.T @ (w * (p - y)) + reg * beta
-        hess = (z1 * (w * p * (1 - p))[:, None]).T @ z1 + np.diag(reg)
-        step = np.linalg.solve(hess, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
 def raw(h, x):
+    """The linear score; a non-finite standardised input counts as average (0)."""
     z = (x - h["mean"]) / h["scale"]
     z = np.where(np.isfinite(z), z, 0.0)
     return z @ h["weights"] + h["bias"]
@@ -94,40 +75,6 @@ def file_scores(seg_s, seg_file, n_files):
             k = max(1, int(np.ceil(len(v) * TOP)))
             out[f] = v[:k].mean()
     return out
-
-
-def auroc(pos, neg):
-    s = np.concatenate([pos, neg])
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    ss = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    return (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-
-
-def tpr_at(pos, neg, fpr=0.01):
-    t = np.quantile(neg, 1 - fpr, method="higher")
-    return float((pos > t).mean())
-
-
-NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
-
-
-def licence_note(meta, rows) -> str:
-    """What the fitted rows' licences allow, for /info and the docs."""
-    lic = [(meta[i].get("licence") or "not stated").lower() for i in np.where(rows)[0]]
-    restricted = sum(1 for l in lic if any(k in l for k in NON_COMMERCIAL))
-    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated")) and not any(k in l for k in NON_COMMERCIAL))
-    return (f"{len(lic) - restricted - unstated} of {len(lic)} fitted rows from openly licensed sources, "
-            f"{unstated} from sources that state no licence, {restricted} from research-only or "
-            "non-commercial sources (see models/README.md): for research and evaluation use; "
-            "retrain on licensed data before commercial use")
 
 
 def main() -> int:
@@ -186,7 +133,7 @@ def main() -> int:
         sel = seg_ok & file_sel[seg_file] & scored_file[seg_file]
         counts = np.bincount(seg_file[sel], minlength=n).astype(float)
         w_row = 1.0 / counts[seg_file[sel]]
-        return fit_logistic(x[sel], y_file[seg_file[sel]], w_row, args.l2)
+        return fit_logistic(x[sel], y_file[seg_file[sel]], args.l2, w_row)
 
     def files(h, x):
         s = np.full(len(seg_file), np.nan)

@@ -36,6 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The shared pieces of the head trainers (scripts/lib/headfit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from headfit import auroc, fit_logistic, licence_note, raw, tpr_at  # noqa: E402
+
 EMBED = 512
 HIDDEN = 768
 LAYERS = 12
@@ -52,31 +56,6 @@ def load_embed(prefix: Path, views: int):
     rows = [json.loads(line) for line in open(str(prefix) + ".jsonl")]
     x = np.fromfile(str(prefix) + ".f32", dtype="<f4").reshape(len(rows), views, DIM)
     return rows, x
-
-
-def fit_logistic(x, y, l2, iters=50):
-    """Standardised, class-balanced, L2 logistic regression (Newton)."""
-    mean = x.mean(0)
-    scale = x.std(0)
-    scale[scale < 1e-12] = 1.0
-    z = (x - mean) / scale
-    n, d = z.shape
-    z1 = np.hstack([z, np.ones((n, 1))])
-    npos = y.sum()
-    w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(z1 @ beta)))
-        g = z1.T @ (w_row * (p - y)) + reg * beta
-        hw = w_row * p * (1 - p)
-        hess = (z1 * hw[:, None]).T @ z1 + np.diag(reg)
-        step = np.linalg.solve(hess, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
 
 
 def fit_ridge(x, y, l2):
@@ -97,10 +76,6 @@ def fit_ridge(x, y, l2):
     a[np.arange(d), np.arange(d)] += l2
     beta = np.linalg.solve(a, zw.T @ np.where(y, 1.0, -1.0))
     return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
-def raw(head, x):
-    return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
 
 
 def fit_platt(s, y):
@@ -132,30 +107,6 @@ def head_json(head, platt=None):
     return out
 
 
-def auroc(s_pos, s_neg):
-    s = np.concatenate([s_pos, s_neg])
-    r = s.argsort().argsort().astype(float)
-    # average ranks for ties
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    i = 0
-    ss = s[order]
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    del r
-    rp = ranks[: len(s_pos)].sum()
-    return (rp - len(s_pos) * (len(s_pos) + 1) / 2) / (len(s_pos) * len(s_neg))
-
-
-def tpr_at_fpr(s_pos, s_neg, fpr=0.01):
-    t = np.quantile(s_neg, 1 - fpr, method="higher")
-    return float((s_pos > t).mean())
-
-
 def write_scores(path, ids, y, s, groups, splits):
     with open(path, "w") as f:
         for i in range(len(ids)):
@@ -167,18 +118,6 @@ def write_scores(path, ids, y, s, groups, splits):
                 "group": groups[i],
                 "split": splits[i],
             }) + "\n")
-
-
-NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
-
-
-def licence_note(meta, rows) -> str:
-    """What the fitted rows' licences allow, for /info and the docs."""
-    lic = [meta[i].get("licence") or "none stated" for i in np.where(rows)[0]]
-    restricted = sum(1 for l in lic if any(k in l.lower() for k in NON_COMMERCIAL))
-    return (f"{len(lic) - restricted} of {len(lic)} fitted rows from permissively licensed sources; "
-            f"{restricted} from research-only or non-commercial sources (see models/README.md): "
-            "this head is for research and evaluation use; retrain on licensed data before commercial use")
 
 
 def main() -> int:
@@ -247,7 +186,7 @@ def main() -> int:
                 line = []
                 h0 = fit_ridge(xx[fit_rows], y[fit_rows], l2)
                 s0 = raw(h0, xx[test_ok])
-                line.append(f"all {auroc(s0[y[test_ok]], s0[~y[test_ok]]):.3f}/{tpr_at_fpr(s0[y[test_ok]], s0[~y[test_ok]]):.2f}")
+                line.append(f"all {auroc(s0[y[test_ok]], s0[~y[test_ok]]):.3f}/{tpr_at(s0[y[test_ok]], s0[~y[test_ok]]):.2f}")
                 for f in ("diffusion", "stylegan", "swap", "edit"):
                     hf = fit_ridge(xx[fit_rows & (fam != f)], y[fit_rows & (fam != f)], l2)
                     sf = raw(hf, xx[test_ok & ((fam == f) | ~y)])
@@ -265,12 +204,12 @@ def main() -> int:
                      [split[i] for i in np.where(sel)[0]])
         ok = sel & has
         pos, neg = s[ok & y], s[ok & ~y]
-        res = {"auroc": auroc(pos, neg), "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
+        res = {"auroc": auroc(pos, neg), "tpr_at_1pct_fpr": tpr_at(pos, neg),
                "n_pos": int(len(pos)), "n_neg": int(len(neg))}
         per = {}
         for f in sorted(set(fam[ok & y])):
             p = s[ok & y & (fam == f)]
-            per[f] = {"auroc": auroc(p, neg), "tpr_at_1pct_fpr": tpr_at_fpr(p, neg), "n": int(len(p))}
+            per[f] = {"auroc": auroc(p, neg), "tpr_at_1pct_fpr": tpr_at(p, neg), "n": int(len(p))}
         res["per_family"] = per
         summary["folds"][name] = res
         print(f"{name:<22} AUROC {res['auroc']:.4f}  TPR@1%FPR {res['tpr_at_1pct_fpr']:.3f}  "

@@ -31,73 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+# The shared pieces of the head trainers (scripts/lib/headfit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from headfit import auroc, fit_logistic, licence_note, raw, tpr_at  # noqa: E402
+
 FRONTIER = ("gpt4", "claude", "gemini")
 # Prefix lengths of `candor text-features --hidden-out` (FILE.prefixes).
 PREFIXES = (24, 32, 48, 64, 96, 128, 192)
 # Sentences with fewer scored tokens get no span score.
 MIN_SENTENCE_TOKENS = 8
-
-
-def fit_logistic(x, y, l2, iters=60):
-    mean = x.mean(0)
-    scale = x.std(0)
-    scale[scale < 1e-12] = 1.0
-    z = (x - mean) / scale
-    n, d = z.shape
-    z1 = np.hstack([z, np.ones((n, 1))])
-    npos = y.sum()
-    w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z1 @ beta, -40, 40)))
-        g = z1.T @ (w_row * (p - y)) + reg * beta
-        hw = w_row * p * (1 - p)
-        hess = (z1 * hw[:, None]).T @ z1 + np.diag(reg)
-        step = np.linalg.solve(hess, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
-def raw(head, x):
-    return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
-
-
-def auroc(pos, neg):
-    s = np.concatenate([pos, neg])
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    ss = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    return (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-
-
-def tpr_at(pos, neg, fpr=0.01):
-    t = np.quantile(neg, 1 - fpr, method="higher")
-    return float((pos > t).mean())
-
-
-NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
-
-
-def licence_note(meta, rows) -> str:
-    """What the fitted rows' licences allow, for /info and the docs."""
-    lic = [(meta[i].get("licence") or "not stated").lower() for i in np.where(rows)[0]]
-    restricted = sum(1 for l in lic if any(k in l for k in NON_COMMERCIAL))
-    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated")) and not any(k in l for k in NON_COMMERCIAL))
-    return (f"{len(lic) - restricted - unstated} of {len(lic)} fitted rows from openly licensed sources, "
-            f"{unstated} from sources that state no licence, {restricted} from research-only or "
-            "non-commercial sources (see models/README.md): for research and evaluation use; "
-            "retrain on licensed data before commercial use")
 
 
 def main() -> int:
