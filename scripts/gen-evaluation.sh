@@ -159,7 +159,8 @@ else
   for m in "$TEXT"/shared/eval-*.jsonl; do
     [[ -f $m ]] || { echo "== skipping shared text sets: run scripts/text/make_manifests.py and make_eval_subsets.py" >&2; break; }
     ds=$(basename "$m" .jsonl); ds=${ds#eval-}
-    end_to_end "text-$ds" text "$m" --per-signal "$TEXT_SIGNALS"
+    # The zero-shot baselines need the language model's statistics.
+    CANDOR_TEXT_SIGNALS=true end_to_end "text-$ds" text "$m" --per-signal "$TEXT_SIGNALS"
   done
 fi
 

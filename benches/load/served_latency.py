@@ -85,25 +85,32 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", required=True)
     ap.add_argument("--requests", type=int, default=15, help="timed requests per workload (after 2 warm-ups)")
+    ap.add_argument("--signals-url", help="a second server started with CANDOR_TEXT_SIGNALS=true: the "
+                    "resume is timed there too, as the reference for the text row")
     a = ap.parse_args()
     loopback_only(a.url)
+    if a.signals_url:
+        loopback_only(a.signals_url)
     tmp = tempfile.mkdtemp(prefix="candor-served-")
     workloads = [
-        ("image: 1024 px JPEG headshot, pictures included", make_headshot(tmp), "image"),
-        ("audio: 30 s of 16 kHz speech (WAV)", make_speech(tmp), "audio"),
-        ("text: 700-token resume, sentence spans included", os.path.join(REPO, "benches/text/resume_700tok.txt"), "text"),
+        ("image: 1024 px JPEG headshot, pictures included", make_headshot(tmp), "image", a.url),
+        ("audio: 30 s of 16 kHz speech (WAV)", make_speech(tmp), "audio", a.url),
+        ("text: 700-token resume, sentence spans included", os.path.join(REPO, "benches/text/resume_700tok.txt"), "text", a.url),
     ]
+    if a.signals_url:
+        workloads.append(("text: the same resume, zero-shot signals on (`CANDOR_TEXT_SIGNALS=true`; reference)",
+                          os.path.join(REPO, "benches/text/resume_700tok.txt"), "text", a.signals_url))
     ready = []
     for _ in range(a.requests):
         t = time.perf_counter()
         urllib.request.urlopen(a.url + "/ready", timeout=10).read()
         ready.append(time.perf_counter() - t)
     rows = []
-    for title, path, modality in workloads:
+    for title, path, modality, url in workloads:
         body, ctype = multipart(path)
         walls, inproc, scored = [], [], 0
         for k in range(a.requests + 2):
-            wall, resp = post_json(a.url + "/v1/analyze", body, ctype)
+            wall, resp = post_json(url + "/v1/analyze", body, ctype)
             res = (resp.get("results") or [{}])[0]
             if res.get("modality") != modality:
                 sys.exit(f"{path}: analysed as {res.get('modality')}, expected {modality}")
@@ -127,6 +134,10 @@ def main():
     for title, size, walls, inproc, scored in rows:
         p50, p95, i50 = pct(walls, 0.5), pct(walls, 0.95), pct(inproc, 0.5)
         print(f"| {title} | {size} | {scored}/{len(walls)} | {p50:.0f} ms | {p95:.0f} ms | {i50:.0f} ms | {p50 / i50:.2f}x |")
+    if a.signals_url:
+        text = [statistics.median(w) for t, _, w, _, _ in rows if t.startswith("text:")]
+        print(f"\nText, default (the language model stops at the head's block 18) against the reference "
+              f"with the zero-shot signals on, same resume, same run: served p50 ratio {text[0] / text[1]:.2f}x.")
 
 
 if __name__ == "__main__":

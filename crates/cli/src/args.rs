@@ -229,6 +229,15 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_IMAGE_CLIP_PROBE", default_value_t = false, action = clap::ArgAction::Set)]
     pub image_clip_probe: bool,
 
+    /// Also compute the language model's zero-shot likelihood signals
+    /// (`lm.mean_logprob`, `lm.mean_log_rank`, `lm.fast_detectgpt`, ...) as
+    /// evidence for the reviewer; they are not part of the score, which reads
+    /// the hidden states after block 18. On runs the remaining 12 of 30
+    /// blocks and the vocabulary head: about 1.7x the text detector's time
+    /// (see docs/benchmarks-served.md). Off stops the model at block 18.
+    #[arg(long, env = "CANDOR_TEXT_SIGNALS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub text_signals: bool,
+
     /// Most PDF pages read. More pages cover long CVs with appendices but cost
     /// decode time and memory per page.
     #[arg(long, env = "CANDOR_MAX_PAGES", default_value_t = Limits::default().max_pages)]
@@ -298,6 +307,7 @@ impl AnalyzerArgs {
         };
         c.intra_threads = (self.intra_threads > 0).then_some(self.intra_threads);
         c.cpu_blas = self.cpu_blas;
+        c.lm_statistics = Some(self.text_signals);
         c
     }
 

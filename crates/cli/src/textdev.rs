@@ -110,6 +110,8 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.set)
         .with_context(|| format!("cannot load labelled set {}", args.set.display()))?;
     let mut ec = args.analyzer.engine_config();
+    // Training reads the zero-shot features too (and taps past block 18).
+    ec.lm_statistics = Some(true);
     ec.models = Some(vec![LM_MODEL.to_string()]);
     ec.required = vec![LM_MODEL.to_string()];
     let engine = candor_engine::Engine::load(ec).context("cannot load the language model")?;

@@ -13,6 +13,12 @@ fn repo() -> PathBuf {
 }
 
 fn analyzer() -> Option<Arc<Analyzer>> {
+    analyzer_with(None)
+}
+
+/// `statistics`: the engine's `lm_statistics` override (`Some(false)` stops
+/// the language model at the head's tap).
+fn analyzer_with(statistics: Option<bool>) -> Option<Arc<Analyzer>> {
     let home = std::env::var_os("CANDOR_HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
@@ -26,6 +32,7 @@ fn analyzer() -> Option<Arc<Analyzer>> {
         home,
         manifest: repo().join("models/manifest.toml"),
         models: Some(vec!["smollm2-135m-instruct-q4".into()]),
+        lm_statistics: statistics,
         ..EngineConfig::default()
     };
     let a = Analyzer::load(AnalyzerConfig::default(), cfg).unwrap();
@@ -196,4 +203,30 @@ async fn separates_gpt4_from_human_news() {
     let (mh, mm) = (mean(&human), mean(&machine));
     eprintln!("mean probability: human {mh:.3}, GPT-4 {mm:.3}");
     assert!(mm > mh + 0.25, "human {mh} vs GPT-4 {mm}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_at_the_tap_keeps_score_and_spans_and_drops_likelihood_signals() {
+    let Some(full) = analyzer_with(Some(true)) else {
+        return;
+    };
+    let short = analyzer_with(Some(false)).unwrap();
+    for name in ["machine-01.txt", "human-01.txt"] {
+        let text = sample(name);
+        let a = analyze(&full, &text).await;
+        let b = analyze(&short, &text).await;
+        let (pa, pb) = (a.score.unwrap(), b.score.unwrap());
+        // The same blocks run on the same tokens: the head reads the same state.
+        assert!((pa - pb).abs() < 1e-6, "{name}: {pa} vs {pb}");
+        assert_eq!(a.label, b.label);
+        assert_eq!(a.evidence.len(), b.evidence.len(), "{name}");
+        assert!(a.signals.iter().any(|s| s.name == "lm.mean_logprob"));
+        assert!(
+            !b.signals.iter().any(|s| s.name.starts_with("lm.")),
+            "{name}: {:?}",
+            b.signals
+        );
+        assert!(b.signals.iter().any(|s| s.name == "style.mattr"));
+        assert!(b.signals.iter().any(|s| s.name == "head.raw"));
+    }
 }

@@ -91,7 +91,15 @@ pub fn lm_features(tokens: &[TokenStat]) -> Option<[f64; 5]> {
         return None;
     }
     let lp = mean(tokens.iter().map(|t| t.logprob as f64))?;
-    let lr = mean(tokens.iter().map(|t| (t.rank.max(1.0) as f64).ln()))?;
+    // NaN ranks (no statistics) stay NaN: `f32::max` would hide them.
+    let lr = mean(tokens.iter().map(|t| {
+        let r = f64::from(t.rank);
+        if r.is_nan() {
+            r
+        } else {
+            r.max(1.0).ln()
+        }
+    }))?;
     let ent = mean(tokens.iter().map(|t| t.entropy as f64))?;
     let var = mean(tokens.iter().map(|t| t.var as f64))?;
     let fdg = (lp + ent) / var.max(1e-6).sqrt();
