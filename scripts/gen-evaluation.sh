@@ -79,13 +79,14 @@ end_to_end() {
 # refit NAME SCORES ORIGIN (skipped when SCORES has no scored row)
 refit() {
   local name=$1 scores=$2 origin=$3
+  shift 3
   if ! grep -q '"score": [-0-9]' "$scores"; then
     echo "== skipping $name: no scored rows in $scores" >&2
     return 0
   fi
   echo "== $name (refit scores)" >&2
   "${CANDOR[@]}" eval --scores "$scores" --format jsonl --scores-origin "$origin" \
-    --external-id "$name" --name "$name" --bootstrap "$BOOT" --out "$ROOT/$name" >/dev/null
+    --external-id "$name" --name "$name" --bootstrap "$BOOT" --out "$ROOT/$name" "$@" >/dev/null
   reports+=("$ROOT/$name/report.json")
 }
 
@@ -139,10 +140,14 @@ else
   rm -rf "$ROOT"/text-*
   H=$TEXT/v4/heads
   if [[ -f $H/scores-test.jsonl ]]; then
+    # The shipped head's scores through the shipped calibration: per-group
+    # false positives at the shipped `likely_manipulated` threshold.
     refit text-v4-test "$H/scores-test.jsonl" \
-      "the shipped text head (scripts/text/train_text_head.py) on candor text-features hidden states of the test rows"
+      "the shipped text head (scripts/text/train_text_head.py) on candor text-features hidden states of the test rows, through the shipped calibration" \
+      --calibration models/text/calibration.json
     [[ -f $H/scores-fairness.jsonl ]] && refit text-v4-fairness "$H/scores-fairness.jsonl" \
-      "the shipped text head on the fairness rows (non-native and native human writing, machine rewrites)"
+      "the shipped text head on the fairness rows (non-native and native human writing, machine rewrites), through the shipped calibration" \
+      --calibration models/text/calibration.json
     for f in "$H"/scores-lofo-*.jsonl "$H"/scores-lodo-*.jsonl; do
       [[ -f $f ]] || continue
       n=$(basename "$f" .jsonl); n=${n#scores-}

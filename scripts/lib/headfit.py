@@ -80,7 +80,8 @@ def licence_note(meta, rows) -> str:
     """What the fitted rows' licences allow, for /info and the docs."""
     lic = [(meta[i].get("licence") or "not stated").lower() for i in np.where(rows)[0]]
     restricted = sum(1 for l in lic if any(k in l for k in NON_COMMERCIAL))
-    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated")) and not any(k in l for k in NON_COMMERCIAL))
+    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated", "no licence stated"))
+                   and not any(k in l for k in NON_COMMERCIAL))
     return (f"{len(lic) - restricted - unstated} of {len(lic)} fitted rows from openly licensed sources, "
             f"{unstated} from sources that state no licence, {restricted} from research-only or "
             "non-commercial sources (see models/README.md): for research and evaluation use; "

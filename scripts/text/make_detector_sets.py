@@ -5,7 +5,9 @@ project's own generated application texts when present.
 
 Input:  .candor/data/text/public/records.jsonl (collect_public_text.py; every
         record names its source repo@commit, path, licence, generator, family,
-        domain) and, optionally, .candor/data/text/apps/records.jsonl
+        domain), optionally .candor/data/text/extra/records.jsonl
+        (collect_extra_text.py: human speaker bios and learner / native student
+        essays) and .candor/data/text/apps/records.jsonl
         (generate_app_text.py: cover letters, bios, interview answers and
         resume summaries written by packaged LMs, same record format).
 Output: .candor/data/text/v4/
@@ -29,9 +31,9 @@ exam prompts), the domain folder for the L2R human/rewrite pairs (whole
 domains are held out), the text itself otherwise.
 
 Roles: `fit` rows are split as above; `fairness` rows (the Liang et al. 2023
-TOEFL and US 8th-grade essays and their GPT rewrites, and the ELLIPSE
-learner essays, CC BY-NC-SA: measurement only) are always `test` and never
-trained or calibrated on.
+TOEFL and US 8th-grade essays and their GPT rewrites, the ELLIPSE
+learner essays, CC BY-NC-SA, and the LOCNESS native student essays:
+measurement only) are always `test` and never trained or calibrated on.
 
 Caps keep one source, family and domain from dominating (the AlpacaEval
 answers alone are half of the records): at most CAP_MACHINE machine texts
@@ -55,6 +57,15 @@ CAP_HUMAN = {"default": 320, "essay": 200}
 SPLITS = (("train", 0.6), ("calib", 0.8), ("test", 1.0))
 
 FAIRNESS_SOURCES = ("Weixin-Liang/ChatGPT-Detector-Bias", "scrosseye/ELLIPSE-Corpus")
+# Corpora inside a source (the first part of `subset` in extra/records.jsonl,
+# collect_extra_text.py): LOCNESS (native English student essays; its licence
+# allows non-commercial use without redistribution) is measured beside the
+# non-native essays, never trained on.
+FAIRNESS_CORPORA = ("LOCNESS",)
+# Caps per corpus (learner essays: the non-native human writing the head
+# learns from; all of LOCNESS is measured).
+CAP_CORPUS = {"FCE": 300, "W&I": 300, "LOCNESS": 450}
+EXTRA_KEYS = ("fce-", "wi-", "locness-")
 # Sources whose rows share instructions across many generators.
 PROMPT_GROUPED = (
     "tatsu-lab/alpaca_eval",
@@ -119,6 +130,13 @@ def truncate(text: str, max_words: int) -> str:
     return text
 
 
+def corpus(r: dict) -> str:
+    """The corpus inside a source of the extra records (FCE, W&I, LOCNESS), else ""."""
+    if not r.get("id", "").startswith(EXTRA_KEYS):
+        return ""
+    return (r.get("subset") or "").split("/")[0].strip()
+
+
 def group_key(r: dict) -> str:
     src = r["source"].split("@")[0]
     if src == "scott-matkosky/AI_Text_Detector":
@@ -140,7 +158,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=".candor/data/text", type=Path)
     args = ap.parse_args()
-    sources = [args.root / "public" / "records.jsonl", args.root / "apps" / "records.jsonl"]
+    sources = [args.root / "public" / "records.jsonl", args.root / "apps" / "records.jsonl",
+               args.root / "extra" / "records.jsonl"]
     recs = []
     for p in sources:
         if p.exists():
@@ -166,7 +185,7 @@ def main() -> int:
         seen.add(d)
         r = dict(r, text=t)
         src = r["source"].split("@")[0]
-        r["role"] = "fairness" if src in FAIRNESS_SOURCES else "fit"
+        r["role"] = "fairness" if src in FAIRNESS_SOURCES or corpus(r) in FAIRNESS_CORPORA else "fit"
         kept.append(r)
 
     # Caps, drawn by hash.
@@ -174,13 +193,13 @@ def main() -> int:
     for r in kept:
         src = r["source"].split("@")[0]
         if r["label"] == "human":
-            buckets[("human", src, r["domain"])].append(r)
+            buckets[("human", src, r["domain"], corpus(r))].append(r)
         else:
             buckets[("machine", src, r["family"], r["domain"])].append(r)
     chosen = []
     for key, rows in sorted(buckets.items()):
         if key[0] == "human":
-            cap = CAP_HUMAN.get(key[2], CAP_HUMAN["default"])
+            cap = CAP_CORPUS.get(key[3]) or CAP_HUMAN.get(key[2], CAP_HUMAN["default"])
         else:
             cap = CAP_MACHINE
         rows.sort(key=lambda r: h("pick:" + r["id"]))

@@ -55,6 +55,9 @@ def main() -> int:
     ap.add_argument("--version", default="4")
     ap.add_argument("--out", type=Path, default=root / "heads")
     ap.add_argument("--explore", action="store_true", help="print a table of tap sets and L2 values")
+    ap.add_argument("--explore-taps", default="6;12;18;24;30;12,18;6,18,30;12,18,24;6,12,18,24,30",
+                    help="tap sets for --explore, `;`-separated")
+    ap.add_argument("--explore-l2", default="10,100,1000", help="L2 values for --explore")
     args = ap.parse_args()
 
     meta = [json.loads(line) for line in args.meta.open()]
@@ -78,7 +81,7 @@ def main() -> int:
         return hid[:, idx, :].reshape(len(meta), -1).astype(np.float64)
 
     train = ok & (split == "train") & (role == "fit")
-    test = ok & (split == "test")
+    test = ok & (split == "test") & (role == "fit")  # fairness rows are reported on their own
     human_test = test & ~y & (role == "fit")
 
     def fold_eval(x, l2, excl):
@@ -86,17 +89,21 @@ def main() -> int:
         return h, raw(h, x)
 
     if args.explore:
-        for taps in ([6], [12], [18], [24], [30], [12, 18], [6, 18, 30], [12, 18, 24], [6, 12, 18, 24, 30]):
+        # Chosen on calib rows (the test rows stay for the report).
+        calib_fit = ok & (split == "calib") & (role == "fit")
+        human_calib = calib_fit & ~y
+        tap_sets = [[int(t) for t in ts.split(",")] for ts in args.explore_taps.split(";")]
+        for taps in tap_sets:
             x = xmat(taps)
-            for l2 in (10.0, 100.0, 1000.0):
+            for l2 in (float(v) for v in args.explore_l2.split(",")):
                 line = []
                 for f in FRONTIER:
                     _, s = fold_eval(x, l2, fam == f)
-                    pos = s[test & (fam == f)]
-                    neg = s[human_test]
+                    pos = s[calib_fit & (fam == f)]
+                    neg = s[human_calib]
                     line.append(f"{f} {auroc(pos, neg):.3f}/{tpr_at(pos, neg):.2f}")
                 _, s = fold_eval(x, l2, np.zeros(len(meta), bool))
-                line.append(f"all {auroc(s[test & y], s[human_test]):.3f}/{tpr_at(s[test & y], s[human_test]):.2f}")
+                line.append(f"all {auroc(s[calib_fit & y], s[human_calib]):.3f}/{tpr_at(s[calib_fit & y], s[human_calib]):.2f}")
                 print(f"taps {taps} l2 {l2:g}: " + "  ".join(line), flush=True)
         return 0
 
@@ -149,6 +156,13 @@ def main() -> int:
     for nat in (True, False):
         sel = fair & ~y & (native == nat)
         print(f"fairness native={nat}: {sel.sum()} human texts")
+    # Human false positives per domain on calib (what hyper-parameters are
+    # chosen on) at the calib 1%-FPR threshold.
+    calib_h = ok & (split == "calib") & (role == "fit") & ~y
+    t1 = np.quantile(s[calib_h], 0.99)
+    line = [f"{d} {(s[calib_h & (dom == d)] >= t1).mean():.3f}/{(calib_h & (dom == d)).sum()}"
+            for d in sorted(set(dom[calib_h]))]
+    print("calib human FPR at its 1% threshold, by domain: " + "  ".join(line))
 
     # Minimum length: the shortest prose prefix at which the head's 1%-FPR
     # threshold (on calib human texts at full length) still holds on calib

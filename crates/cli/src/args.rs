@@ -232,7 +232,7 @@ pub struct AnalyzerArgs {
     /// Also compute the language model's zero-shot likelihood signals
     /// (`lm.mean_logprob`, `lm.mean_log_rank`, `lm.fast_detectgpt`, ...) as
     /// evidence for the reviewer; they are not part of the score, which reads
-    /// the hidden states after block 18. On runs the remaining 12 of 30
+    /// the hidden states after blocks 12 and 18. On runs the remaining 12 of 30
     /// blocks and the vocabulary head: about 1.7x the text detector's time
     /// (see docs/benchmarks-served.md). Off stops the model at block 18.
     #[arg(long, env = "CANDOR_TEXT_SIGNALS", default_value_t = false, action = clap::ArgAction::Set)]
