@@ -56,6 +56,16 @@ fn worker_config() -> WorkerConfig {
     }
 }
 
+/// Logs to the test's output when RUST_LOG is set.
+fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 fn analyzer() -> Arc<Analyzer> {
     Arc::new(Analyzer::new(AnalyzerConfig::default()))
 }
@@ -118,6 +128,8 @@ async fn queued_tasks(store: &Store) -> i64 {
 
 /// The batch semantics, on whichever store.
 async fn semantics(store: Store, dir: &Path) {
+    logs();
+    let t0 = Instant::now();
     let m = fixture(dir);
     let first = submit(&store, &m, "b1", false).await;
     assert_eq!((first.read, first.enqueued, first.existing), (5, 5, 0));
@@ -125,7 +137,9 @@ async fn semantics(store: Store, dir: &Path) {
     assert_eq!((again.read, again.enqueued, again.existing), (5, 0, 5));
     assert_eq!(queued_tasks(&store).await, 5, "a resubmit enqueues nothing");
 
+    eprintln!("submitted twice after {:?}", t0.elapsed());
     work_until_done(&store, "b1", worker_config()).await;
+    eprintln!("first run done after {:?}", t0.elapsed());
     let s = store.status("b1", None).await.unwrap();
     assert_eq!((s.total, s.done, s.error, s.pending), (5, 3, 2, 0), "{s:?}");
     let rows = items(&store, "b1").await;

@@ -34,6 +34,12 @@ pub enum Command {
     /// 1 when at least one input could not be read or analysed, 2 on a usage
     /// or setup error.
     Scan(ScanArgs),
+    /// Bulk re-screening of stored files: submit a manifest of applicants'
+    /// files, follow it, read its results, cases and impact report, cancel it.
+    Bulk(crate::bulk::BulkArgs),
+    /// Work on the bulk queue (`--queue postgres://...` for many workers on
+    /// many machines) until SIGINT/SIGTERM.
+    Worker(Box<crate::bulk::WorkerCmdArgs>),
     /// Print the analyzer's setup (device, runtime, models, detectors,
     /// limits) as JSON.
     Info(InfoArgs),
@@ -326,6 +332,31 @@ impl AnalyzerArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub analyzer: AnalyzerArgs,
+
+    /// Serve `/v1/batches` from this bulk queue: a SQLite file or
+    /// `postgres://...` (see `candor bulk --help`). Unset: no bulk routes.
+    #[arg(long = "queue", env = "CANDOR_QUEUE")]
+    pub bulk_queue: Option<String>,
+
+    /// Directories whose manifests and files `POST /v1/batches` may read
+    /// (comma-separated). Anything outside them is refused, so an API
+    /// client cannot make the server read arbitrary files. Empty: batches
+    /// can only be submitted with `candor bulk submit`.
+    #[arg(long, env = "CANDOR_BULK_ROOTS", value_delimiter = ',')]
+    pub bulk_roots: Vec<PathBuf>,
+
+    /// Run a bulk worker inside the server (with --queue). Convenient on
+    /// one machine; with PostgreSQL, `false` leaves bulk work to separate
+    /// `candor worker` processes so the server's cores stay with live
+    /// traffic (items run at `bulk` priority either way).
+    #[arg(long, env = "CANDOR_SERVE_BULK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bulk_worker: bool,
+
+    #[command(flatten)]
+    pub bulk_manifest: crate::bulk::ManifestArgs,
+
+    #[command(flatten)]
+    pub worker: crate::bulk::WorkerArgs,
 
     /// Address to listen on. `127.0.0.1` keeps the API local; `0.0.0.0`
     /// exposes it to the network (then set API keys or put a proxy in front).
