@@ -1,7 +1,8 @@
 //! Audio scoring benchmarks: the whole audio path of the analyzer (WAV
-//! decode, silero VAD, 2 s segments every 1 s, LCNN-on-LFCC anti-spoofing
-//! model, signal forensics, fusion head, calibration, spectrogram PNG) on
-//! 30 s of speech built from the committed authentic samples.
+//! decode, silero VAD, 2 s segments every 1 s, the Whisper tiny.en encoder
+//! (log-mel in the graph), signal forensics, the linear head, calibrations,
+//! spectrogram PNG) on 30 s of speech built from the committed authentic
+//! samples.
 //!
 //! * `audio-30s/single`: one 30 s file at a time (latency per file);
 //! * `audio-30s/batched`: `FILES` files in flight, the model's segments of
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candor_core::Modality;
-use candor_detectors::audio::LCNN_MODEL;
+use candor_detectors::audio::ENCODER_MODEL;
 use candor_detectors::VAD_MODEL;
 use common::{analyze_copies, analyzer, batching_group, engine_config, repo};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -83,7 +84,7 @@ fn audio_scoring(c: &mut Criterion) {
         32,
         |max_batch| {
             analyzer(
-                engine_config(&[LCNN_MODEL, VAD_MODEL], LCNN_MODEL, max_batch, None),
+                engine_config(&[ENCODER_MODEL, VAD_MODEL], ENCODER_MODEL, max_batch, None),
                 Modality::Audio,
             )
         },

@@ -1,8 +1,8 @@
 //! Image scoring benchmarks: the whole image path of the analyzer (JPEG
 //! decode, metadata and provenance, forensic measures (ELA, double JPEG,
-//! noise, NPR, spectrum), the face cascade, the forgery CNN over 128 px
-//! tiles, the CLIP generation probe, fusion head, calibration, heatmap and
-//! spectrum PNGs) on a
+//! noise, NPR, spectrum), YuNet face detection and alignment, the CLIP
+//! tower on the aligned face, the face heads, calibration, the forgery CNN
+//! over 128 px tiles, face map, heatmap and spectrum PNGs) on a
 //! headshot-sized picture: the committed astronaut sample upscaled to
 //! 1024×1024 and saved as JPEG quality 90.
 //!
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candor_core::Modality;
-use candor_detectors::image::{clip, cnn};
+use candor_detectors::image::{clip, cnn, yunet};
 use common::{analyze_copies, analyzer, batching_group, engine_config, repo};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -46,7 +46,12 @@ fn image_scoring(c: &mut Criterion) {
         64,
         |max_batch| {
             analyzer(
-                engine_config(&[cnn::MODEL, clip::MODEL], cnn::MODEL, max_batch, None),
+                engine_config(
+                    &[cnn::MODEL, clip::MODEL, yunet::MODEL],
+                    cnn::MODEL,
+                    max_batch,
+                    None,
+                ),
                 Modality::Image,
             )
         },

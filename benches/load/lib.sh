@@ -21,7 +21,9 @@ start_candor() {
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     env "$@" "$target_dir/release/candor" serve --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
     server=$!
-    trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+    # Every server started by this shell stops on exit.
+    started_servers="${started_servers:-} $server"
+    trap 'for s in $started_servers; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done' EXIT
     for _ in $(seq 1 150); do
         if curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then break; fi
         sleep 0.2

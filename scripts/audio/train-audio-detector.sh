@@ -1,41 +1,45 @@
 #!/usr/bin/env bash
-# Rebuilds the audio detector's committed model files from scratch:
-#   models/audio/lcnn-lfcc.onnx (+ lcnn-lfcc.train.json)
-#   models/audio/fusion-head.json, calibration.json, calibration-segment.json
+# Rebuilds the audio detector's head and calibrations (version 3):
+#   models/audio/head.json, calibration.json (file), calibration-segment.json
+# and the per-item scores of the generated evaluation (.candor/data/audio/v3/heads/).
 #
-# 1. scripts/audio/build-audio.sh        data (~8 min on 2 cores)
-# 2. scripts/audio/train_lcnn.py         the LCNN (Debian python3-torch, ~30 min on 2 cores)
-# 3. candor audio-features               the service's own features on train + calib (~3 min)
-# 4. candor audio-train                  head + calibrations
+# 1. scripts/audio/build-audio-v3.sh     the data: real speech (LibriSpeech in ../shared, public
+#                                        repository snapshots, Debian prompts) and voice changers
+#                                        and TTS, every clip through one random channel
+#                                        (~8,000 clips, ~0.85 GB, under .candor/data/audio/v3)
+# 2. candor audio-features               the service's own code: VAD, 2 s segments, the Whisper
+#                                        encoder's statistics (.enc.f32) and the named features
+#                                        (~10 min on 2 cores)
+# 3. scripts/audio/train_audio_head.py   head on train, leave-one-tool-out refits
+# 4. candor calibrate (twice)            Platt at 1% FPR on calib: segments, then files
 #
-# After retraining, update the sha256 of `candor-audio-lcnn` in models/manifest.toml
-# (printed at the end) and bump --artefact-version.
-# Environment: CANDOR_BIN (default: cargo build --release), LIBRISPEECH (folder of
-# LibriSpeech train-clean-100 FLACs; default ../shared/train/audio/...).
+# The LCNN (models/audio/lcnn-lfcc.onnx) is trained separately by scripts/audio/train_lcnn.py;
+# the head reads its logit only when --named lists `lcnn.logit`.
+# Environment: CANDOR_BIN (default: cargo build --release), VERSION (artefact version, default 3);
+# further arguments go to train_audio_head.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-args=()
-[[ -n "${LIBRISPEECH:-}" ]] && args=(--librispeech "$LIBRISPEECH")
-scripts/audio/build-audio.sh "${args[@]}"
-
-if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  apt-get install -y -q python3-torch
-fi
-/usr/bin/python3 scripts/audio/train_lcnn.py --width 24 --crops-per-clip 6 --epochs 24
-
+DATA=.candor/data/audio/v3
+VERSION=${VERSION:-3}
 if [[ -n "${CANDOR_BIN:-}" ]]; then
-  CANDOR=$CANDOR_BIN
+  CANDOR=("$CANDOR_BIN")
 else
   cargo build --release -q -p candor
-  CANDOR=target/release/candor
+  CANDOR=(target/release/candor)
 fi
-sha=$(sha256sum models/audio/lcnn-lfcc.onnx | cut -d' ' -f1)
-if ! grep -q "$sha" models/manifest.toml; then
-  echo "models/manifest.toml: set sha256 of candor-audio-lcnn to $sha, then rerun from step 3:" >&2
-  echo "  $CANDOR audio-features --set .candor/data/audio/manifest-fit.jsonl --out .candor/data/audio/features-fit.jsonl" >&2
-  exit 1
+bash scripts/setup.sh --quiet
+[[ -s $DATA/manifest.jsonl ]] || bash scripts/audio/build-audio-v3.sh
+mkdir -p "$DATA/feat"
+if [[ ! -s $DATA/feat/features.enc.f32 ]]; then
+  "${CANDOR[@]}" audio-features --set "$DATA/manifest.jsonl" --out "$DATA/feat/features.jsonl"
 fi
-"$CANDOR" audio-features --set .candor/data/audio/manifest-fit.jsonl \
-  --out .candor/data/audio/features-fit.jsonl
-"$CANDOR" audio-train --features .candor/data/audio/features-fit.jsonl
+python3 -c 'import numpy' 2>/dev/null || { echo "needs numpy (e.g. .candor/venv-audio)" >&2; exit 1; }
+python3 scripts/audio/train_audio_head.py --version "$VERSION" "$@"
+"${CANDOR[@]}" calibrate --scores "$DATA/heads/scores-seg-calib.jsonl" --format jsonl \
+  --external-id audio-head --detector audio-segment --id calibration/audio-segment \
+  --artefact-version "$VERSION" --out models/audio/calibration-segment.json
+"${CANDOR[@]}" calibrate --scores "$DATA/heads/scores-calib.jsonl" --format jsonl \
+  --external-id audio-head --detector audio --id calibration/audio \
+  --artefact-version "$VERSION" --out models/audio/calibration.json
+cp "$DATA/heads/head.json" models/audio/head.json
+echo "wrote models/audio/head.json, calibration.json, calibration-segment.json"

@@ -35,6 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The shared pieces of the head trainers (scripts/lib/headfit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from headfit import auroc, fit_logistic, licence_note, tpr_at  # noqa: E402
+
 STATES = 5
 WIDTH = 384
 ENC = 2 * STATES * WIDTH
@@ -51,31 +55,8 @@ FEATURES = [
 TOP = 0.25
 
 
-def fit_logistic(x, y, w_row, l2, iters=60):
-    mean = np.average(x, axis=0, weights=w_row)
-    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w_row))
-    scale[scale < 1e-12] = 1.0
-    z = (x - mean) / scale
-    n, d = z.shape
-    z1 = np.hstack([z, np.ones((n, 1))])
-    pos = w_row[y].sum()
-    neg = w_row[~y].sum()
-    w = np.where(y, w_row * (pos + neg) / (2 * pos), w_row * (pos + neg) / (2 * neg))
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z1 @ beta, -40, 40)))
-        g = z1.T @ (w * (p - y)) + reg * beta
-        hess = (z1 * (w * p * (1 - p))[:, None]).T @ z1 + np.diag(reg)
-        step = np.linalg.solve(hess, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
 def raw(h, x):
+    """The linear score; a non-finite standardised input counts as average (0)."""
     z = (x - h["mean"]) / h["scale"]
     z = np.where(np.isfinite(z), z, 0.0)
     return z @ h["weights"] + h["bias"]
@@ -96,26 +77,6 @@ def file_scores(seg_s, seg_file, n_files):
     return out
 
 
-def auroc(pos, neg):
-    s = np.concatenate([pos, neg])
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    ss = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    return (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-
-
-def tpr_at(pos, neg, fpr=0.01):
-    t = np.quantile(neg, 1 - fpr, method="higher")
-    return float((pos > t).mean())
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = Path(".candor/data/audio/v3")
@@ -124,7 +85,7 @@ def main() -> int:
     ap.add_argument("--states", default="1,2,3,4", help="encoder states the head reads")
     ap.add_argument("--stats", default="mean,std")
     ap.add_argument("--named", default="", help="named features appended (comma-separated)")
-    ap.add_argument("--l2", type=float, default=100.0)
+    ap.add_argument("--l2", type=float, default=1000.0)
     ap.add_argument("--min-speech", type=float, default=1.5)
     ap.add_argument("--min-window-speech", type=float, default=1.0)
     ap.add_argument("--version", default="3")
@@ -172,7 +133,7 @@ def main() -> int:
         sel = seg_ok & file_sel[seg_file] & scored_file[seg_file]
         counts = np.bincount(seg_file[sel], minlength=n).astype(float)
         w_row = 1.0 / counts[seg_file[sel]]
-        return fit_logistic(x[sel], y_file[seg_file[sel]], w_row, args.l2)
+        return fit_logistic(x[sel], y_file[seg_file[sel]], args.l2, w_row)
 
     def files(h, x):
         s = np.full(len(seg_file), np.nan)
@@ -228,7 +189,7 @@ def main() -> int:
                     "id": ids[i], "manipulated": bool(y_file[i]),
                     "score": round(float(scores[i]), 6) if ok else None,
                     "abstain_reason": None if ok else "too little speech",
-                    "group": (group_of or tool)[i], "split": split[i],
+                    "group": (tool if group_of is None else group_of)[i], "split": split[i],
                 }) + "\n")
 
     calib = (split == "calib") & (role == "fit")
@@ -272,6 +233,7 @@ def main() -> int:
             "tools": fit_tools,
             "l2": args.l2,
             "method": "logistic regression on 2 s segments (every file weighing the same), standardised, class-balanced, Newton (scripts/audio/train_audio_head.py)",
+            "licences": licence_note(meta, fit_train & scored_file),
         },
     }
     (args.out / "head.json").write_text(json.dumps(out) + "\n")

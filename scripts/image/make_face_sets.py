@@ -16,7 +16,10 @@ Output: .candor/data/image/v3/
 
 The channel (drawn per file from a hash of its id, the same for both
 classes): a scale so that the longer side is log-uniform in 224..1024 px
-(Lanczos), then JPEG at quality 60..95 (75%) or PNG (25%), no metadata.
+(Lanczos), then JPEG, no metadata, at the quality (30..97) whose file comes
+closest to a random size of 0.06..0.30 bytes per pixel: so the format, the
+dimensions and the file size are drawn independently of the label and of the
+content.
 
 Roles:
   * fit: split train 60 / calib 20 / test 20 by a hash of a group key (the
@@ -48,10 +51,12 @@ from PIL import Image
 EXCLUDED_SOURCES = ("serengil/deepface", "vladmandic/human")
 HOLDOUT_GENERATORS = ("gpt-image", "gemini-image")
 CAPS = {
-    "lfw": 2500,
-    "utkface": 2000,
-    "web-face-crop": 1500,
-    "faceswap-3dmm": 1500,
+    "lfw": 900,
+    "utkface": 700,
+    "web-face-crop": 600,
+    "rff-photo": 600,
+    "faceswap-3dmm": 600,
+    "photoshop-composite": 600,
 }
 # Renamed families: the Yonsei composites are manual Photoshop splices.
 FAMILY = {"photoshop-composite": "edit"}
@@ -85,7 +90,11 @@ def split_of(key: str) -> str:
 
 
 def channel(img: Image.Image, key: str) -> tuple[bytes, str]:
-    """The same random re-encoding for every file."""
+    """The same random re-encoding for every file: a random size, then JPEG
+    whose quality is searched so that the file has a random number of bytes
+    per pixel. The file's size then says nothing about its content (a
+    generated face is smoother than a photograph and would otherwise come
+    out smaller at the same quality)."""
     img = img.convert("RGB")
     w, hgt = img.size
     side = math.exp(math.log(224) + unit("side:" + key) * (math.log(1024) - math.log(224)))
@@ -93,13 +102,21 @@ def channel(img: Image.Image, key: str) -> tuple[bytes, str]:
     nw, nh = max(1, round(w * s)), max(1, round(hgt * s))
     if (nw, nh) != (w, hgt):
         img = img.resize((nw, nh), Image.LANCZOS)
-    buf = io.BytesIO()
-    if unit("fmt:" + key) < 0.75:
-        q = 60 + int(unit("q:" + key) * 36)
+    target = (0.06 + unit("bpp:" + key) * 0.24) * nw * nh  # bytes
+    best = None
+    lo, hi = 30, 97
+    while lo <= hi:
+        q = (lo + hi) // 2
+        buf = io.BytesIO()
         img.save(buf, "JPEG", quality=q)
-        return buf.getvalue(), "jpg"
-    img.save(buf, "PNG")
-    return buf.getvalue(), "png"
+        data = buf.getvalue()
+        if best is None or abs(len(data) - target) < abs(len(best) - target):
+            best = data
+        if len(data) < target:
+            lo = q + 1
+        else:
+            hi = q - 1
+    return best, "jpg"
 
 
 def main() -> int:

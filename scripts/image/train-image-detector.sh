@@ -44,7 +44,7 @@ if [[ ! -f $DATA/v3/embed/emb.f32 ]]; then
   "$CANDOR" image-embed --set "$DATA/v3/manifest.jsonl" --out "$DATA/v3/embed/emb" \
     --zooms 0.8 --whole false --concurrency 2
 fi
-"$VENV/bin/python" scripts/image/train_face_head.py --views 1 --zoom 0.8 --version "$VERSION"
+"$VENV/bin/python" scripts/image/train_face_head.py --views 1 --zoom 0.8 --embeds 0 --cls 6,9 --mean 6,9,11 --l2 30000 --version "$VERSION"
 "$CANDOR" calibrate --scores "$DATA/v3/heads/scores-calib.jsonl" --format jsonl \
   --external-id image-face-head --detector image --id calibration/image \
   --artefact-version "$VERSION" --out models/image/calibration.json

@@ -18,12 +18,14 @@ Output (--out, default .candor/data/image/v3/heads):
                                  sees only format, width, height and file size
   summary.json                   quick figures (the reports are the reference)
 
-The head: logistic regression (L2, classes weighted to equal mass) on the
+The head: ridge regression onto +-1 (default; or logistic regression with
+--method logistic), L2, classes weighted to equal mass, on the
 standardised CLIP features of the largest face, aligned to the five-point
-template: the projected embedding, the class token and the mean patch token
-of the last hidden state (2,048 values). Rows without a face are left out of
-fitting (at run time the detector abstains `no_face` on them). Newton's
-method in float64; deterministic.
+template: the parts chosen with --embeds / --cls / --mean (the projected
+embedding; the class token and the mean patch token after the listed
+blocks). Rows without a face are left out of fitting (at run time the
+detector abstains `no_face` on them). Float64, deterministic. --explore prints a table of candidate inputs on the
+leave-one-family-out folds instead.
 
 Needs numpy only.
 """
@@ -34,7 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-DIM = 2048
+# The shared pieces of the head trainers (scripts/lib/headfit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from headfit import auroc, fit_logistic, licence_note, raw, tpr_at  # noqa: E402
+
+EMBED = 512
+HIDDEN = 768
+LAYERS = 12
+DIM = EMBED + 2 * LAYERS * HIDDEN  # embeds, class token per block, mean patch token per block
 FAMILIES_FAKE = ("diffusion", "stylegan", "gan_other", "swap", "edit", "cgi", "other")
 # The evidence heads: generated faces, and swapped or edited ones.
 GENERATION = ("diffusion", "stylegan", "gan_other", "cgi")
@@ -49,33 +58,24 @@ def load_embed(prefix: Path, views: int):
     return rows, x
 
 
-def fit_logistic(x, y, l2, iters=50):
-    """Standardised, class-balanced, L2 logistic regression (Newton)."""
+def fit_ridge(x, y, l2):
+    """Standardised, class-balanced ridge regression onto +-1 (a linear
+    discriminant): one linear solve, so wide inputs (several blocks) fit in
+    seconds where Newton's logistic takes minutes. Its raw score is not a
+    log-odds: the calibration (Platt) maps it to a probability."""
     mean = x.mean(0)
     scale = x.std(0)
     scale[scale < 1e-12] = 1.0
     z = (x - mean) / scale
     n, d = z.shape
-    z1 = np.hstack([z, np.ones((n, 1))])
     npos = y.sum()
     w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(z1 @ beta)))
-        g = z1.T @ (w_row * (p - y)) + reg * beta
-        hw = w_row * p * (1 - p)
-        hess = (z1 * hw[:, None]).T @ z1 + np.diag(reg)
-        step = np.linalg.solve(hess, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
+    z1 = np.hstack([z, np.ones((n, 1))])
+    zw = z1 * w_row[:, None]
+    a = zw.T @ z1
+    a[np.arange(d), np.arange(d)] += l2
+    beta = np.linalg.solve(a, zw.T @ np.where(y, 1.0, -1.0))
     return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
-def raw(head, x):
-    return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
 
 
 def fit_platt(s, y):
@@ -107,30 +107,6 @@ def head_json(head, platt=None):
     return out
 
 
-def auroc(s_pos, s_neg):
-    s = np.concatenate([s_pos, s_neg])
-    r = s.argsort().argsort().astype(float)
-    # average ranks for ties
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    i = 0
-    ss = s[order]
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    del r
-    rp = ranks[: len(s_pos)].sum()
-    return (rp - len(s_pos) * (len(s_pos) + 1) / 2) / (len(s_pos) * len(s_neg))
-
-
-def tpr_at_fpr(s_pos, s_neg, fpr=0.01):
-    t = np.quantile(s_neg, 1 - fpr, method="higher")
-    return float((s_pos > t).mean())
-
-
 def write_scores(path, ids, y, s, groups, splits):
     with open(path, "w") as f:
         for i in range(len(ids)):
@@ -152,6 +128,12 @@ def main() -> int:
     ap.add_argument("--view", type=int, default=0, help="which view the head reads")
     ap.add_argument("--zoom", type=float, default=1.0, help="template zoom of that view (recorded in the head)")
     ap.add_argument("--l2", type=float, default=30.0)
+    ap.add_argument("--embeds", type=int, default=1)
+    ap.add_argument("--cls", default="11", help="blocks whose class token the heads read")
+    ap.add_argument("--mean", default="11", help="blocks whose mean patch token the heads read")
+    ap.add_argument("--method", choices=("ridge", "logistic"), default="ridge",
+                    help="ridge: one solve, for wide inputs; logistic: Newton, slow above ~2,000 inputs")
+    ap.add_argument("--explore", action="store_true")
     ap.add_argument("--version", default="3")
     ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v3/heads"))
     args = ap.parse_args()
@@ -161,11 +143,22 @@ def main() -> int:
     if len(rows) != len(meta):
         print(f"{len(rows)} embedded rows vs {len(meta)} meta rows", file=sys.stderr)
         return 1
-    x = emb[:, args.view, :].astype(np.float64)
+    full = emb[:, args.view, :]
+
+    def select(embeds, cls, mean):
+        parts = [full[:, :EMBED]] if embeds else []
+        parts += [full[:, EMBED + l * HIDDEN : EMBED + (l + 1) * HIDDEN] for l in cls]
+        off = EMBED + LAYERS * HIDDEN
+        parts += [full[:, off + l * HIDDEN : off + (l + 1) * HIDDEN] for l in mean]
+        return np.hstack(parts).astype(np.float64)
+
+    blocks = lambda t: [int(v) for v in t.split(",") if v != ""]
+    inputs = {"embeds": bool(args.embeds), "cls": blocks(args.cls), "mean": blocks(args.mean)}
+    x = select(inputs["embeds"], inputs["cls"], inputs["mean"])
     eyes = np.array([r.get("eye_distance") or 0.0 for r in rows])
     # Scored rows: a face was found and is large enough (the detector
     # abstains on the others: no_face / low_quality).
-    has = np.isfinite(x).all(1) & (eyes >= MIN_EYE_DISTANCE)
+    has = np.isfinite(full).all(1) & (eyes >= MIN_EYE_DISTANCE)
     fam = np.array([m["family"] for m in meta])
     split = np.array([m["split"] for m in meta])
     role = np.array([m["role"] for m in meta])
@@ -181,6 +174,26 @@ def main() -> int:
 
     fit_rows = (split == "train") & has & (role == "fit")
     summary = {"rows": len(meta), "with_face": int(has.sum()), "folds": {}}
+    if args.explore:
+        test_ok = (split == "test") & has
+        for emb_, cls_, mean_ in (
+            (1, [11], [11]), (0, [], [11]), (0, [8], [8]), (0, [6], [6]), (0, [4], [4]),
+            (0, [4, 8], [4, 8]), (1, [4, 8, 11], [4, 8, 11]), (0, [2, 5, 8, 11], []),
+            (0, [], [2, 5, 8, 11]), (1, [2, 4, 6, 8, 10, 11], [2, 4, 6, 8, 10, 11]),
+        ):
+            xx = select(emb_, cls_, mean_)
+            for l2 in (3000.0, 30000.0):
+                line = []
+                h0 = fit_ridge(xx[fit_rows], y[fit_rows], l2)
+                s0 = raw(h0, xx[test_ok])
+                line.append(f"all {auroc(s0[y[test_ok]], s0[~y[test_ok]]):.3f}/{tpr_at(s0[y[test_ok]], s0[~y[test_ok]]):.2f}")
+                for f in ("diffusion", "stylegan", "swap", "edit"):
+                    hf = fit_ridge(xx[fit_rows & (fam != f)], y[fit_rows & (fam != f)], l2)
+                    sf = raw(hf, xx[test_ok & ((fam == f) | ~y)])
+                    yy = y[test_ok & ((fam == f) | ~y)]
+                    line.append(f"{f} {auroc(sf[yy], sf[~yy]):.3f}")
+                print(f"embeds {emb_} cls {cls_} mean {mean_} l2 {l2:g}: " + "  ".join(line), flush=True)
+        return 0
 
     def evaluate(head, name, test_sel):
         s = np.full(len(meta), np.nan)
@@ -191,12 +204,12 @@ def main() -> int:
                      [split[i] for i in np.where(sel)[0]])
         ok = sel & has
         pos, neg = s[ok & y], s[ok & ~y]
-        res = {"auroc": auroc(pos, neg), "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
+        res = {"auroc": auroc(pos, neg), "tpr_at_1pct_fpr": tpr_at(pos, neg),
                "n_pos": int(len(pos)), "n_neg": int(len(neg))}
         per = {}
         for f in sorted(set(fam[ok & y])):
             p = s[ok & y & (fam == f)]
-            per[f] = {"auroc": auroc(p, neg), "tpr_at_1pct_fpr": tpr_at_fpr(p, neg), "n": int(len(p))}
+            per[f] = {"auroc": auroc(p, neg), "tpr_at_1pct_fpr": tpr_at(p, neg), "n": int(len(p))}
         res["per_family"] = per
         summary["folds"][name] = res
         print(f"{name:<22} AUROC {res['auroc']:.4f}  TPR@1%FPR {res['tpr_at_1pct_fpr']:.3f}  "
@@ -205,7 +218,8 @@ def main() -> int:
             print(f"    {f:<10} AUROC {r['auroc']:.4f}  TPR@1% {r['tpr_at_1pct_fpr']:.3f}  n={r['n']}")
         return s
 
-    head = fit_logistic(x[fit_rows], y[fit_rows], args.l2)
+    fit = fit_ridge if args.method == "ridge" else fit_logistic
+    head = fit(x[fit_rows], y[fit_rows], args.l2)
     s = evaluate(head, "test", split == "test")
     calib = (split == "calib") & (role == "fit")
     write_scores(args.out / "scores-calib.jsonl", [ids[i] for i in np.where(calib)[0]], y[calib],
@@ -214,7 +228,7 @@ def main() -> int:
     for f in FAMILIES_FAKE:
         if not ((fam == f) & (split == "test") & has).any():
             continue
-        h_f = fit_logistic(x[fit_rows & (fam != f)], y[fit_rows & (fam != f)], args.l2)
+        h_f = fit(x[fit_rows & (fam != f)], y[fit_rows & (fam != f)], args.l2)
         evaluate(h_f, f"lofo-{f}", (split == "test") & ((fam == f) | ~y))
 
     # Evidence heads: generated faces vs real, swapped/edited faces vs real,
@@ -222,7 +236,7 @@ def main() -> int:
     evidence = {}
     for name, fams in (("generation", GENERATION), ("swap", SWAP)):
         rows_ = fit_rows & (~y | np.isin(fam, fams))
-        h_e = fit_logistic(x[rows_], y[rows_], args.l2)
+        h_e = fit(x[rows_], y[rows_], args.l2)
         cal_rows = calib & has & (~y | np.isin(fam, fams))
         platt = fit_platt(raw(h_e, x[cal_rows]), y[cal_rows])
         evidence[name] = head_json(h_e, platt)
@@ -250,6 +264,7 @@ def main() -> int:
         "id": "image-face-head",
         "version": args.version,
         "view": {"side": 224, "zoom": args.zoom},
+        "inputs": inputs,
         "main": head_json(head),
         "generation": evidence["generation"],
         "swap": evidence["swap"],
@@ -259,10 +274,11 @@ def main() -> int:
             "manipulated": int((fit_rows & y).sum()),
             "authentic": int((fit_rows & ~y).sum()),
             "families": sorted(set(fam[fit_rows & y])),
-            "features": "CLIP ViT-B/16 INT8 tower on the aligned face: image_embeds (512) + class token (768) + mean patch token (768)",
+            "features": "CLIP ViT-B/16 INT8 tower on the aligned face; parts in `inputs`",
             "l2": args.l2,
-            "method": "logistic regression, standardised, class-balanced, Newton (scripts/image/train_face_head.py); evidence heads with Platt on calib",
+            "method": f"{args.method} ({'ridge regression onto +-1' if args.method == 'ridge' else 'logistic regression, Newton'}), standardised, class-balanced (scripts/image/train_face_head.py); calibrated by Platt on calib (the evidence heads in the file, the main head by candor calibrate)",
             "sets": "scripts/image/make_face_sets.py, split train (calib for the evidence heads' Platt)",
+            "licences": licence_note(meta, fit_rows),
         },
     }
     (args.out / "face-head.json").write_text(json.dumps(out_head) + "\n")

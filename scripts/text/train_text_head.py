@@ -31,55 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+# The shared pieces of the head trainers (scripts/lib/headfit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from headfit import auroc, fit_logistic, licence_note, raw, tpr_at  # noqa: E402
+
 FRONTIER = ("gpt4", "claude", "gemini")
-
-
-def fit_logistic(x, y, l2, iters=60):
-    mean = x.mean(0)
-    scale = x.std(0)
-    scale[scale < 1e-12] = 1.0
-    z = (x - mean) / scale
-    n, d = z.shape
-    z1 = np.hstack([z, np.ones((n, 1))])
-    npos = y.sum()
-    w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z1 @ beta, -40, 40)))
-        g = z1.T @ (w_row * (p - y)) + reg * beta
-        hw = w_row * p * (1 - p)
-        hess = (z1 * hw[:, None]).T @ z1 + np.diag(reg)
-        step = np.linalg.solve(hess, g)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
-def raw(head, x):
-    return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
-
-
-def auroc(pos, neg):
-    s = np.concatenate([pos, neg])
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    ss = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    return (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-
-
-def tpr_at(pos, neg, fpr=0.01):
-    t = np.quantile(neg, 1 - fpr, method="higher")
-    return float((pos > t).mean())
+# Prefix lengths of `candor text-features --hidden-out` (FILE.prefixes).
+PREFIXES = (24, 32, 48, 64, 96, 128, 192)
+# Sentences with fewer scored tokens get no span score.
+MIN_SENTENCE_TOKENS = 8
 
 
 def main() -> int:
@@ -89,7 +49,7 @@ def main() -> int:
     ap.add_argument("--features", type=Path, default=root / "feat/features.jsonl")
     ap.add_argument("--hidden", type=Path, default=root / "feat/hidden.f32")
     ap.add_argument("--taps-available", default="6,12,18,24,30")
-    ap.add_argument("--taps", default="12,18", help="taps the head reads")
+    ap.add_argument("--taps", default="18", help="taps the head reads (manifest hidden_taps must match)")
     ap.add_argument("--width", type=int, default=576)
     ap.add_argument("--l2", type=float, default=100.0)
     ap.add_argument("--version", default="4")
@@ -145,14 +105,14 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"taps": taps, "l2": args.l2, "folds": {}}
 
-    def write(name, sel, s):
+    def write(name, sel, s, group_of=None):
         with open(args.out / f"scores-{name}.jsonl", "w") as f:
             for i in np.where(sel)[0]:
                 f.write(json.dumps({
                     "id": ids[i], "manipulated": bool(y[i]),
                     "score": round(float(s[i]), 6) if ok[i] else None,
                     "abstain_reason": None if ok[i] else "not scored",
-                    "group": groups[i], "split": split[i],
+                    "group": (group_of or groups)[i], "split": split[i],
                 }) + "\n")
 
     def report(name, pos, neg):
@@ -163,7 +123,14 @@ def main() -> int:
     head, s = fold_eval(x, args.l2, np.zeros(len(meta), bool))
     write("test", (split == "test") & (role == "fit"), s)
     write("calib", (split == "calib") & (role == "fit"), s)
-    write("fairness", role == "fairness", s)
+    # Fairness rows by writer: native / non-native English (ELLIPSE, the
+    # TOEFL-essay sets) where the source says so, otherwise the domain.
+    fair_groups = [
+        f"{m['family']}/{'native' if m.get('native') else 'non-native'}" if m.get("native") is not None
+        else f"{m['family']}/{m['domain']}"
+        for m in meta
+    ]
+    write("fairness", role == "fairness", s, fair_groups)
     report("test", s[test & y & (role == "fit")], s[human_test])
     for f in sorted(set(fam[y])):
         report(f"  test/{f}", s[test & (fam == f)], s[human_test])
@@ -183,6 +150,36 @@ def main() -> int:
         sel = fair & ~y & (native == nat)
         print(f"fairness native={nat}: {sel.sum()} human texts")
 
+    # Minimum length: the shortest prose prefix at which the head's 1%-FPR
+    # threshold (on calib human texts at full length) still holds on calib
+    # human prefixes (FPR <= 2%) while catching at least half the machine
+    # prefixes that it catches at full length.
+    min_tokens, min_table = PREFIXES[-1], []
+    pre_path = Path(str(args.hidden).rsplit(".", 1)[0] + ".prefixes")
+    if pre_path.exists():
+        pre = np.memmap(pre_path, dtype="<f4", mode="r").reshape(len(meta), len(PREFIXES), len(avail), args.width)
+        idx = [avail.index(t) for t in taps]
+        calib = ok & (split == "calib") & (role == "fit")
+        t = np.quantile(s[calib & ~y], 0.99)
+        tpr_full = float((s[calib & y] >= t).mean())
+        chosen = None
+        for k, n_tok in enumerate(PREFIXES):
+            xp = np.asarray(pre[:, k, idx, :]).reshape(len(meta), -1).astype(np.float64)
+            have = calib & np.isfinite(xp).all(1)
+            sp = raw(head, np.nan_to_num(xp))
+            fpr = float((sp[have & ~y] >= t).mean()) if (have & ~y).any() else float("nan")
+            tpr = float((sp[have & y] >= t).mean()) if (have & y).any() else float("nan")
+            min_table.append({"tokens": n_tok, "fpr": fpr, "tpr": tpr, "n": int(have.sum())})
+            print(f"prefix {n_tok:>4} tokens: calib FPR {fpr:.3f}  TPR {tpr:.3f}  (n {have.sum()})")
+            if chosen is None and fpr <= 0.02 and tpr >= 0.5 * tpr_full:
+                chosen = n_tok
+        if chosen is not None:
+            min_tokens = chosen
+    else:
+        print(f"{pre_path} not found: min_prose_tokens = {min_tokens}", file=sys.stderr)
+    summary["min_prose_tokens"] = {"chosen": min_tokens, "table": min_table}
+    print(f"min_prose_tokens = {min_tokens}")
+
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     out = {
         "format": "candor.text-hidden-head/1",
@@ -194,12 +191,15 @@ def main() -> int:
         "scale": [float(f"{v:.9g}") for v in head["scale"]],
         "weights": [float(f"{v:.9g}") for v in head["weights"]],
         "bias": float(f"{head['bias']:.9g}"),
+        "min_prose_tokens": int(min_tokens),
+        "min_sentence_tokens": MIN_SENTENCE_TOKENS,
         "trained_on": {
             "rows": int(train.sum()),
             "machine": int((train & y).sum()),
             "human": int((train & ~y).sum()),
             "l2": args.l2,
             "method": "logistic regression on the mean hidden state of the prose tokens, standardised, class-balanced, Newton (scripts/text/train_text_head.py)",
+            "licences": licence_note(meta, train),
         },
     }
     (args.out / "hidden-head.json").write_text(json.dumps(out) + "\n")

@@ -57,13 +57,15 @@ pub enum Command {
     /// scripts/gen-evaluation.sh).
     EvalDoc(crate::eval::EvalDocArgs),
     /// Score a labelled set of texts with the text detector's language model
-    /// and write per-row features (training input of `text-train`).
+    /// and write per-row features and pooled hidden states (training input
+    /// of scripts/text/train_text_head.py).
     TextFeatures(Box<crate::textdev::TextFeaturesArgs>),
-    /// Score a labelled set of audio files with the audio detector's model
-    /// and forensics; write per-segment features (input of `audio-train`).
+    /// Run a labelled set of audio files through the audio detector's VAD,
+    /// speech encoder and forensics; write per-segment features (input of
+    /// scripts/audio/train_audio_head.py).
     AudioFeatures(Box<crate::audiodev::AudioFeaturesArgs>),
     /// Embed the faces (YuNet, aligned) and whole images of a labelled set
-    /// with the CLIP tower (training input of the generation head).
+    /// with the CLIP tower (training input of scripts/image/train_face_head.py).
     ImageEmbed(Box<crate::imageembed::ImageEmbedArgs>),
 }
 
@@ -226,12 +228,21 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_IMAGE_PICTURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub image_picture: bool,
 
-    /// Run the CLIP generation probe on images (a weak, uncalibrated hint
-    /// shown as the signal `generation.clip_probe`; not part of the score).
-    /// Off saves ~60 ms per 1024 px image on 2 cores (benchmarks: 310 vs
-    /// 247 ms per headshot).
-    #[arg(long, env = "CANDOR_IMAGE_CLIP_PROBE", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Run the CLIP package's own generation probe on the whole image (a
+    /// weak, uncalibrated hint shown as the signal `generation.clip_probe`;
+    /// not part of the score, which comes from the face heads). On costs a
+    /// second tower pass per image (~60-100 ms per 1024 px image on 2 cores).
+    #[arg(long, env = "CANDOR_IMAGE_CLIP_PROBE", default_value_t = false, action = clap::ArgAction::Set)]
     pub image_clip_probe: bool,
+
+    /// Also compute the language model's zero-shot likelihood signals
+    /// (`lm.mean_logprob`, `lm.mean_log_rank`, `lm.fast_detectgpt`, ...) as
+    /// evidence for the reviewer; they are not part of the score, which reads
+    /// the hidden states after block 18. On runs the remaining 12 of 30
+    /// blocks and the vocabulary head: about 1.7x the text detector's time
+    /// (see docs/benchmarks-served.md). Off stops the model at block 18.
+    #[arg(long, env = "CANDOR_TEXT_SIGNALS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub text_signals: bool,
 
     /// Most PDF pages read. More pages cover long CVs with appendices but cost
     /// decode time and memory per page.
@@ -302,6 +313,7 @@ impl AnalyzerArgs {
         };
         c.intra_threads = (self.intra_threads > 0).then_some(self.intra_threads);
         c.cpu_blas = self.cpu_blas;
+        c.lm_statistics = Some(self.text_signals);
         c
     }
 

@@ -55,7 +55,6 @@ pub struct AudioFeaturesArgs {
     pub encoder_out: Option<PathBuf>,
 }
 
-
 /// One segment in a features file (`null` = not measurable).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SegRow {

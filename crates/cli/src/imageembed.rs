@@ -38,7 +38,12 @@ pub struct ImageEmbedArgs {
 
     /// Face crops to embed, as template zooms (1.0 = tight ArcFace framing;
     /// smaller takes in hair and background). Each is one CLIP run per image.
-    #[arg(long, env = "CANDOR_IMAGE_EMBED_ZOOMS", value_delimiter = ',', default_value = "0.6")]
+    #[arg(
+        long,
+        env = "CANDOR_IMAGE_EMBED_ZOOMS",
+        value_delimiter = ',',
+        default_value = "0.6"
+    )]
     pub zooms: Vec<f32>,
 
     /// Also embed the whole image (the package's centre-crop preprocessing).
@@ -123,7 +128,10 @@ async fn embed_cmd(args: ImageEmbedArgs) -> anyhow::Result<()> {
             let clip_m = clip_m.clone();
             let limits = limits.clone();
             let zooms = Arc::clone(&zooms);
-            let save = save.clone().filter(|_| i < 64).map(|d| d.join(format!("{i:05}")));
+            let save = save
+                .clone()
+                .filter(|_| i < 64)
+                .map(|d| d.join(format!("{i:05}")));
             let id = item
                 .path
                 .strip_prefix(&base)
@@ -207,7 +215,10 @@ async fn embed_cmd(args: ImageEmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-type FaceAndFeatures = (Option<(usize, yunet::Face)>, Vec<Option<clip::ClipFeatures>>);
+type FaceAndFeatures = (
+    Option<(usize, yunet::Face)>,
+    Vec<Option<clip::ClipFeatures>>,
+);
 
 /// Faces, the largest face's aligned crops and the whole image, embedded.
 fn embed_one(
@@ -237,12 +248,7 @@ fn embed_one(
                         if let Some(p) = save {
                             let _ = crop.save(p.with_extension(format!("z{z}.png")));
                         }
-                        clip::embed(
-                        clip_m,
-                        clip::normalise(&crop),
-                        Priority::Bulk,
-                        None,
-                    )?
+                        clip::embed(clip_m, clip::normalise(&crop), Priority::Bulk, None)?
                     }),
                     None => None,
                 }

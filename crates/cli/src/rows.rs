@@ -94,4 +94,3 @@ pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> anyhow::Resu
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
-

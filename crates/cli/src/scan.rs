@@ -219,7 +219,7 @@ fn note(r: &AnalysisResult) -> String {
         );
     }
     // Image: a declaration in the metadata says it all; otherwise the faces
-    // found and the measure that pushed the fused score most.
+    // found and what the evidence heads say about the scored face.
     if let Some(d) = r
         .signals
         .iter()
@@ -228,18 +228,26 @@ fn note(r: &AnalysisResult) -> String {
         let what: String = d.detail.as_deref().unwrap_or("").chars().take(48).collect();
         return format!("declared AI: {what}");
     }
-    if let Some(f) = r.signals.iter().find(|s| s.name == "fusion.log_odds") {
+    if let Some(f) = r
+        .signals
+        .iter()
+        .find(|s| s.name.starts_with("face[") && s.name.ends_with("].manipulated"))
+    {
         let faces = r
             .signals
             .iter()
             .find(|s| s.name == "faces.count")
             .map_or(String::new(), |s| format!("{:.0} face(s); ", s.value));
-        let push = f
-            .detail
-            .as_deref()
-            .and_then(|d| d.split("largest push: ").nth(1))
-            .unwrap_or("none");
-        return format!("{faces}top push {push}");
+        let face = f.name.trim_end_matches(".manipulated");
+        let parts: Vec<String> = ["generation", "swap"]
+            .iter()
+            .filter_map(|what| {
+                let name = format!("{face}.{what}");
+                let s = r.signals.iter().find(|s| s.name == name)?;
+                Some(format!("{what} {:.0}%", s.probability? * 100.0))
+            })
+            .collect();
+        return format!("{faces}{face}: {}", parts.join(", "));
     }
     let top = r.signals.iter().max_by(|a, b| {
         a.probability

@@ -1,14 +1,12 @@
-//! `candor text-features` and `candor text-train`: how the text detector's
-//! fusion head and calibration are made (see docs/models.md).
+//! `candor text-features`: the text detector's own features of a labelled
+//! set, the training input of its head (docs/text-detector.md).
 //!
-//! 1. `text-features` runs the scoring language model over a labelled set
-//!    (the `candor eval` manifest format) and writes each row's features,
-//!    also for prefixes of the prose (for the minimum-length measurement);
-//! 2. `text-train` fits the logistic fusion head on the `train` rows, the
-//!    calibration on the `calib` rows (never `test`), measures the shortest
-//!    prose length at which the false positive rate still holds on calib
-//!    authentic rows, and writes `models/text/fusion-head.json` and
-//!    `models/text/calibration.json`.
+//! It runs the scoring language model over each row (the `candor eval`
+//! manifest format) as the detector does, and writes the zero-shot features
+//! (also for prefixes of the prose, for the minimum-length measurement) and,
+//! with `--hidden-out`, the mean of the tapped hidden states over the prose
+//! tokens. scripts/text/train_text_head.py fits `models/text/hidden-head.json`
+//! on them and `candor calibrate` the calibration (calib rows, never test).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,6 +110,8 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.set)
         .with_context(|| format!("cannot load labelled set {}", args.set.display()))?;
     let mut ec = args.analyzer.engine_config();
+    // Training reads the zero-shot features too (and taps past block 18).
+    ec.lm_statistics = Some(true);
     ec.models = Some(vec![LM_MODEL.to_string()]);
     ec.required = vec![LM_MODEL.to_string()];
     let engine = candor_engine::Engine::load(ec).context("cannot load the language model")?;
@@ -191,7 +191,10 @@ async fn features_cmd(args: TextFeaturesArgs) -> anyhow::Result<()> {
         }
         f.flush()?;
         fp.flush()?;
-        println!("text-features: hidden means ({width} values per row) -> {}", path.display());
+        println!(
+            "text-features: hidden means ({width} values per row) -> {}",
+            path.display()
+        );
     }
     let rows: Vec<FeatureRow> = rows.into_iter().map(|r| r.0).collect();
     crate::rows::write_jsonl(&args.out, &rows)?;

@@ -279,7 +279,9 @@ impl Analyzer {
         let Some(vad) = self.vad.clone() else {
             self.missing.insert(
                 Modality::Audio,
-                format!("the voice activity model `{VAD_MODEL}` is not loaded (run scripts/setup.sh)"),
+                format!(
+                    "the voice activity model `{VAD_MODEL}` is not loaded (run scripts/setup.sh)"
+                ),
             );
             return;
         };

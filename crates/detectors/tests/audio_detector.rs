@@ -1,6 +1,7 @@
-//! The audio detector end to end on the committed anti-spoofing model, the
-//! VAD and the committed fusion head + calibrations (SKIP when
-//! `scripts/setup.sh` has not installed ONNX Runtime and the VAD).
+//! The audio detector end to end on the speech encoder, the committed
+//! anti-spoofing model, the VAD and the committed head + calibrations (SKIP
+//! when `scripts/setup.sh` has not installed ONNX Runtime, the VAD and the
+//! encoder).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,15 +10,18 @@ mod common;
 
 use candor_core::{AbstainCode, Evidence, Priority};
 use candor_detectors::audio::stream::Encoding;
-use candor_detectors::audio::LCNN_MODEL;
+use candor_detectors::audio::{ENCODER_MODEL, LCNN_MODEL};
 use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig, VAD_MODEL};
 use candor_engine::Engine;
 use common::{analyze_bytes, infer_f32, repo, wav, wav_data};
 
 fn engine_config() -> Option<EngineConfig> {
     common::engine_config(
-        &[LCNN_MODEL, VAD_MODEL],
-        &["models/silero-vad/silero_vad.onnx"],
+        &[LCNN_MODEL, VAD_MODEL, ENCODER_MODEL],
+        &[
+            "models/silero-vad/silero_vad.onnx",
+            "models/whisper-tiny-en/encoder-2s.int8.onnx",
+        ],
     )
 }
 
@@ -151,7 +155,7 @@ async fn samples_get_a_timeline_a_picture_and_separate() {
         };
         let ids: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
         assert!(
-            ids.contains(&VAD_MODEL) && ids.contains(&LCNN_MODEL),
+            ids.contains(&VAD_MODEL) && ids.contains(&ENCODER_MODEL),
             "{ids:?}"
         );
         assert!(
@@ -197,7 +201,7 @@ async fn samples_get_a_timeline_a_picture_and_separate() {
             segs >= 1 && picture,
             "{name}: {segs} segments, picture {picture}"
         );
-        for s in ["lcnn.logit", "fusion.file", "pitch.f0_std_semitones"] {
+        for s in ["encoder.whisper", "fusion.file", "pitch.f0_std_semitones"] {
             assert!(
                 r.signals.iter().any(|x| x.name == s),
                 "{name}: no signal {s}"

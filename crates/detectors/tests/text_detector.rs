@@ -1,5 +1,5 @@
 //! The text detector end to end on the real language model and the
-//! committed fusion head + calibration (SKIP when `scripts/setup.sh` has not
+//! committed hidden-state head + calibration (SKIP when `scripts/setup.sh` has not
 //! installed the model).
 
 use std::path::PathBuf;
@@ -13,6 +13,12 @@ fn repo() -> PathBuf {
 }
 
 fn analyzer() -> Option<Arc<Analyzer>> {
+    analyzer_with(None)
+}
+
+/// `statistics`: the engine's `lm_statistics` override (`Some(false)` stops
+/// the language model at the head's tap).
+fn analyzer_with(statistics: Option<bool>) -> Option<Arc<Analyzer>> {
     let home = std::env::var_os("CANDOR_HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
@@ -26,6 +32,7 @@ fn analyzer() -> Option<Arc<Analyzer>> {
         home,
         manifest: repo().join("models/manifest.toml"),
         models: Some(vec!["smollm2-135m-instruct-q4".into()]),
+        lm_statistics: statistics,
         ..EngineConfig::default()
     };
     let a = Analyzer::load(AnalyzerConfig::default(), cfg).unwrap();
@@ -107,7 +114,7 @@ async fn scores_with_sentence_evidence_and_audit_fields() {
     assert_eq!(r.label, Some(t.label(p)));
     let ids: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
     assert!(ids.contains(&"smollm2-135m-instruct-q4"), "{ids:?}");
-    assert!(ids.contains(&"text-fusion"), "{ids:?}");
+    assert!(ids.contains(&"text-hidden-head"), "{ids:?}");
     assert!(ids.contains(&"calibration/text"), "{ids:?}");
     assert!(r.models.iter().all(|m| m.sha256.is_some()));
     assert!(r.signals.iter().any(|s| s.name == "lm.fast_detectgpt"));
@@ -139,30 +146,87 @@ async fn scores_with_sentence_evidence_and_audit_fields() {
     assert_eq!(again.input.sha256, r.input.sha256);
 }
 
-/// The committed samples: machine passages score above human ones on
-/// average, and no human passage is labelled likely_manipulated.
+/// The committed samples (Debian prose, SmolLM2 passages): no human passage
+/// is labelled likely_manipulated. They check the pipeline; the separation
+/// is checked on third-party text below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn separates_the_committed_samples() {
+async fn no_committed_human_sample_is_flagged() {
     let Some(a) = analyzer() else { return };
-    let (mut human, mut machine) = (Vec::new(), Vec::new());
+    let mut scored = 0;
     for i in 1..=10 {
         let h = analyze(&a, &sample(&format!("human-{i:02}.txt"))).await;
         if let Some(p) = h.score {
+            scored += 1;
             assert_ne!(
                 h.label,
                 Some(Label::LikelyManipulated),
                 "human-{i:02} flagged at {p}"
             );
+        }
+    }
+    assert!(scored >= 5, "{scored} of 10 human samples scored");
+}
+
+/// GPT-4 continuations vs the human news articles they continue
+/// (Fast-DetectGPT's xsum set in ../shared, never trained on; SKIP when
+/// absent): the machine texts score above the human ones on average and
+/// no human text is labelled likely_manipulated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separates_gpt4_from_human_news() {
+    let shared = std::env::var_os("CANDOR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"));
+    let path = shared.join("eval/text/fast-detect-gpt/exp_gpt3to4/data/xsum_gpt-4.raw_data.json");
+    let Ok(raw) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIP: {} not found", path.display());
+        return;
+    };
+    let Some(a) = analyzer() else { return };
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let (mut human, mut machine) = (Vec::new(), Vec::new());
+    for k in 0..8 {
+        let h = analyze(&a, v["original"][k].as_str().unwrap()).await;
+        if let Some(p) = h.score {
+            assert_ne!(
+                h.label,
+                Some(Label::LikelyManipulated),
+                "original {k} at {p}"
+            );
             human.push(p);
         }
-        let m = analyze(&a, &sample(&format!("machine-{i:02}.txt"))).await;
-        if let Some(p) = m.score {
+        if let Some(p) = analyze(&a, v["sampled"][k].as_str().unwrap()).await.score {
             machine.push(p);
         }
     }
-    assert!(human.len() >= 8 && machine.len() >= 8);
+    assert!(human.len() >= 5 && machine.len() >= 5);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mh, mm) = (mean(&human), mean(&machine));
-    eprintln!("mean probability: human {mh:.3}, machine {mm:.3}");
-    assert!(mm > mh + 0.25, "human {mh} vs machine {mm}");
+    eprintln!("mean probability: human {mh:.3}, GPT-4 {mm:.3}");
+    assert!(mm > mh + 0.25, "human {mh} vs GPT-4 {mm}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_at_the_tap_keeps_score_and_spans_and_drops_likelihood_signals() {
+    let Some(full) = analyzer_with(Some(true)) else {
+        return;
+    };
+    let short = analyzer_with(Some(false)).unwrap();
+    for name in ["machine-01.txt", "human-01.txt"] {
+        let text = sample(name);
+        let a = analyze(&full, &text).await;
+        let b = analyze(&short, &text).await;
+        let (pa, pb) = (a.score.unwrap(), b.score.unwrap());
+        // The same blocks run on the same tokens: the head reads the same state.
+        assert!((pa - pb).abs() < 1e-6, "{name}: {pa} vs {pb}");
+        assert_eq!(a.label, b.label);
+        assert_eq!(a.evidence.len(), b.evidence.len(), "{name}");
+        assert!(a.signals.iter().any(|s| s.name == "lm.mean_logprob"));
+        assert!(
+            !b.signals.iter().any(|s| s.name.starts_with("lm.")),
+            "{name}: {:?}",
+            b.signals
+        );
+        assert!(b.signals.iter().any(|s| s.name == "style.mattr"));
+        assert!(b.signals.iter().any(|s| s.name == "head.raw"));
+    }
 }

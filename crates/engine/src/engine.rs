@@ -48,6 +48,11 @@ pub struct EngineConfig {
     /// Run language models on CPU through OpenBLAS when the library is
     /// installed (default true; see [`crate::backend::blas`]).
     pub cpu_blas: bool,
+    /// Overrides `[model.lm] statistics` for every language model with
+    /// hidden-state taps: `Some(false)` stops the forward pass at the
+    /// deepest tap (no likelihood statistics; the text detector then gives
+    /// no zero-shot signals), `Some(true)` always computes them.
+    pub lm_statistics: Option<bool>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +69,7 @@ impl Default for EngineConfig {
             overrides: BTreeMap::new(),
             verify_hashes: true,
             cpu_blas: true,
+            lm_statistics: None,
         }
     }
 }
@@ -472,9 +478,20 @@ impl Engine {
                     } else {
                         None
                     };
-                    let taps = spec.lm.as_ref().map(|l| l.hidden_taps.clone());
+                    let taps = spec
+                        .lm
+                        .as_ref()
+                        .map(|l| l.hidden_taps.clone())
+                        .unwrap_or_default();
+                    // Statistics can be left out only when taps give something back.
+                    let statistics = taps.is_empty()
+                        || config
+                            .lm_statistics
+                            .or(spec.lm.as_ref().and_then(|l| l.statistics))
+                            .unwrap_or(true);
                     let lm = CausalLm::load(&spec.id, &path, config.device, usize::MAX, blas)?
-                        .with_taps(taps.unwrap_or_default())?;
+                        .with_taps(taps)?
+                        .with_statistics(statistics);
                     if let Some(b) = blas.filter(|_| lm.uses_blas()) {
                         engine.blas = Some(RuntimeInfo {
                             library: b.library.clone(),

@@ -166,6 +166,13 @@ pub struct LmSpec {
     /// output, in this order. Empty: no `hidden` output.
     #[serde(default)]
     pub hidden_taps: Vec<usize>,
+    /// Compute the per-token statistics (`logprob`, `entropy`, `rank`,
+    /// `logprob_var`), which need every block and the vocabulary head.
+    /// `false` (only with taps): the forward pass stops after the deepest
+    /// tap and only `hidden` is returned. Unset: true, unless the engine
+    /// configuration says otherwise ([`crate::EngineConfig::lm_statistics`]).
+    #[serde(default)]
+    pub statistics: Option<bool>,
 }
 
 /// One `[[model]]` entry.

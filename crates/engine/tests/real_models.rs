@@ -18,7 +18,7 @@ fn home() -> PathBuf {
 }
 
 const VAD: &str = "silero-vad/silero_vad.onnx";
-const CLIP: &str = "clip-vit-b16-int8/clip_encoder.int8.onnx";
+const CLIP: &str = "clip-vit-b16-int8/clip_encoder.int8.layers.onnx";
 
 /// A manifest for the given model files, with hashes computed here, so the
 /// test does not depend on the committed manifest's contents.

@@ -1100,7 +1100,11 @@ mod live_streams {
             .filter(|h| !h.is_empty())
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| repo.join(".candor"));
-        if !home.join("models/silero-vad/silero_vad.onnx").is_file() {
+        if !home.join("models/silero-vad/silero_vad.onnx").is_file()
+            || !home
+                .join("models/whisper-tiny-en/encoder-2s.int8.onnx")
+                .is_file()
+        {
             eprintln!(
                 "SKIP: the audio models are not installed in {}",
                 home.display()
@@ -1110,7 +1114,7 @@ mod live_streams {
         let engine = EngineConfig {
             home,
             manifest: repo.join("models/manifest.toml"),
-            models: Some(vec!["candor-audio-lcnn".into(), "silero-vad".into()]),
+            models: Some(vec!["whisper-tiny-en-encoder".into(), "silero-vad".into()]),
             ..EngineConfig::default()
         };
         let a = Analyzer::load(AnalyzerConfig::default(), engine).unwrap();

@@ -162,14 +162,15 @@ impl AudioHead {
                 self.format
             ));
         }
-        if let Some(f) = self.features.iter().find(|f| !FEATURES.contains(&f.as_str())) {
+        if let Some(f) = self
+            .features
+            .iter()
+            .find(|f| !FEATURES.contains(&f.as_str()))
+        {
             return Err(format!("unknown feature `{f}`"));
         }
         if self.encoder_states.iter().any(|&l| l >= ENCODER_STATES)
-            || self
-                .encoder_stats
-                .iter()
-                .any(|s| s != "mean" && s != "std")
+            || self.encoder_stats.iter().any(|s| s != "mean" && s != "std")
             || self.encoder_states.is_empty() != self.encoder_stats.is_empty()
         {
             return Err("encoder_states must be in 0..5 and encoder_stats mean|std".into());
@@ -429,7 +430,15 @@ impl AudioScorer {
             let n = chunk.len();
             for (model, wants) in [(&self.lcnn, Want::Lcnn), (&self.encoder, Want::Encoder)] {
                 if let Some(m) = model.clone() {
-                    requests.push(run_segments(m, wants, ci, n, data.clone(), priority, deadline));
+                    requests.push(run_segments(
+                        m,
+                        wants,
+                        ci,
+                        n,
+                        data.clone(),
+                        priority,
+                        deadline,
+                    ));
                 }
             }
         }
@@ -617,8 +626,8 @@ impl AudioDetector {
     ) -> Result<Self, String> {
         let bytes = std::fs::read(head).map_err(|e| format!("head {}: {e}", head.display()))?;
         let head_sha256 = candor_core::sha256_hex(&bytes);
-        let head_v = AudioHead::from_slice(&bytes)
-            .map_err(|e| format!("head {}: {e}", head.display()))?;
+        let head_v =
+            AudioHead::from_slice(&bytes).map_err(|e| format!("head {}: {e}", head.display()))?;
         if head_v.needs_encoder() && encoder.is_none() {
             return Err(format!(
                 "the head reads the speech encoder `{ENCODER_MODEL}`, which is not loaded (run scripts/setup.sh)"
@@ -920,9 +929,7 @@ impl Detector for AudioDetector {
             name: "fusion.segment_max".into(),
             value: round4(seg_max),
             probability: Some(round4(self.segment_calibration.apply(seg_max))),
-            detail: Some(
-                "highest segment log-odds (head), with its segment probability".into(),
-            ),
+            detail: Some("highest segment log-odds (head), with its segment probability".into()),
         });
         finding.signals.push(Signal {
             name: "fusion.file".into(),
@@ -1039,7 +1046,10 @@ mod tests {
         w.x[0] = 4.0;
         // -1 + 2 (encoder) + 1.5 * 2 + 0 (jitter missing)
         assert!((h.raw(&w) - 4.0).abs() < 1e-9);
-        assert_eq!(AudioHead::dominant_of(&h.contributions(&w)), Some("lcnn.logit"));
+        assert_eq!(
+            AudioHead::dominant_of(&h.contributions(&w)),
+            Some("lcnn.logit")
+        );
         w.x[2] = 0.04;
         assert!((h.raw(&w) - 5.0).abs() < 1e-9);
         let mut bad = h.clone();

@@ -35,7 +35,9 @@ pub const SIDE: usize = 224;
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 #[allow(clippy::excessive_precision)]
 const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
-const EMBED: usize = 512;
+/// Width of the projected embedding.
+pub const EMBED_DIM: usize = 512;
+const EMBED: usize = EMBED_DIM;
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// The encoder and the package's probe.
@@ -118,34 +120,41 @@ impl ClipProbe {
 
 /// Width of the tower's hidden states.
 pub const HIDDEN: usize = 768;
+/// Blocks of the tower.
+pub const LAYERS: usize = 12;
 /// Tokens of the last hidden state: CLS + 14 × 14 patches.
 const TOKENS: usize = 197;
 /// Engine name of the last hidden state output.
 const HIDDEN_OUTPUT: &str = "onnx::Gather_1524";
-/// Length of [`ClipFeatures::concat`].
-pub const FEATURE_DIM: usize = EMBED + 2 * HIDDEN;
+/// Length of [`ClipFeatures::concat`]: the projected embedding, the class
+/// token after every block, the mean patch token after every block.
+pub const FEATURE_DIM: usize = EMBED + 2 * LAYERS * HIDDEN;
+/// Offsets of the parts inside [`ClipFeatures::concat`].
+pub const CLS_OFFSET: usize = EMBED;
+pub const MEAN_OFFSET: usize = EMBED + LAYERS * HIDDEN;
 
 /// What the tower says about one 224×224 input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipFeatures {
     /// Projected image embedding (512, not normalised).
     pub embeds: Vec<f32>,
-    /// Class token of the last hidden state (768).
-    pub cls: Vec<f32>,
-    /// Mean of the 196 patch tokens of the last hidden state (768).
-    pub patch_mean: Vec<f32>,
-    /// The 196 patch tokens themselves (row-major 14 × 14 × 768), kept for
-    /// the per-patch evidence map.
+    /// Class token after each block (12 × 768; setup adds these outputs to
+    /// the package's graph, `scripts/models/clip_layers.py`).
+    pub layer_cls: Vec<f32>,
+    /// Mean of the 196 patch tokens after each block (12 × 768).
+    pub layer_mean: Vec<f32>,
+    /// The 196 patch tokens after the last block (row-major 14 × 14 × 768),
+    /// kept for the per-patch evidence map.
     pub patches: Option<Vec<f32>>,
 }
 
 impl ClipFeatures {
-    /// `embeds ‖ cls ‖ patch_mean` ([`FEATURE_DIM`] values).
+    /// `embeds ‖ layer_cls ‖ layer_mean` ([`FEATURE_DIM`] values).
     pub fn concat(&self) -> Vec<f32> {
         let mut v = Vec::with_capacity(FEATURE_DIM);
         v.extend_from_slice(&self.embeds);
-        v.extend_from_slice(&self.cls);
-        v.extend_from_slice(&self.patch_mean);
+        v.extend_from_slice(&self.layer_cls);
+        v.extend_from_slice(&self.layer_mean);
         v
     }
 }
@@ -177,24 +186,14 @@ pub fn embed(
         Ok(v)
     };
     let embeds = take("image_embeds", EMBED)?;
+    let layer_cls = take("layer_cls", LAYERS * HIDDEN)?;
+    let layer_mean = take("layer_mean", LAYERS * HIDDEN)?;
     let hidden = take(HIDDEN_OUTPUT, TOKENS * HIDDEN)?;
-    let cls = hidden[..HIDDEN].to_vec();
-    let mut patch_mean = vec![0f32; HIDDEN];
-    for tok in hidden[HIDDEN..].chunks_exact(HIDDEN) {
-        for (m, v) in patch_mean.iter_mut().zip(tok) {
-            *m += v;
-        }
-    }
-    let n = (TOKENS - 1) as f32;
-    for m in &mut patch_mean {
-        *m /= n;
-    }
-    let patches = Some(hidden[HIDDEN..].to_vec());
     Ok(ClipFeatures {
         embeds,
-        cls,
-        patch_mean,
-        patches,
+        layer_cls,
+        layer_mean,
+        patches: Some(hidden[HIDDEN..].to_vec()),
     })
 }
 

@@ -419,7 +419,7 @@ impl PixelLayers {
             return Ok((faces, true, None, 0.0));
         };
         let features = clip::embed(tower, clip::normalise(&crop), priority, deadline)?;
-        let x = features.concat();
+        let x = heads.inputs.select(&features);
         let main = heads.main.raw(&x);
         let analysis = FaceAnalysis {
             index,
@@ -714,7 +714,7 @@ impl Detector for ImageDetector {
                     value: s.main,
                     probability: Some(fu.calibration.apply(s.main)),
                     detail: Some(format!(
-                        "log-odds of the face head `{}` v{} (CLIP features of the aligned face; \
+                        "raw score of the face head `{}` v{} (CLIP features of the aligned face; \
                          real photographs vs generated, swapped, edited and rendered faces); \
                          its calibrated probability is the image score",
                         fu.heads.id, fu.heads.version
@@ -740,7 +740,7 @@ impl Detector for ImageDetector {
                             value: v,
                             probability: head.probability(v),
                             detail: Some(format!(
-                                "log-odds of the {name} head ({what}); evidence, not part of the score"
+                                "raw score of the {name} head ({what}), its probability from the head's own Platt fit; evidence, not part of the score"
                             )),
                         });
                     }

@@ -123,7 +123,11 @@ pub fn face_map(crop: &RgbImage, map: &[f64]) -> Result<Vec<u8>, String> {
             let g = 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
             let c = map[(sy * grid / ch) * grid + sx * grid / cw] / peak;
             let a = 0.55 * c.abs();
-            let tint = if c > 0.0 { [255.0, 40.0, 20.0] } else { [30.0, 90.0, 255.0] };
+            let tint = if c > 0.0 {
+                [255.0, 40.0, 20.0]
+            } else {
+                [30.0, 90.0, 255.0]
+            };
             let i = (oy * side + ox) * 3;
             for k in 0..3 {
                 rgb[i + k] = (g * (1.0 - a) + tint[k] * a).clamp(0.0, 255.0) as u8;

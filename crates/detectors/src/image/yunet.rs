@@ -137,7 +137,8 @@ pub fn decode(
         let sf = s as f32;
         for i in 0..cells {
             let score = (cls[i].clamp(0.0, 1.0) * obj[i].clamp(0.0, 1.0)).sqrt();
-            if !(score >= threshold) {
+            // NaN scores (a broken model output) are skipped too.
+            if score.is_nan() || score < threshold {
                 continue;
             }
             let (row, col) = ((i / n) as f32, (i % n) as f32);
@@ -149,7 +150,10 @@ pub fn decode(
             let k = &kps[i * 10..i * 10 + 10];
             let mut landmarks = [[0f32; 2]; 5];
             for (j, l) in landmarks.iter_mut().enumerate() {
-                *l = [(col + k[2 * j]) * sf / scale, (row + k[2 * j + 1]) * sf / scale];
+                *l = [
+                    (col + k[2 * j]) * sf / scale,
+                    (row + k[2 * j + 1]) * sf / scale,
+                ];
             }
             let f = Face {
                 x: (cx - bw / 2.0) / scale,
@@ -368,10 +372,7 @@ pub fn align(
         src = std::borrow::Cow::Owned(image::imageops::thumbnail(img, nw, nh));
         pre = nw as f32 / w as f32;
     }
-    let scaled: Vec<[f32; 2]> = landmarks
-        .iter()
-        .map(|p| [p[0] * pre, p[1] * pre])
-        .collect();
+    let scaled: Vec<[f32; 2]> = landmarks.iter().map(|p| [p[0] * pre, p[1] * pre]).collect();
     let tt = Similarity::fit(&scaled, &spec.targets())?;
     let inv = tt.inverse()?;
     let (w, h) = src.dimensions();
@@ -476,7 +477,9 @@ mod tests {
                 let i = 10 * 40 + 12;
                 match kind {
                     "cls" | "obj" => v[i] = 0.9,
-                    "bbox" => v[i * 4..i * 4 + 4].copy_from_slice(&[0.5, 0.5, 2.0f32.ln(), 2.0f32.ln()]),
+                    "bbox" => {
+                        v[i * 4..i * 4 + 4].copy_from_slice(&[0.5, 0.5, 2.0f32.ln(), 2.0f32.ln()])
+                    }
                     _ => v[i * 10..i * 10 + 10].copy_from_slice(&[0.0; 10]),
                 }
             }

@@ -91,7 +91,15 @@ pub fn lm_features(tokens: &[TokenStat]) -> Option<[f64; 5]> {
         return None;
     }
     let lp = mean(tokens.iter().map(|t| t.logprob as f64))?;
-    let lr = mean(tokens.iter().map(|t| (t.rank.max(1.0) as f64).ln()))?;
+    // NaN ranks (no statistics) stay NaN: `f32::max` would hide them.
+    let lr = mean(tokens.iter().map(|t| {
+        let r = f64::from(t.rank);
+        if r.is_nan() {
+            r
+        } else {
+            r.max(1.0).ln()
+        }
+    }))?;
     let ent = mean(tokens.iter().map(|t| t.entropy as f64))?;
     let var = mean(tokens.iter().map(|t| t.var as f64))?;
     let fdg = (lp + ent) / var.max(1e-6).sqrt();
@@ -143,7 +151,11 @@ pub fn features(tokens: &[TokenStat], style: &DocStyle) -> Option<[f64; 8]> {
 /// Mean of the tapped hidden states (`width` values per token, tokens in
 /// `range` of the analysis' prose tokens); `None` when the range is empty or
 /// there are no hidden states.
-pub fn pool_hidden(hidden: &[f32], width: usize, range: std::ops::Range<usize>) -> Option<Vec<f32>> {
+pub fn pool_hidden(
+    hidden: &[f32],
+    width: usize,
+    range: std::ops::Range<usize>,
+) -> Option<Vec<f32>> {
     if width == 0 || range.is_empty() || hidden.len() < range.end * width {
         return None;
     }

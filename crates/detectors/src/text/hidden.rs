@@ -60,7 +60,11 @@ impl HiddenHead {
         if self.taps.is_empty() || self.width == 0 {
             return Err("no taps".into());
         }
-        if let Some(z) = self.zero_shot.iter().find(|z| !FEATURES.contains(&z.as_str())) {
+        if let Some(z) = self
+            .zero_shot
+            .iter()
+            .find(|z| !FEATURES.contains(&z.as_str()))
+        {
             return Err(format!("unknown zero-shot feature `{z}`"));
         }
         self.linear.check(self.dim())

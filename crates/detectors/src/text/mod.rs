@@ -80,14 +80,19 @@ pub struct TextScorer {
 #[derive(Debug, Clone)]
 pub struct TextAnalysis {
     pub sentences: Vec<Sentence>,
-    /// Statistics of the scored prose tokens.
+    /// Statistics of the scored prose tokens (NaN statistics, sentence
+    /// ids only, when `statistics` is false).
     pub tokens: Vec<TokenStat>,
+    /// The language model returned its likelihood statistics (it does not
+    /// when it stops at its deepest hidden-state tap).
+    pub statistics: bool,
     /// The language model's tapped hidden states of the same tokens,
     /// `tokens.len() × hidden_width` (empty when the model has no taps).
     pub hidden: Vec<f32>,
     pub hidden_width: usize,
     pub style: DocStyle,
-    /// Document features (`None` when abstained before scoring).
+    /// Document features (`None` when abstained before scoring; the
+    /// likelihood ones are NaN when the model gave no statistics).
     pub features: Option<[f64; 8]>,
     /// Why no decision is possible, when that is known before the head.
     pub abstain: Option<Abstention>,
@@ -128,6 +133,7 @@ impl TextScorer {
         let mut a = TextAnalysis {
             sentences: sentences.clone(),
             tokens: Vec::new(),
+            statistics: true,
             hidden: Vec::new(),
             hidden_width: 0,
             style: DocStyle::default(),
@@ -262,12 +268,21 @@ impl TextScorer {
                     .map(|a| a.iter().copied().collect())
                     .ok_or_else(|| stat_err(format!("model output `{name}` missing")))
             };
-            let (lp, ent, rank, var) = (
-                get("logprob")?,
-                get("entropy")?,
-                get("rank")?,
-                get("logprob_var")?,
-            );
+            // Statistics are absent when the model stops at its deepest tap
+            // (`--text-signals` off): the head reads hidden states only.
+            let has_stats = out.outputs.iter().any(|t| t.name == "logprob");
+            a.statistics &= has_stats;
+            let (lp, ent, rank, var) = if has_stats {
+                (
+                    get("logprob")?,
+                    get("entropy")?,
+                    get("rank")?,
+                    get("logprob_var")?,
+                )
+            } else {
+                let nan = vec![f32::NAN; w.len()];
+                (nan.clone(), nan.clone(), nan.clone(), nan)
+            };
             if lp.len() != w.len() {
                 return Err(stat_err("model output length differs from its input"));
             }
@@ -298,6 +313,8 @@ impl TextScorer {
                 }
             }
         }
+        // Without statistics the five likelihood features are NaN and only
+        // the style features are numbers.
         a.features = features::features(&a.tokens, &a.style);
         a.inference_ms = (t0.elapsed().as_secs_f64() * 1e3 - a.queue_ms).max(0.0);
         Ok(a)
@@ -461,10 +478,21 @@ impl Detector for TextDetector {
         let Some(pooled) = features::pool_hidden(&a.hidden, a.hidden_width, 0..n) else {
             return Err(stat_err("the language model returned no hidden states"));
         };
+        if !a.statistics && !self.head.zero_shot.is_empty() {
+            return Err(stat_err(format!(
+                "the head `{}` reads zero-shot features ({}), but the language model runs \
+                 without likelihood statistics: enable them (--text-signals)",
+                self.head.id,
+                self.head.zero_shot.join(", ")
+            )));
+        }
         let raw = self.head.raw(&pooled, a.features.as_ref());
         let probability = self.calibration.apply(raw);
         if let Some(x) = &a.features {
             for (i, name) in FEATURES.iter().enumerate() {
+                if !x[i].is_finite() {
+                    continue;
+                }
                 let used = self.head.zero_shot.iter().any(|z| z == name);
                 finding.signals.push(Signal {
                     name: (*name).to_string(),
@@ -487,7 +515,8 @@ impl Detector for TextDetector {
             value: round4(raw),
             probability: Some(round4(probability)),
             detail: Some(format!(
-                "log-odds of the head `{}` v{} on the language model's mean hidden state over                  {n} prose tokens, before calibration `{}`",
+                "log-odds of the head `{}` v{} on the language model's mean hidden state over \
+                 {n} prose tokens, before calibration `{}`",
                 self.head.id, self.head.version, self.calibration.id
             )),
         });

@@ -69,7 +69,11 @@ pub fn has_contact_or_link(s: &str) -> bool {
         }
         // host.tld/path or bare domains such as example.com
         if let Some((host, _)) = t.split_once('/') {
-            if host.contains('.') && host.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-') {
+            if host.contains('.')
+                && host
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            {
                 return true;
             }
         }
@@ -78,7 +82,9 @@ pub fn has_contact_or_link(s: &str) -> bool {
             let tld = &t[d + 1..];
             if ["com", "org", "net", "io", "dev", "me", "ai"].contains(&tld)
                 && d > 0
-                && t[..d].chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+                && t[..d]
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
             {
                 return true;
             }

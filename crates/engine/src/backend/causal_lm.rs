@@ -31,6 +31,11 @@
 //! statistics (zeros elsewhere): the representation a detector's learned
 //! head reads, at no extra forward pass.
 //!
+//! Without statistics ([`CausalLm::with_statistics`]`(false)`, taps only)
+//! the forward pass stops after the deepest tap and `hidden` is the only
+//! output: a detector that reads hidden states alone pays for the blocks it
+//! reads and not for the rest or the vocabulary head.
+//!
 //! The full `[N, vocab]` logits are never materialised at once: the head is
 //! applied in row chunks and reduced to the four statistics.
 
@@ -98,6 +103,8 @@ pub struct CausalLm {
     positions: usize,
     /// Blocks whose output is returned as `hidden` (1-based, may be empty).
     taps: Vec<usize>,
+    /// Compute the four statistics (all blocks and the vocabulary head).
+    statistics: bool,
     device: CDevice,
     device_name: String,
 }
@@ -310,6 +317,7 @@ impl CausalLm {
             weights,
             positions,
             taps: Vec::new(),
+            statistics: true,
             device: dev,
             device_name,
         })
@@ -329,6 +337,29 @@ impl CausalLm {
         }
         self.taps = taps;
         Ok(self)
+    }
+
+    /// With `false` (and taps), the forward pass stops after the deepest
+    /// tap and the statistics are neither computed nor returned. Ignored
+    /// without taps (the model would return nothing).
+    pub fn with_statistics(mut self, statistics: bool) -> Self {
+        self.statistics = statistics || self.taps.is_empty();
+        self
+    }
+
+    /// True when the four statistics are computed.
+    pub fn statistics_enabled(&self) -> bool {
+        self.statistics
+    }
+
+    /// Blocks the forward pass runs: all of them with statistics, up to the
+    /// deepest tap without.
+    fn blocks_run(&self) -> usize {
+        if self.statistics {
+            self.cfg.layers
+        } else {
+            self.taps.iter().copied().max().unwrap_or(self.cfg.layers)
+        }
     }
 
     /// Blocks whose output is returned as `hidden`.
@@ -373,7 +404,8 @@ impl CausalLm {
     }
 
     /// [`Self::score_masked`] and the tapped hidden states
-    /// `[N, taps · hidden]` of the same tokens (empty without taps).
+    /// `[N, taps · hidden]` of the same tokens (empty without taps). The
+    /// statistics are four empty vectors when they are switched off.
     pub fn score_tapped(
         &self,
         ids: &[i64],
@@ -429,15 +461,24 @@ impl CausalLm {
         if bounds.is_empty() {
             bounds.push((0, n));
         }
+        let blocks = self.blocks_run();
+        let none = || [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         match &self.weights {
             Weights::Host(m) => {
-                let (hidden, tapped) = m.hidden_tapped(ids, pos, &bounds, &self.taps, &scored);
+                let (hidden, tapped) =
+                    m.hidden_tapped(ids, pos, &bounds, &self.taps, &scored, blocks);
+                if !self.statistics {
+                    return Ok((none(), tapped));
+                }
                 Ok((m.statistics(&hidden, ids, &scored), tapped))
             }
             Weights::Candle(w) => {
                 let (hidden, tapped) = self
-                    .hidden_states(w, ids, pos, &bounds, &scored)
+                    .hidden_states(w, ids, pos, &bounds, &scored, blocks)
                     .map_err(|e| self.err(e))?;
+                if !self.statistics {
+                    return Ok((none(), tapped));
+                }
                 let stats = self
                     .statistics(w, &hidden, ids, &scored)
                     .map_err(|e| self.err(e))?;
@@ -453,6 +494,7 @@ impl CausalLm {
         pos: &[i64],
         bounds: &[(usize, usize)],
         rows: &[bool],
+        blocks: usize,
     ) -> candle_core::Result<(Tensor, Vec<f32>)> {
         let n = ids.len();
         let d = self.cfg.hidden;
@@ -467,7 +509,7 @@ impl CausalLm {
         let mut x = w.embed.index_select(&ids_t, 0)?; // [N, D]
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let rep = cfg.heads / cfg.kv_heads;
-        for (li, l) in w.layers.iter().enumerate() {
+        for (li, l) in w.layers.iter().enumerate().take(blocks) {
             let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, cfg.rms_eps as f32)?;
             let q = l.wq.forward(&h)?;
             let k = l.wk.forward(&h)?;
@@ -623,6 +665,7 @@ impl Backend for CausalLm {
         let mut out: Vec<NamedTensor> = OUTPUTS
             .iter()
             .zip(stats)
+            .filter(|_| self.statistics)
             .map(|(name, v)| {
                 NamedTensor::new(
                     *name,

@@ -100,7 +100,8 @@ impl HostModel {
     /// sequences are `bounds` (start, end) ranges, and the residual stream
     /// after each block listed in `taps` (1-based block counts),
     /// `[N, taps · hidden]`, for the rows where `rows` is true (zeros
-    /// elsewhere; empty when `taps` is).
+    /// elsewhere; empty when `taps` is). Only the first `blocks` blocks run
+    /// (the "final" states are then those after block `blocks`).
     pub fn hidden_tapped(
         &self,
         ids: &[i64],
@@ -108,6 +109,7 @@ impl HostModel {
         bounds: &[(usize, usize)],
         taps: &[usize],
         rows: &[bool],
+        blocks: usize,
     ) -> (Vec<f32>, Vec<f32>) {
         let cfg = &self.cfg;
         let (n, d) = (ids.len(), cfg.hidden);
@@ -124,7 +126,7 @@ impl HostModel {
         let mut act = vec![0f32; n * self.ffn];
         let width = taps.len() * d;
         let mut tapped = vec![0f32; if taps.is_empty() { 0 } else { n * width }];
-        for (li, l) in self.layers.iter().enumerate() {
+        for (li, l) in self.layers.iter().enumerate().take(blocks) {
             rms_norm(&x, &l.attn_norm, eps, &mut h);
             self.blas.linear(&h, &l.wqkv, d, 0.0, &mut qkv);
             self.rope(&mut qkv, pos);

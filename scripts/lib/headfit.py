@@ -1,0 +1,87 @@
+"""Shared numpy pieces of the head trainers (scripts/{image,text,audio}/train_*_head.py):
+class-balanced L2 logistic regression by Newton's method, the linear score, rank AUROC,
+TPR at a false-positive rate, and the licence note each head records in `trained_on`.
+
+Import from a trainer with
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+    from headfit import auroc, fit_logistic, licence_note, raw, tpr_at
+Needs numpy only; deterministic.
+"""
+import numpy as np
+
+
+def fit_logistic(x, y, l2, w_row=None, iters=60):
+    """Standardised, class-balanced, L2 logistic regression (Newton, float64).
+
+    `w_row` (optional) weighs the rows (e.g. every file the same whatever its
+    number of segments); the standardisation and the class balance use those
+    weights. Returns {"mean", "scale", "weights", "bias"}."""
+    if w_row is None:
+        mean = x.mean(0)
+        scale = x.std(0)
+        n = len(y)
+        npos = y.sum()
+        w = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos)))
+    else:
+        mean = np.average(x, axis=0, weights=w_row)
+        scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w_row))
+        pos = w_row[y].sum()
+        neg = w_row[~y].sum()
+        w = np.where(y, w_row * (pos + neg) / (2 * pos), w_row * (pos + neg) / (2 * neg))
+    scale[scale < 1e-12] = 1.0
+    z = (x - mean) / scale
+    n, d = z.shape
+    z1 = np.hstack([z, np.ones((n, 1))])
+    beta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z1 @ beta, -40, 40)))
+        g = z1.T @ (w * (p - y)) + reg * beta
+        hess = (z1 * (w * p * (1 - p))[:, None]).T @ z1 + np.diag(reg)
+        step = np.linalg.solve(hess, g)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
+
+
+def raw(head, x):
+    """The head's linear score of the rows of `x`."""
+    return ((x - head["mean"]) / head["scale"]) @ head["weights"] + head["bias"]
+
+
+def auroc(pos, neg):
+    """Area under the ROC curve (ties count half), from average ranks."""
+    s = np.concatenate([pos, neg])
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    ss = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    return (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def tpr_at(pos, neg, fpr=0.01):
+    """Share of `pos` above the negatives' (1 - fpr) quantile."""
+    t = np.quantile(neg, 1 - fpr, method="higher")
+    return float((pos > t).mean())
+
+
+NON_COMMERCIAL = ("non-commercial", "research", "nc ", "nc-", "cc by-nc", "s-lab")
+
+
+def licence_note(meta, rows) -> str:
+    """What the fitted rows' licences allow, for /info and the docs."""
+    lic = [(meta[i].get("licence") or "not stated").lower() for i in np.where(rows)[0]]
+    restricted = sum(1 for l in lic if any(k in l for k in NON_COMMERCIAL))
+    unstated = sum(1 for l in lic if l.startswith(("not stated", "none stated")) and not any(k in l for k in NON_COMMERCIAL))
+    return (f"{len(lic) - restricted - unstated} of {len(lic)} fitted rows from openly licensed sources, "
+            f"{unstated} from sources that state no licence, {restricted} from research-only or "
+            "non-commercial sources (see models/README.md): for research and evaluation use; "
+            "retrain on licensed data before commercial use")
