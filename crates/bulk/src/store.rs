@@ -150,7 +150,6 @@ macro_rules! fetch {
     };
 }
 
-
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -315,7 +314,9 @@ where
         applicant_id: r.try_get("applicant_id")?,
         path: r.try_get("path")?,
         columns: serde_json::from_str(&columns).unwrap_or_default(),
-        state: state.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        state: state
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         generation: r.try_get("generation")?,
         attempts: r.try_get("attempts")?,
         writes: r.try_get("writes")?,
@@ -424,23 +425,39 @@ impl Store {
                 // only a crash (apalis's own setup turns this OFF).
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.max(2))
-                .connect_with(opts)
+            let connect = || {
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections.max(2))
+                    .connect_with(opts.clone())
+            };
+            let mut pool = connect().await.map_err(|e| bad(e.to_string()))?;
+            // Every `candor bulk status` opens the store while workers
+            // write to it: when the schema is already in place, opening
+            // only reads (no migration, no PRAGMA optimize, no DDL), and
+            // setting up retries while another process holds the lock.
+            if !sqlite_ready(&pool).await {
+                retry_locked(|| async {
+                    apalis_sqlite::SqliteStorage::setup(&pool)
+                        .await
+                        .map_err(|e| format!("apalis schema: {e}"))?;
+                    sqlx::raw_sql(SCHEMA)
+                        .execute(&pool)
+                        .await
+                        .map_err(|e| format!("candor schema: {e}"))?;
+                    Ok(())
+                })
                 .await
-                .map_err(|e| bad(e.to_string()))?;
-            apalis_sqlite::SqliteStorage::setup(&pool)
-                .await
-                .map_err(|e| bad(format!("apalis schema: {e}")))?;
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&pool)
-                .await?;
+                .map_err(bad)?;
+                // apalis's setup left `synchronous = OFF` on a pooled
+                // connection: start over with connections that all have
+                // the options above.
+                pool.close().await;
+                pool = connect().await.map_err(|e| bad(e.to_string()))?;
+            }
             Db::Sqlite(pool)
         };
         match &db {
-            Db::Sqlite(p) => {
-                sqlx::raw_sql(SCHEMA).execute(p).await?;
-            }
+            Db::Sqlite(_) => {}
             Db::Postgres(p) => {
                 // Workers starting together must not race on CREATE TABLE.
                 let mut c = p.acquire().await?;
@@ -513,7 +530,11 @@ impl Store {
 
     /// Inserts `items` (at most [`SUBMIT_CHUNK`] at a time is best) into
     /// `batch` and enqueues the new ones, in one transaction.
-    pub async fn add_items(&self, batch: &BatchRow, items: &[ManifestItem]) -> Result<SubmitCounts> {
+    pub async fn add_items(
+        &self,
+        batch: &BatchRow,
+        items: &[ManifestItem],
+    ) -> Result<SubmitCounts> {
         let now = now_ms();
         let gen = batch.generation;
         let mut new_ids = Vec::new();
@@ -828,14 +849,17 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Stores an item's outcome (an upsert on the item's own row: a
-    /// redelivered task overwrites, never adds).
-    pub(crate) async fn finish_item(&self, item_id: &str, o: &ItemOutcome) -> Result<()> {
-        exec!(
+    /// Stores an item's outcome on the item's own row (never a second
+    /// row). Only a pending item takes it: when two deliveries of one task
+    /// overlap (a worker presumed dead was merely slow) the second write
+    /// is a no-op, and an item cancelled while it was being analysed stays
+    /// cancelled. False when nothing was written.
+    pub(crate) async fn finish_item(&self, item_id: &str, o: &ItemOutcome) -> Result<bool> {
+        let n = exec!(
             &self.db,
             "UPDATE candor_items SET state = $2, sha256 = $3, models = $4, modality = $5, score = $6, label = $7, \
              result = $8, error_code = $9, error = $10, worker = $11, finished_at = $12, writes = writes + 1 \
-             WHERE item_id = $1",
+             WHERE item_id = $1 AND state = 'pending'",
             item_id,
             o.state.as_str(),
             &o.sha256,
@@ -849,15 +873,15 @@ impl Store {
             &o.worker,
             now_ms()
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Marks an item unchanged since its last result (same file, same
-    /// models): finished again without analysis.
+    /// models): finished again without analysis (when still pending).
     pub(crate) async fn keep_item(&self, item_id: &str, worker: &str) -> Result<()> {
         exec!(
             &self.db,
-            "UPDATE candor_items SET state = 'done', worker = $2, finished_at = $3 WHERE item_id = $1",
+            "UPDATE candor_items SET state = 'done', worker = $2, finished_at = $3 WHERE item_id = $1 AND state = 'pending'",
             item_id,
             worker,
             now_ms()
@@ -887,6 +911,62 @@ impl Store {
             Ok(Some(self.batch(batch_id, None).await?))
         } else {
             Ok(None)
+        }
+    }
+}
+
+/// Candor's tables and indexes (as named in [`SCHEMA`]).
+const SCHEMA_OBJECTS: [&str; 5] = [
+    "candor_batches",
+    "candor_items",
+    "candor_items_batch_state",
+    "candor_items_batch_applicant",
+    "candor_items_batch_finished",
+];
+
+/// The SQLite file already has apalis's migrations (all of them, applied
+/// successfully) and Candor's tables: checked with reads only.
+async fn sqlite_ready(pool: &SqlitePool) -> bool {
+    let want = apalis_sqlite::SqliteStorage::migrations()
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .count() as i64;
+    let applied: std::result::Result<i64, _> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await;
+    let mut q = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ($1, $2, $3, $4, $5)",
+    );
+    for o in SCHEMA_OBJECTS {
+        q = q.bind(o);
+    }
+    let objects = q.fetch_one(pool).await;
+    matches!((applied, objects), (Ok(a), Ok(o)) if a >= want && o == SCHEMA_OBJECTS.len() as i64)
+}
+
+/// Runs `f` again (up to ~10 s, with backoff) while SQLite answers that the
+/// database is locked or busy: a schema change waits for writers in other
+/// processes; the busy timeout does not cover every such case (a read
+/// transaction that must become a write one fails at once).
+async fn retry_locked<F, Fut>(mut f: F) -> std::result::Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), String>>,
+{
+    let start = std::time::Instant::now();
+    let mut wait = Duration::from_millis(20);
+    loop {
+        match f().await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if (e.contains("database is locked") || e.contains("database is busy"))
+                    && start.elapsed() < Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
         }
     }
 }

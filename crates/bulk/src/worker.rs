@@ -253,7 +253,9 @@ async fn stalled(inner: Arc<Inner>) {
     let every = (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
     loop {
         tokio::time::sleep(every).await;
-        if inner.progress.in_flight.load(Ordering::Relaxed) > 0 || inner.progress.idle_for() < timeout {
+        if inner.progress.in_flight.load(Ordering::Relaxed) > 0
+            || inner.progress.idle_for() < timeout
+        {
             continue;
         }
         if matches!(inner.store.pending_items().await, Ok(n) if n > 0) {
@@ -322,7 +324,11 @@ async fn run_once(
     };
     let result = match (inner.store.db(), queue) {
         (Db::Sqlite(pool), q) => {
-            let qname = if q == Queue::Items { ITEM_QUEUE } else { WEBHOOK_QUEUE };
+            let qname = if q == Queue::Items {
+                ITEM_QUEUE
+            } else {
+                WEBHOOK_QUEUE
+            };
             let config = apalis_sqlite::Config::default()
                 .queue(qname)
                 .batch_size(cfg.fetch_batch.max(1))
@@ -334,13 +340,18 @@ async fn run_once(
                     run_worker!(s, name, conc, inner, item_handler, stop_rx)
                 }
                 Queue::Webhooks => {
-                    let s = apalis_sqlite::SqliteStorage::<WebhookTask>::new(pool).with_config(config);
+                    let s =
+                        apalis_sqlite::SqliteStorage::<WebhookTask>::new(pool).with_config(config);
                     run_worker!(s, name, conc, inner, webhook_handler, stop_rx)
                 }
             }
         }
         (Db::Postgres(pool), q) => {
-            let qname = if q == Queue::Items { ITEM_QUEUE } else { WEBHOOK_QUEUE };
+            let qname = if q == Queue::Items {
+                ITEM_QUEUE
+            } else {
+                WEBHOOK_QUEUE
+            };
             let config = apalis_postgres::Config::default()
                 .queue(qname)
                 .batch_size(cfg.fetch_batch.max(1))
@@ -348,11 +359,13 @@ async fn run_once(
                 .missed_heartbeats(cfg.missed_heartbeats.max(2));
             match q {
                 Queue::Items => {
-                    let s = apalis_postgres::PostgresStorage::<ItemTask>::new(pool).with_config(config);
+                    let s =
+                        apalis_postgres::PostgresStorage::<ItemTask>::new(pool).with_config(config);
                     run_worker!(s, name, conc, inner, item_handler, stop_rx)
                 }
                 Queue::Webhooks => {
-                    let s = apalis_postgres::PostgresStorage::<WebhookTask>::new(pool).with_config(config);
+                    let s = apalis_postgres::PostgresStorage::<WebhookTask>::new(pool)
+                        .with_config(config);
                     run_worker!(s, name, conc, inner, webhook_handler, stop_rx)
                 }
             }
@@ -439,14 +452,18 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
     }
     let max = inner.analyzer.limits().max_upload_bytes;
     let path = std::path::PathBuf::from(&item.path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let bytes = match tokio::fs::metadata(&path).await {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(file_error(inner, "file_missing", format!("no file at {}", item.path)))
-        }
-        Err(e) => Err(file_error(inner, "file_unreadable", format!("{}: {e}", item.path))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(file_error(
+            inner,
+            "file_missing",
+            format!("no file at {}", item.path),
+        )),
+        Err(e) => Err(file_error(
+            inner,
+            "file_unreadable",
+            format!("{}: {e}", item.path),
+        )),
         Ok(m) if !m.is_file() => Err(file_error(
             inner,
             "not_a_file",
@@ -455,11 +472,19 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
         Ok(m) if m.len() > max => Err(file_error(
             inner,
             "max_upload_bytes",
-            format!("{} is {} bytes, the per-input limit is {max}", item.path, m.len()),
+            format!(
+                "{} is {} bytes, the per-input limit is {max}",
+                item.path,
+                m.len()
+            ),
         )),
         Ok(_) => match tokio::fs::read(&path).await {
             Ok(b) => Ok(b),
-            Err(e) => Err(file_error(inner, "file_unreadable", format!("{}: {e}", item.path))),
+            Err(e) => Err(file_error(
+                inner,
+                "file_unreadable",
+                format!("{}: {e}", item.path),
+            )),
         },
     };
     let bytes: Arc<[u8]> = match bytes {
@@ -514,7 +539,8 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
     let (outcome, label) = match analysed {
         Ok(mut r) => {
             if !inner.cfg.keep_pictures {
-                r.evidence.retain(|e| !matches!(e, Evidence::Picture { .. }));
+                r.evidence
+                    .retain(|e| !matches!(e, Evidence::Picture { .. }));
             }
             let scored = r.score.is_some();
             (
@@ -552,9 +578,9 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
             )
         }
     };
-    store.finish_item(&item.item_id, &outcome).await?;
+    let written = store.finish_item(&item.item_id, &outcome).await?;
     after_item(inner, &item.batch_id).await?;
-    Ok(label)
+    Ok(if written { label } else { "superseded" })
 }
 
 fn parse_modality(s: &str) -> Option<Modality> {
