@@ -663,21 +663,49 @@ mod tests {
     #[test]
     fn cli_is_well_formed_and_every_flag_has_env() {
         Cli::command().debug_assert();
-        let cmd = Cli::command();
-        for sc in cmd.get_subcommands() {
-            let sub = sc.get_name();
-            for a in sc.get_arguments() {
-                let id = a.get_id().as_str();
-                if a.is_positional() || matches!(id, "help" | "version") {
-                    continue;
+        // Every (sub)subcommand, e.g. `bulk submit`, not only the top level.
+        fn check(cmd: &clap::Command, path: &str) {
+            for sc in cmd.get_subcommands() {
+                let sub = format!("{path} {}", sc.get_name()).trim().to_owned();
+                for a in sc.get_arguments() {
+                    let id = a.get_id().as_str();
+                    if a.is_positional() || matches!(id, "help" | "version") {
+                        continue;
+                    }
+                    assert!(a.get_env().is_some(), "--{id} of `{sub}` has no env var");
+                    assert!(
+                        a.get_long_help().or(a.get_help()).is_some(),
+                        "--{id} of `{sub}` has no doc comment"
+                    );
                 }
-                assert!(a.get_env().is_some(), "--{id} of `{sub}` has no env var");
-                assert!(
-                    a.get_long_help().or(a.get_help()).is_some(),
-                    "--{id} of `{sub}` has no doc comment"
-                );
+                check(sc, &sub);
             }
         }
+        check(&Cli::command(), "");
+    }
+
+    #[test]
+    fn bulk_submit_takes_its_manifest_beside_the_model_manifest() {
+        let cli = Cli::try_parse_from([
+            "candor",
+            "bulk",
+            "submit",
+            "--manifest",
+            "models/manifest.toml",
+            "hires.csv",
+        ])
+        .unwrap();
+        let Command::Bulk(b) = cli.command else {
+            panic!("bulk")
+        };
+        let crate::bulk::BulkCommand::Submit(s) = b.command else {
+            panic!("submit")
+        };
+        assert_eq!(s.manifest, std::path::Path::new("hires.csv"));
+        assert_eq!(
+            s.analyzer.manifest,
+            std::path::Path::new("models/manifest.toml")
+        );
     }
 
     #[test]

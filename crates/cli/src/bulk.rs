@@ -146,7 +146,11 @@ pub struct ManifestArgs {
     /// Most files one applicant may have once directories are expanded;
     /// an applicant over it stops the submit with an error. Guards against
     /// a manifest row pointing at the root of a share.
-    #[arg(long, env = "CANDOR_BULK_MAX_FILES_PER_APPLICANT", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "CANDOR_BULK_MAX_FILES_PER_APPLICANT",
+        default_value_t = 1000
+    )]
     pub max_files_per_applicant: usize,
 
     /// Most bytes read from a manifest file.
@@ -191,8 +195,9 @@ pub struct BulkArgs {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// Manifest file (.csv, .jsonl) or directory tree.
-    #[arg(value_name = "MANIFEST")]
+    /// Manifest file (.csv, .jsonl) or directory tree. (Its clap id is not
+    /// `manifest`: that is the model manifest's `--manifest`.)
+    #[arg(id = "batch_manifest", value_name = "MANIFEST")]
     pub manifest: PathBuf,
 
     /// Batch id (1-64 letters, digits, `-`, `_`, `.`). Default: derived
@@ -380,17 +385,28 @@ async fn submit(a: SubmitArgs) -> ExitCode {
         batch_id: batch_id.clone(),
         name: Some(a.manifest.display().to_string()),
         owner: None,
-        group_columns: a.group_columns.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        group_columns: a
+            .group_columns
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
         webhook_url: a.webhook_url.clone(),
         rescore: a.rescore,
     };
     let tty = std::io::stderr().is_terminal();
     eprintln!("candor: batch {batch_id} on {}", store.url());
-    let submitted = candor_bulk::submit(&store, &new, reader, a.manifest_limits.max_batch_items, |c| {
-        if tty {
-            eprint!("\rcandor: {} items read, {} new", c.read, c.enqueued);
-        }
-    })
+    let submitted = candor_bulk::submit(
+        &store,
+        &new,
+        reader,
+        a.manifest_limits.max_batch_items,
+        |c| {
+            if tty {
+                eprint!("\rcandor: {} items read, {} new", c.read, c.enqueued);
+            }
+        },
+    )
     .await;
     let counts = match submitted {
         Ok((_, c)) => c,
@@ -433,7 +449,11 @@ async fn submit(a: SubmitArgs) -> ExitCode {
 
 /// Shows a progress bar (rate, ETA) until the batch has no pending item or
 /// `shutdown` turns true.
-async fn watch_batch(store: &Store, batch_id: &str, mut shutdown: watch::Receiver<bool>) -> ExitCode {
+async fn watch_batch(
+    store: &Store,
+    batch_id: &str,
+    mut shutdown: watch::Receiver<bool>,
+) -> ExitCode {
     let bar = indicatif::ProgressBar::new(0);
     if std::io::stderr().is_terminal() {
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -458,7 +478,11 @@ async fn watch_batch(store: &Store, batch_id: &str, mut shutdown: watch::Receive
                 );
                 bar.set_message(msg.clone());
                 if bar.is_hidden() && last_line.elapsed() > Duration::from_secs(10) {
-                    eprintln!("candor: {}/{} finished, {msg}", s.total - s.pending, s.total);
+                    eprintln!(
+                        "candor: {}/{} finished, {msg}",
+                        s.total - s.pending,
+                        s.total
+                    );
                     last_line = std::time::Instant::now();
                 }
                 if s.finished {
@@ -592,7 +616,10 @@ async fn report_cmd(a: ReportArgs) -> ExitCode {
         "batch {}: {} applicants, {} need review, {} not scored by any detector",
         r.batch_id, r.applicants, r.needs_review, r.unscored
     );
-    println!("\n{:>5}  {:<24} {:<20} {:>6} {:>7} {:>6}", "rank", "applicant", "label", "score", "scored", "errors");
+    println!(
+        "\n{:>5}  {:<24} {:<20} {:>6} {:>7} {:>6}",
+        "rank", "applicant", "label", "score", "scored", "errors"
+    );
     for c in &r.cases {
         println!(
             "{:>5}  {:<24} {:<20} {:>6} {:>3}/{:<3} {:>6}",
@@ -607,7 +634,10 @@ async fn report_cmd(a: ReportArgs) -> ExitCode {
     }
     for t in &r.impact {
         println!("\nimpact by `{}` (flagged = {})", t.column, r.flagged_means);
-        println!("{:<20} {:>7} {:>7} {:>8} {:>10} {:>13}", "value", "cases", "scored", "flagged", "flag rate", "impact ratio");
+        println!(
+            "{:<20} {:>7} {:>7} {:>8} {:>10} {:>13}",
+            "value", "cases", "scored", "flagged", "flag rate", "impact ratio"
+        );
         for row in &t.rows {
             println!(
                 "{:<20} {:>7} {:>7} {:>8} {:>10} {:>13}{}{}",
@@ -615,7 +645,8 @@ async fn report_cmd(a: ReportArgs) -> ExitCode {
                 row.cases,
                 row.scored,
                 row.flagged,
-                row.flag_rate.map_or("-".into(), |x| format!("{:.1}%", x * 100.0)),
+                row.flag_rate
+                    .map_or("-".into(), |x| format!("{:.1}%", x * 100.0)),
                 row.impact_ratio.map_or("-".into(), |x| format!("{x:.3}")),
                 if row.below_four_fifths { "  < 4/5" } else { "" },
                 if row.small { "  (small group)" } else { "" },
@@ -632,7 +663,10 @@ async fn cancel(a: StatusArgs) -> ExitCode {
     };
     match store.cancel(&a.batch_id, None).await {
         Ok(n) => {
-            eprintln!("candor: batch {} cancelled; {n} pending items will not be analysed", a.batch_id);
+            eprintln!(
+                "candor: batch {} cancelled; {n} pending items will not be analysed",
+                a.batch_id
+            );
             ExitCode::SUCCESS
         }
         Err(e) => bulk_exit(e),

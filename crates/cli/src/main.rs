@@ -80,7 +80,9 @@ fn main() -> ExitCode {
     // a header, an encrypted PDF) at `warn`; Candor reports those itself, in
     // the result's warnings or the problem detail, so keep them quiet.
     let default_level = match cli.command {
-        Command::Serve(_) | Command::Worker(_) => "info,symphonia_core=error,symphonia=error,lopdf=error",
+        Command::Serve(_) | Command::Worker(_) => {
+            "info,symphonia_core=error,symphonia=error,lopdf=error"
+        }
         _ => "warn,symphonia_core=error,symphonia=error,lopdf=error",
     };
     init_tracing(&cli.log, default_level);

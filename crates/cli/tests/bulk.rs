@@ -93,7 +93,10 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 fn assert_exactly_once(queue: &str, id: &str, n: usize) -> usize {
     let rows = jsonl(queue, id);
     assert_eq!(rows.len(), n, "one row per item");
-    let mut ids: Vec<&str> = rows.iter().map(|r| r["item_id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["item_id"].as_str().unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "item ids are unique");
@@ -116,19 +119,37 @@ fn bulk_submit_status_results_report_on_sqlite() {
     let m = batch_files(dir.path(), 30);
     let q = dir.path().join("bulk.db").display().to_string();
     // Submit and process here (the default), then resubmit: nothing new.
-    let id = run_ok(candor().args(["bulk", "submit", "--queue", &q, "--group-columns", "team"]).arg(&m));
+    let id = run_ok(
+        candor()
+            .args(["bulk", "submit", "--queue", &q, "--group-columns", "team"])
+            .arg(&m),
+    );
     let id = id.trim().to_owned();
     assert_eq!(id.len(), 32, "{id}");
     let s = status(&q, &id);
-    assert_eq!((s["total"].as_i64(), s["done"].as_i64()), (Some(30), Some(30)), "{s}");
-    let out = candor().args(["bulk", "submit", "--queue", &q]).arg(&m).output().unwrap();
+    assert_eq!(
+        (s["total"].as_i64(), s["done"].as_i64()),
+        (Some(30), Some(30)),
+        "{s}"
+    );
+    let out = candor()
+        .args(["bulk", "submit", "--queue", &q])
+        .arg(&m)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("0 enqueued now, 30 already in the batch"), "{err}");
+    assert!(
+        err.contains("0 enqueued now, 30 already in the batch"),
+        "{err}"
+    );
 
     let csv = run_ok(candor().args(["bulk", "results", "--queue", &q, &id]));
     let mut lines = csv.lines();
-    assert!(lines.next().unwrap().starts_with("applicant_id,path,state,"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("applicant_id,path,state,"));
     assert_eq!(lines.count(), 30);
     assert_exactly_once(&q, &id, 30);
 
@@ -143,14 +164,66 @@ fn bulk_submit_status_results_report_on_sqlite() {
     assert!(table.contains("impact by `team`"), "{table}");
 
     // Clear errors, exit 2.
-    let out = candor().args(["bulk", "status", "--queue", &q, "nope"]).output().unwrap();
+    let out = candor()
+        .args(["bulk", "status", "--queue", &q, "nope"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no batch `nope`"));
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "name,files\nx,/a\n").unwrap();
-    let out = candor().args(["bulk", "submit", "--queue", &q]).arg(&bad).output().unwrap();
+    let out = candor()
+        .args(["bulk", "submit", "--queue", &q])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("applicant_id"));
+}
+
+/// Submits `n` items, lets a worker process get through some of them,
+/// SIGKILLs it (no chance to finish, acknowledge or deregister), starts
+/// another: every item ends with exactly one result.
+fn kill_9_a_worker_mid_batch(q: &str, dir: &Path, n: usize) {
+    let m = batch_files(dir, n);
+    let id = run_ok(
+        candor()
+            .args(["bulk", "submit", "--no-wait", "--queue", q])
+            .arg(&m),
+    );
+    let id = id.trim().to_owned();
+
+    let mut w1 = worker(q);
+    wait_for("progress", Duration::from_secs(60), || {
+        status(q, &id)["done"].as_i64().unwrap() >= 50
+    });
+    w1.kill().unwrap();
+    w1.wait().unwrap();
+    let at_kill = status(q, &id)["done"].as_i64().unwrap();
+    assert!(
+        at_kill < n as i64,
+        "the batch must still be running when the worker dies"
+    );
+
+    let mut w2 = worker(q);
+    wait_for("the batch to finish", Duration::from_secs(180), || {
+        status(q, &id)["finished"] == true
+    });
+    w2.kill().unwrap();
+    w2.wait().unwrap();
+    let s = status(q, &id);
+    assert_eq!(s["done"].as_i64(), Some(n as i64), "no item lost: {s}");
+    let retried = assert_exactly_once(q, &id, n);
+    eprintln!(
+        "kill -9 after {at_kill}/{n} items; {retried} items started twice, each written once"
+    );
+}
+
+#[test]
+fn kill_9_a_worker_mid_batch_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("bulk.db").display().to_string();
+    kill_9_a_worker_mid_batch(&q, dir.path(), 1000);
 }
 
 #[test]
@@ -158,32 +231,69 @@ fn kill_9_a_worker_mid_batch_on_postgres() {
     let Some(pg) = PgServer::start("kill9") else {
         return;
     };
-    let q = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let n = 1500;
+    kill_9_a_worker_mid_batch(&pg.url(), dir.path(), 1000);
+}
+
+#[test]
+fn cancel_mid_batch_stops_new_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("bulk.db").display().to_string();
+    let n = 1000;
     let m = batch_files(dir.path(), n);
-    let id = run_ok(candor().args(["bulk", "submit", "--no-wait", "--queue", &q]).arg(&m));
+    let id = run_ok(
+        candor()
+            .args(["bulk", "submit", "--no-wait", "--queue", &q])
+            .arg(&m),
+    );
     let id = id.trim().to_owned();
-
-    let mut w1 = worker(&q);
+    let mut w = worker(&q);
     wait_for("progress", Duration::from_secs(60), || {
-        status(&q, &id)["done"].as_i64().unwrap() >= 100
+        status(&q, &id)["done"].as_i64().unwrap() >= 50
     });
-    // SIGKILL: no chance to finish, acknowledge or deregister.
-    w1.kill().unwrap();
-    w1.wait().unwrap();
-    let at_kill = status(&q, &id)["done"].as_i64().unwrap();
-    assert!(at_kill < n as i64, "the batch must still be running when the worker dies");
-
-    let mut w2 = worker(&q);
-    wait_for("the batch to finish", Duration::from_secs(180), || {
-        status(&q, &id)["finished"] == true
-    });
-    w2.kill().unwrap();
-    w2.wait().unwrap();
+    let out = candor()
+        .args(["bulk", "cancel", "--queue", &q, &id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = status(&q, &id);
-    assert_eq!(s["done"].as_i64(), Some(n as i64), "no item lost: {s}");
-    assert_exactly_once(&q, &id, n);
+    assert_eq!(s["pending"], 0, "nothing is left to start: {s}");
+    assert_eq!(s["status"], "cancelled", "{s}");
+    let cancelled = s["cancelled"].as_i64().unwrap();
+    assert!(cancelled > 0, "cancelled mid-batch: {s}");
+    // The worker keeps running: nothing more finishes (items in flight at
+    // the cancel stay cancelled).
+    std::thread::sleep(Duration::from_secs(1));
+    let later = status(&q, &id);
+    assert_eq!(
+        (later["done"].clone(), later["cancelled"].clone()),
+        (s["done"].clone(), s["cancelled"].clone())
+    );
+    assert!(w.try_wait().unwrap().is_none(), "the worker goes on");
+    w.kill().unwrap();
+    w.wait().unwrap();
+    for r in jsonl(&q, &id) {
+        match r["state"].as_str().unwrap() {
+            "done" => assert_eq!(r["writes"], 1, "{r}"),
+            "cancelled" => {
+                assert_eq!(r["writes"], 0, "{r}");
+                assert!(r["attempts"].as_i64().unwrap() <= 1, "{r}");
+            }
+            other => panic!("unexpected state {other}: {r}"),
+        }
+    }
+    // A cancelled batch takes no more items.
+    let out = candor()
+        .args(["bulk", "submit", "--no-wait", "--queue", &q])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
 }
 
 #[test]
@@ -193,19 +303,28 @@ fn restart_postgres_mid_batch() {
     };
     let q = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let n = 1500;
+    let n = 1000;
     let m = batch_files(dir.path(), n);
-    let id = run_ok(candor().args(["bulk", "submit", "--no-wait", "--queue", &q]).arg(&m));
+    let id = run_ok(
+        candor()
+            .args(["bulk", "submit", "--no-wait", "--queue", &q])
+            .arg(&m),
+    );
     let id = id.trim().to_owned();
     let mut w = worker(&q);
     wait_for("progress", Duration::from_secs(60), || {
-        status(&q, &id)["done"].as_i64().unwrap() >= 100
+        status(&q, &id)["done"].as_i64().unwrap() >= 50
     });
     pg.restart();
-    wait_for("the batch to finish after the restart", Duration::from_secs(180), || {
-        status(&q, &id)["finished"] == true
-    });
-    assert!(w.try_wait().unwrap().is_none(), "the worker survives the restart");
+    wait_for(
+        "the batch to finish after the restart",
+        Duration::from_secs(180),
+        || status(&q, &id)["finished"] == true,
+    );
+    assert!(
+        w.try_wait().unwrap().is_none(),
+        "the worker survives the restart"
+    );
     w.kill().unwrap();
     w.wait().unwrap();
     assert_eq!(status(&q, &id)["done"].as_i64(), Some(n as i64));
