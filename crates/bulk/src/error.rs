@@ -13,10 +13,7 @@ pub enum BulkError {
     /// The request asks for something the configuration refuses (a path
     /// outside the allowed roots, too many items).
     #[error("{message}")]
-    Limit {
-        code: &'static str,
-        message: String,
-    },
+    Limit { code: &'static str, message: String },
     /// A bad argument (unknown format, malformed id).
     #[error("{0}")]
     BadRequest(String),

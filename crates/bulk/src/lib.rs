@@ -52,7 +52,9 @@ pub async fn submit(
     let mut total = SubmitCounts::default();
     let mut reader = Some(reader);
     loop {
-        let mut r = reader.take().ok_or_else(|| BulkError::engine("manifest reader lost"))?;
+        let mut r = reader
+            .take()
+            .ok_or_else(|| BulkError::engine("manifest reader lost"))?;
         let (r, chunk) = tokio::task::spawn_blocking(move || {
             let c = r.next_chunk(store::SUBMIT_CHUNK);
             (r, c)

@@ -163,9 +163,7 @@ impl ManifestReader {
                 .iter()
                 .position(|h| h == "applicant_id")
                 .ok_or_else(|| {
-                    BulkError::Manifest(
-                        "the CSV header has no `applicant_id` column".to_owned(),
-                    )
+                    BulkError::Manifest("the CSV header has no `applicant_id` column".to_owned())
                 })?;
             let file_col = headers
                 .iter()
@@ -212,7 +210,9 @@ impl ManifestReader {
         let take = n.min(self.pending.len());
         let mut out: Vec<ManifestItem> = self.pending.drain(..take).collect();
         if let Some(f) = self.filter.as_mut() {
-            out.iter_mut().for_each(|i| f(i));
+            for item in &mut out {
+                f(item);
+            }
         }
         self.items_read += out.len() as u64;
         Ok(out)
@@ -274,9 +274,7 @@ impl ManifestReader {
                 for (k, v) in obj {
                     match (k.as_str(), v) {
                         ("applicant_id", serde_json::Value::String(s)) => applicant = s,
-                        ("applicant_id", serde_json::Value::Number(n)) => {
-                            applicant = n.to_string()
-                        }
+                        ("applicant_id", serde_json::Value::Number(n)) => applicant = n.to_string(),
                         ("files" | "paths", serde_json::Value::Array(a)) => {
                             for p in a {
                                 match p {

@@ -118,9 +118,10 @@ pub fn csv_row(it: &ItemRow, free: &[String]) -> String {
         it.item_id.clone(),
     ];
     csv_line(
-        fixed
-            .into_iter()
-            .chain(free.iter().map(|c| it.columns.get(c).cloned().unwrap_or_default())),
+        fixed.into_iter().chain(
+            free.iter()
+                .map(|c| it.columns.get(c).cloned().unwrap_or_default()),
+        ),
     )
 }
 
@@ -278,7 +279,10 @@ impl Builder {
             rank: 0,
             applicant_id: applicant,
             errors: items.iter().filter(|i| i.state == ItemState::Error).count(),
-            pending: items.iter().filter(|i| i.state == ItemState::Pending).count(),
+            pending: items
+                .iter()
+                .filter(|i| i.state == ItemState::Pending)
+                .count(),
             case,
             columns,
         };
@@ -314,7 +318,8 @@ impl Builder {
             .iter()
             .zip(self.counts)
             .map(|(g, counts)| {
-                let pass = |c: &Counts| (c.scored > 0).then(|| 1.0 - c.flagged as f64 / c.scored as f64);
+                let pass =
+                    |c: &Counts| (c.scored > 0).then(|| 1.0 - c.flagged as f64 / c.scored as f64);
                 let best = counts
                     .iter()
                     .filter(|(v, _)| v.as_str() != "(unknown)")
@@ -407,7 +412,10 @@ pub async fn report(
         };
         after = Some((last.applicant_id.clone(), last.item_id.clone()));
         for it in page {
-            if cur.first().is_some_and(|c| c.applicant_id != it.applicant_id) {
+            if cur
+                .first()
+                .is_some_and(|c| c.applicant_id != it.applicant_id)
+            {
                 let items = std::mem::take(&mut cur);
                 b.add(items[0].applicant_id.clone(), &items);
             }

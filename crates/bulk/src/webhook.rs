@@ -74,7 +74,10 @@ fn parse_http_url(url: &str) -> Result<(String, String)> {
             "webhook URL `{url}` has no usable host"
         )));
     }
-    let authority = if authority.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok())
+    let authority = if authority
+        .rsplit(':')
+        .next()
+        .is_some_and(|p| p.parse::<u16>().is_ok())
         && authority.contains(':')
     {
         authority.to_owned()
@@ -199,7 +202,13 @@ pub(crate) async fn deliver(
     }
 }
 
-async fn post(url: &str, body: &[u8], ts: i64, sig: &str, delivery: &str) -> std::result::Result<u16, String> {
+async fn post(
+    url: &str,
+    body: &[u8],
+    ts: i64,
+    sig: &str,
+    delivery: &str,
+) -> std::result::Result<u16, String> {
     let (authority, path) = parse_http_url(url).map_err(|e| e.to_string())?;
     let stream = tokio::net::TcpStream::connect(&authority)
         .await

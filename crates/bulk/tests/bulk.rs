@@ -24,9 +24,17 @@ service for a retailer with eleven thousand staff.";
 fn fixture(dir: &Path) -> PathBuf {
     for (a, sex) in [("ann", "F"), ("bob", "M"), ("cyd", "F")] {
         std::fs::create_dir_all(dir.join(a)).unwrap();
-        std::fs::write(dir.join(a).join("resume.txt"), format!("{RESUME} ({a}, {sex})")).unwrap();
+        std::fs::write(
+            dir.join(a).join("resume.txt"),
+            format!("{RESUME} ({a}, {sex})"),
+        )
+        .unwrap();
     }
-    std::fs::write(dir.join("cyd/photo.png"), b"\x89PNG\r\n\x1a\nthis is not a PNG").unwrap();
+    std::fs::write(
+        dir.join("cyd/photo.png"),
+        b"\x89PNG\r\n\x1a\nthis is not a PNG",
+    )
+    .unwrap();
     let m = dir.join("manifest.csv");
     std::fs::write(
         &m,
@@ -77,7 +85,10 @@ async fn submit(store: &Store, m: &Path, id: &str, rescore: bool) -> candor_bulk
         ..Default::default()
     };
     let r = ManifestReader::open(m, ManifestLimits::default()).unwrap();
-    candor_bulk::submit(store, &new, r, 1000, |_| {}).await.unwrap().1
+    candor_bulk::submit(store, &new, r, 1000, |_| {})
+        .await
+        .unwrap()
+        .1
 }
 
 /// Runs a worker until the batch has no pending item (or panics after 60 s).
@@ -91,7 +102,10 @@ async fn work_until_done(store: &Store, id: &str, cfg: WorkerConfig) {
         if s.finished {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "batch not finished: {s:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "batch not finished: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tx.send(true).unwrap();
@@ -109,12 +123,14 @@ async fn items(store: &Store, id: &str) -> Vec<candor_bulk::ItemRow> {
 async fn queued_tasks(store: &Store) -> i64 {
     use sqlx::Row;
     match store.db() {
-        candor_bulk::store::Db::Sqlite(p) => sqlx::query("SELECT COUNT(*) FROM Jobs WHERE job_type = $1")
-            .bind(ITEM_QUEUE)
-            .fetch_one(p)
-            .await
-            .unwrap()
-            .get::<i64, _>(0),
+        candor_bulk::store::Db::Sqlite(p) => {
+            sqlx::query("SELECT COUNT(*) FROM Jobs WHERE job_type = $1")
+                .bind(ITEM_QUEUE)
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        }
         candor_bulk::store::Db::Postgres(p) => {
             sqlx::query("SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1")
                 .bind(ITEM_QUEUE)
@@ -150,7 +166,8 @@ async fn semantics(store: Store, dir: &Path) {
             ItemState::Done => {
                 assert_eq!(r.modality.as_deref(), Some("text"));
                 assert!(r.sha256.is_some() && r.models.is_some());
-                let res: serde_json::Value = serde_json::from_str(r.result.as_deref().unwrap()).unwrap();
+                let res: serde_json::Value =
+                    serde_json::from_str(r.result.as_deref().unwrap()).unwrap();
                 assert_eq!(res["abstention"]["code"], "detector_not_installed");
             }
             ItemState::Error if r.path.ends_with("interview.wav") => {
@@ -158,7 +175,8 @@ async fn semantics(store: Store, dir: &Path) {
             }
             ItemState::Error => {
                 assert!(r.path.ends_with("photo.png"), "{r:?}");
-                let p: serde_json::Value = serde_json::from_str(r.error.as_deref().unwrap()).unwrap();
+                let p: serde_json::Value =
+                    serde_json::from_str(r.error.as_deref().unwrap()).unwrap();
                 assert_eq!(p["status"], 422, "{p}");
             }
             other => panic!("unexpected {other:?}"),
@@ -170,7 +188,14 @@ async fn semantics(store: Store, dir: &Path) {
     assert_eq!(rep.applicants, 3);
     assert_eq!(rep.unscored, 3, "no detector installed: nothing scored");
     assert_eq!(rep.cases.len(), 3);
-    assert_eq!(rep.cases.iter().find(|c| c.applicant_id == "cyd").unwrap().errors, 2);
+    assert_eq!(
+        rep.cases
+            .iter()
+            .find(|c| c.applicant_id == "cyd")
+            .unwrap()
+            .errors,
+        2
+    );
     assert_eq!(rep.impact.len(), 1);
     assert_eq!(rep.impact[0].column, "group:sex");
     assert_eq!(rep.impact[0].rows.len(), 2);
@@ -248,17 +273,31 @@ async fn cancel_stops_pending_items_and_fires_the_webhook() {
                     let head = String::from_utf8_lossy(&buf[..i]).to_string();
                     let len: usize = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
                         .unwrap_or(0);
                     while buf.len() < i + 4 + len {
                         let k = c.read(&mut chunk).unwrap();
                         buf.extend_from_slice(&chunk[..k]);
                     }
-                    break (head, String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).to_string());
+                    break (
+                        head,
+                        String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).to_string(),
+                    );
                 }
             };
-            let status = if n == 0 { "500 Internal Server Error" } else { "200 OK" };
-            let _ = c.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = c.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
             let _ = got_tx.send((head, body));
         }
     });
@@ -270,7 +309,9 @@ async fn cancel_stops_pending_items_and_fires_the_webhook() {
     let mut lines = String::new();
     for i in 0..40 {
         std::fs::write(dir.path().join(format!("{i}.txt")), RESUME).unwrap();
-        lines.push_str(&format!("{{\"applicant_id\":\"a{i}\",\"file\":\"{i}.txt\"}}\n"));
+        lines.push_str(&format!(
+            "{{\"applicant_id\":\"a{i}\",\"file\":\"{i}.txt\"}}\n"
+        ));
     }
     std::fs::write(&m, lines).unwrap();
     let new = NewBatch {
@@ -279,7 +320,9 @@ async fn cancel_stops_pending_items_and_fires_the_webhook() {
         ..Default::default()
     };
     let r = ManifestReader::open(&m, ManifestLimits::default()).unwrap();
-    candor_bulk::submit(&store, &new, r, 1000, |_| {}).await.unwrap();
+    candor_bulk::submit(&store, &new, r, 1000, |_| {})
+        .await
+        .unwrap();
     assert_eq!(store.cancel("c1", None).await.unwrap(), 40);
     assert!(store.cancel("nope", None).await.is_err());
 
@@ -291,8 +334,12 @@ async fn cancel_stops_pending_items_and_fires_the_webhook() {
     let (h1, _) = tokio::task::spawn_blocking({
         let got = got_rx;
         move || {
-            let a = got.recv_timeout(Duration::from_secs(30)).expect("first delivery");
-            let b = got.recv_timeout(Duration::from_secs(30)).expect("retried delivery");
+            let a = got
+                .recv_timeout(Duration::from_secs(30))
+                .expect("first delivery");
+            let b = got
+                .recv_timeout(Duration::from_secs(30))
+                .expect("retried delivery");
             (a, b)
         }
     })
@@ -304,7 +351,9 @@ async fn cancel_stops_pending_items_and_fires_the_webhook() {
         head.lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
             })
             .unwrap_or_default()
     };

@@ -168,17 +168,32 @@ pub(crate) async fn create_batch(
     }
     // Creates the batch now (so it can be polled at once, and a cancelled
     // or foreign batch id is refused here).
-    svc.store.begin_batch(&NewBatch { rescore: false, ..new.clone() }).await?;
+    svc.store
+        .begin_batch(&NewBatch {
+            rescore: false,
+            ..new.clone()
+        })
+        .await?;
     let reader = RootedReader {
         inner: reader,
         roots: svc.roots.clone(),
     };
     tokio::spawn(async move {
-        let r = candor_bulk::submit(&svc.store, &new, reader.into_checked(), svc.max_items, |_| {}).await;
+        let r = candor_bulk::submit(
+            &svc.store,
+            &new,
+            reader.into_checked(),
+            svc.max_items,
+            |_| {},
+        )
+        .await;
         if let Err(e) = r {
             tracing::warn!(batch = %new.batch_id, code = candor_core::ToProblem::problem_code(&e).unwrap_or("none"), "batch submit stopped");
             tracing::debug!(batch = %new.batch_id, error = %e, "batch submit stopped (detail)");
-            let _ = svc.store.set_submit_error(&new.batch_id, &e.to_string()).await;
+            let _ = svc
+                .store
+                .set_submit_error(&new.batch_id, &e.to_string())
+                .await;
         }
     });
     let location = format!("/v1/batches/{batch_id}");
@@ -301,9 +316,7 @@ pub(crate) async fn get_results(
                 return Some((Err(std::io::Error::other(e.to_string())), c));
             }
         };
-        let Some(last) = page.last() else {
-            return None;
-        };
+        let last = page.last()?;
         c.after = Some((last.applicant_id.clone(), last.item_id.clone()));
         let mut buf = String::new();
         if c.free.is_none() {
