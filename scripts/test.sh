@@ -30,6 +30,29 @@ CURRENT="setup"
 step "setup (CANDOR_HOME=$CANDOR_HOME${CANDOR_SHARED:+, CANDOR_SHARED=$CANDOR_SHARED})"
 bash "$REPO/scripts/setup.sh" --quiet
 
+# The bulk tests run against a real PostgreSQL: each test starts its own
+# throwaway server (initdb in a temporary directory, 127.0.0.1 and a Unix
+# socket in that directory only; as root, run as the `postgres` user) from
+# Debian's server binaries, installed here when missing (no default
+# cluster). When they cannot be installed, those tests print SKIP and pass.
+CURRENT="PostgreSQL server binaries (bulk tests)"
+step "$CURRENT"
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        mkdir -p /etc/postgresql-common
+        [ -e /etc/postgresql-common/createcluster.conf ] ||
+            echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+        { apt-get -qq update && apt-get -qq install -y --no-install-recommends postgresql; } \
+            </dev/null >/dev/null || true
+    fi
+fi
+if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    echo "test: PostgreSQL $(ls /usr/lib/postgresql | sort -n | tail -1) for the bulk tests"
+else
+    echo "test: WARNING: no PostgreSQL server binaries; the Postgres bulk tests will SKIP" >&2
+fi
+
 CURRENT="cargo fmt --all --check"
 step "$CURRENT"
 cargo fmt --all --check

@@ -34,6 +34,12 @@ pub enum Command {
     /// 1 when at least one input could not be read or analysed, 2 on a usage
     /// or setup error.
     Scan(ScanArgs),
+    /// Bulk re-screening of stored files: submit a manifest of applicants'
+    /// files, follow it, read its results, cases and impact report, cancel it.
+    Bulk(crate::bulk::BulkArgs),
+    /// Work on the bulk queue (`--queue postgres://...` for many workers on
+    /// many machines) until SIGINT/SIGTERM.
+    Worker(Box<crate::bulk::WorkerCmdArgs>),
     /// Print the analyzer's setup (device, runtime, models, detectors,
     /// limits) as JSON.
     Info(InfoArgs),
@@ -339,6 +345,31 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub analyzer: AnalyzerArgs,
 
+    /// Serve `/v1/batches` from this bulk queue: a SQLite file or
+    /// `postgres://...` (see `candor bulk --help`). Unset: no bulk routes.
+    #[arg(long = "queue", env = "CANDOR_QUEUE")]
+    pub bulk_queue: Option<String>,
+
+    /// Directories whose manifests and files `POST /v1/batches` may read
+    /// (comma-separated). Anything outside them is refused, so an API
+    /// client cannot make the server read arbitrary files. Empty: batches
+    /// can only be submitted with `candor bulk submit`.
+    #[arg(long, env = "CANDOR_BULK_ROOTS", value_delimiter = ',')]
+    pub bulk_roots: Vec<PathBuf>,
+
+    /// Run a bulk worker inside the server (with --queue). Convenient on
+    /// one machine; with PostgreSQL, `false` leaves bulk work to separate
+    /// `candor worker` processes so the server's cores stay with live
+    /// traffic (items run at `bulk` priority either way).
+    #[arg(long, env = "CANDOR_SERVE_BULK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bulk_worker: bool,
+
+    #[command(flatten)]
+    pub bulk_manifest: crate::bulk::ManifestArgs,
+
+    #[command(flatten)]
+    pub worker: crate::bulk::WorkerArgs,
+
     /// Address to listen on. `127.0.0.1` keeps the API local; `0.0.0.0`
     /// exposes it to the network (then set API keys or put a proxy in front).
     #[arg(long, env = "CANDOR_HOST", default_value = "127.0.0.1")]
@@ -632,21 +663,49 @@ mod tests {
     #[test]
     fn cli_is_well_formed_and_every_flag_has_env() {
         Cli::command().debug_assert();
-        let cmd = Cli::command();
-        for sc in cmd.get_subcommands() {
-            let sub = sc.get_name();
-            for a in sc.get_arguments() {
-                let id = a.get_id().as_str();
-                if a.is_positional() || matches!(id, "help" | "version") {
-                    continue;
+        // Every (sub)subcommand, e.g. `bulk submit`, not only the top level.
+        fn check(cmd: &clap::Command, path: &str) {
+            for sc in cmd.get_subcommands() {
+                let sub = format!("{path} {}", sc.get_name()).trim().to_owned();
+                for a in sc.get_arguments() {
+                    let id = a.get_id().as_str();
+                    if a.is_positional() || matches!(id, "help" | "version") {
+                        continue;
+                    }
+                    assert!(a.get_env().is_some(), "--{id} of `{sub}` has no env var");
+                    assert!(
+                        a.get_long_help().or(a.get_help()).is_some(),
+                        "--{id} of `{sub}` has no doc comment"
+                    );
                 }
-                assert!(a.get_env().is_some(), "--{id} of `{sub}` has no env var");
-                assert!(
-                    a.get_long_help().or(a.get_help()).is_some(),
-                    "--{id} of `{sub}` has no doc comment"
-                );
+                check(sc, &sub);
             }
         }
+        check(&Cli::command(), "");
+    }
+
+    #[test]
+    fn bulk_submit_takes_its_manifest_beside_the_model_manifest() {
+        let cli = Cli::try_parse_from([
+            "candor",
+            "bulk",
+            "submit",
+            "--manifest",
+            "models/manifest.toml",
+            "hires.csv",
+        ])
+        .unwrap();
+        let Command::Bulk(b) = cli.command else {
+            panic!("bulk")
+        };
+        let crate::bulk::BulkCommand::Submit(s) = b.command else {
+            panic!("submit")
+        };
+        assert_eq!(s.manifest, std::path::Path::new("hires.csv"));
+        assert_eq!(
+            s.analyzer.manifest,
+            std::path::Path::new("models/manifest.toml")
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod args;
 mod audiodev;
+mod bulk;
 mod eval;
 mod imageembed;
 mod rows;
@@ -79,7 +80,9 @@ fn main() -> ExitCode {
     // a header, an encrypted PDF) at `warn`; Candor reports those itself, in
     // the result's warnings or the problem detail, so keep them quiet.
     let default_level = match cli.command {
-        Command::Serve(_) => "info,symphonia_core=error,symphonia=error,lopdf=error",
+        Command::Serve(_) | Command::Worker(_) => {
+            "info,symphonia_core=error,symphonia=error,lopdf=error"
+        }
         _ => "warn,symphonia_core=error,symphonia=error,lopdf=error",
     };
     init_tracing(&cli.log, default_level);
@@ -105,6 +108,8 @@ fn main() -> ExitCode {
                 }
             },
             Command::Scan(args) => scan::run(args).await,
+            Command::Bulk(args) => bulk::run(args).await,
+            Command::Worker(args) => bulk::worker(*args).await,
             Command::Eval(args) => eval::run_eval(*args).await,
             Command::Calibrate(args) => eval::run_calibrate(*args).await,
             Command::EvalDoc(args) => eval::run_eval_doc(args),
@@ -134,7 +139,42 @@ fn main() -> ExitCode {
 async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
     let config = args.server_config()?;
     let analyzer = build_analyzer(&args.analyzer).context("cannot build the analyzer")?;
-    candor_server::serve(config, analyzer)
+    let mut bulk = None;
+    let mut worker = None;
+    if let Some(url) = &args.bulk_queue {
+        let store = candor_bulk::Store::open(url, 8)
+            .await
+            .context("cannot open the bulk queue")?;
+        let mut roots = Vec::new();
+        for r in &args.bulk_roots {
+            roots.push(
+                r.canonicalize()
+                    .with_context(|| format!("bulk root {}", r.display()))?,
+            );
+        }
+        if args.bulk_worker {
+            let w = candor_bulk::BulkWorker::new(
+                store.clone(),
+                Arc::clone(&analyzer),
+                args.worker.config(),
+            );
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            worker = Some((tx, tokio::spawn(w.run(rx))));
+        }
+        bulk = Some(candor_server::batches::BulkService {
+            store,
+            roots,
+            limits: args.bulk_manifest.limits(),
+            max_items: args.bulk_manifest.max_batch_items,
+            max_report_top: 10_000,
+        });
+    }
+    let served = candor_server::serve_with_bulk(config, analyzer, bulk)
         .await
-        .context("HTTP server")
+        .context("HTTP server");
+    if let Some((tx, handle)) = worker {
+        let _ = tx.send(true);
+        let _ = handle.await;
+    }
+    served
 }

@@ -205,6 +205,9 @@ pub enum ServerError {
     /// I/O error while serving.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The bulk layer refused or failed.
+    #[error(transparent)]
+    Bulk(#[from] candor_bulk::BulkError),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -214,6 +217,7 @@ impl ToProblem for ServerError {
     fn problem_kind(&self) -> ProblemKind {
         match self {
             ServerError::Analyze(e) => e.problem_kind(),
+            ServerError::Bulk(e) => e.problem_kind(),
             ServerError::BadRequest { .. } => ProblemKind::BadRequest,
             ServerError::Unauthorized(_) => ProblemKind::Unauthorized,
             ServerError::NotFound(_) => ProblemKind::NotFound,
@@ -240,6 +244,7 @@ impl ToProblem for ServerError {
     fn problem_code(&self) -> Option<&'static str> {
         match self {
             ServerError::Analyze(e) => e.problem_code(),
+            ServerError::Bulk(e) => e.problem_code(),
             ServerError::BadRequest { code, .. } => Some(code),
             ServerError::Unauthorized(_) => Some("api_key"),
             ServerError::TooManyInputs { .. } => Some("max_inputs"),
@@ -263,7 +268,8 @@ impl IntoResponse for ServerError {
         if matches!(
             self,
             ServerError::Internal(_) | ServerError::Io(_) | ServerError::Bind { .. }
-        ) {
+        ) || self.problem_kind() == ProblemKind::Internal
+        {
             tracing::error!(error = %self, "internal error");
         }
         let retry = match &self {

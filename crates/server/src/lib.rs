@@ -21,6 +21,7 @@
 mod analyze;
 pub mod api;
 mod auth;
+pub mod batches;
 mod body;
 mod conn;
 pub mod error;
@@ -202,6 +203,7 @@ struct Inner {
     body_limit: u64,
     started: Instant,
     metrics: PrometheusHandle,
+    bulk: Option<batches::BulkService>,
 }
 
 /// The default spill directory: `candor-spill-<pid>` in the system's
@@ -214,7 +216,16 @@ pub fn default_spill_dir() -> PathBuf {
 impl AppState {
     /// The state for `config` (the spill directory is made when first
     /// needed; [`serve_on`] makes it at start-up).
-    pub fn new(mut config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
+    pub fn new(config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
+        Self::with_bulk(config, analyzer, None)
+    }
+
+    /// The state for `config`, with `/v1/batches` served from `bulk`.
+    pub fn with_bulk(
+        mut config: ServerConfig,
+        analyzer: Arc<Analyzer>,
+        bulk: Option<batches::BulkService>,
+    ) -> Self {
         config.max_inputs_per_request = config.max_inputs_per_request.max(1);
         config.max_concurrent_analyses = config.max_concurrent_analyses.max(1);
         config.max_concurrent_streams = config.max_concurrent_streams.max(1);
@@ -248,6 +259,7 @@ impl AppState {
                 metrics,
                 analyzer,
                 config,
+                bulk,
             }),
         }
     }
@@ -277,6 +289,11 @@ impl AppState {
         analyze::analyze,
         analyze::analyze_modality,
         analyze::get_job,
+        batches::create_batch,
+        batches::get_batch,
+        batches::get_results,
+        batches::get_report,
+        batches::delete_batch,
         stream::stream_audio,
         meta::health,
         meta::ready,
@@ -298,6 +315,15 @@ impl AppState {
         jobs::JobView,
         jobs::JobAccepted,
         jobs::JobStatus,
+        batches::BatchRequest,
+        batches::BatchAccepted,
+        batches::BatchCancelled,
+        candor_bulk::BatchStatus,
+        candor_bulk::BatchRow,
+        candor_bulk::BatchReport,
+        candor_bulk::report::BatchCase,
+        candor_bulk::report::ImpactTable,
+        candor_bulk::report::ImpactRow,
         stream::StreamLine,
         candor_detectors::audio::stream::StreamSegment,
         candor_detectors::audio::stream::StreamSummary,
@@ -305,6 +331,7 @@ impl AppState {
     modifiers(&SecurityAddon),
     tags(
         (name = "analyze", description = "Analyse images, audio/video and resume text"),
+        (name = "bulk", description = "Re-screen stored files in durable batches"),
         (name = "ops", description = "Health, readiness, info, metrics, API description"),
     )
 )]
@@ -369,6 +396,13 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route("/v1/analyze", post(analyze::analyze))
         .route("/v1/analyze/{modality}", post(analyze::analyze_modality))
         .route("/v1/jobs/{id}", get(analyze::get_job))
+        .route("/v1/batches", post(batches::create_batch))
+        .route(
+            "/v1/batches/{id}",
+            get(batches::get_batch).delete(batches::delete_batch),
+        )
+        .route("/v1/batches/{id}/results", get(batches::get_results))
+        .route("/v1/batches/{id}/report", get(batches::get_report))
         .route(
             "/v1/stream/audio",
             // A stream's length is bounded by max_audio_seconds, not by the
@@ -397,6 +431,15 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
 /// grace, and async jobs not finished, are logged one by one and dropped
 /// (the job store is in memory).
 pub async fn serve(config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<(), ServerError> {
+    serve_with_bulk(config, analyzer, None).await
+}
+
+/// [`serve`], with `/v1/batches` served from `bulk`.
+pub async fn serve_with_bulk(
+    config: ServerConfig,
+    analyzer: Arc<Analyzer>,
+    bulk: Option<batches::BulkService>,
+) -> Result<(), ServerError> {
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -404,7 +447,7 @@ pub async fn serve(config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<(), 
             addr: addr.clone(),
             source,
         })?;
-    serve_on(listener, config, analyzer, shutdown_signal()).await
+    serve_on_with_bulk(listener, config, analyzer, bulk, shutdown_signal()).await
 }
 
 /// [`serve`] on a bound listener, until `shutdown` resolves.
@@ -412,6 +455,17 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     analyzer: Arc<Analyzer>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    serve_on_with_bulk(listener, config, analyzer, None, shutdown).await
+}
+
+/// [`serve_on`], with `/v1/batches` served from `bulk`.
+pub async fn serve_on_with_bulk(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    analyzer: Arc<Analyzer>,
+    bulk: Option<batches::BulkService>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let grace = config.shutdown_grace;
@@ -422,7 +476,7 @@ pub async fn serve_on(
         keep_alive_timeout: config.keep_alive_timeout,
         body_idle_timeout: config.body_idle_timeout,
     };
-    let state = AppState::new(config, analyzer);
+    let state = AppState::with_bulk(config, analyzer, bulk);
     state.inner.spill.ensure_dir()?;
     tracing::info!(
         address = %conn::local_addr(&listener).map_or_else(|| "?".to_owned(), |a| a.to_string()),
