@@ -244,6 +244,20 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_TEXT_SIGNALS", default_value_t = false, action = clap::ArgAction::Set)]
     pub text_signals: bool,
 
+    /// Bulk analyses (re-screening batches) start only after live analyses
+    /// have left the cores alone for this many milliseconds, so that an
+    /// in-process bulk worker does not slow live interviews. Larger keeps
+    /// live latency flatter under bursty live traffic but slows batches
+    /// while live traffic lasts; 0 turns the yielding off.
+    #[arg(long, env = "CANDOR_BULK_QUIET_MS", default_value_t = 250)]
+    pub bulk_quiet_ms: u64,
+
+    /// Longest a bulk analysis waits for that quiet moment before it runs
+    /// anyway. Larger protects live latency under constant live traffic,
+    /// smaller keeps batches moving (bulk then competes for the cores).
+    #[arg(long, env = "CANDOR_BULK_MAX_WAIT_MS", default_value_t = 10_000)]
+    pub bulk_max_wait_ms: u64,
+
     /// Most PDF pages read. More pages cover long CVs with appendices but cost
     /// decode time and memory per page.
     #[arg(long, env = "CANDOR_MAX_PAGES", default_value_t = Limits::default().max_pages)]
@@ -336,6 +350,8 @@ impl AnalyzerArgs {
                 picture: self.image_picture,
                 clip_probe: self.image_clip_probe,
             },
+            bulk_quiet: Duration::from_millis(self.bulk_quiet_ms),
+            bulk_max_wait: Duration::from_millis(self.bulk_max_wait_ms),
         }
     }
 }

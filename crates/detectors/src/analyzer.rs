@@ -66,6 +66,11 @@ pub struct AnalyzerConfig {
     pub audio: crate::audio::AudioConfig,
     /// Knobs of the image detector.
     pub image: crate::image::ImageConfig,
+    /// A bulk analysis starts only once no live analysis has run for this
+    /// long ([`crate::livegate`]); zero turns the yielding off.
+    pub bulk_quiet: Duration,
+    /// Longest a bulk analysis waits for that quiet moment.
+    pub bulk_max_wait: Duration,
 }
 
 impl Default for AnalyzerConfig {
@@ -76,6 +81,8 @@ impl Default for AnalyzerConfig {
             default_timeout: Duration::from_secs(120),
             audio: crate::audio::AudioConfig::default(),
             image: crate::image::ImageConfig::default(),
+            bulk_quiet: Duration::from_millis(250),
+            bulk_max_wait: Duration::from_secs(10),
         }
     }
 }
@@ -172,6 +179,8 @@ pub struct Analyzer {
     audio: Option<Arc<crate::audio::AudioDetector>>,
     /// Why a modality's detector is not installed, when known.
     missing: BTreeMap<Modality, String>,
+    /// Live analyses in flight: bulk ones wait for a quiet moment.
+    live: Arc<crate::livegate::LiveGate>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -197,6 +206,7 @@ impl Analyzer {
             vad: None,
             audio: None,
             missing: BTreeMap::new(),
+            live: crate::livegate::LiveGate::new(),
         }
     }
 
@@ -321,6 +331,7 @@ impl Analyzer {
             vad,
             audio: None,
             missing: BTreeMap::new(),
+            live: crate::livegate::LiveGate::new(),
         }
     }
 
@@ -428,6 +439,15 @@ impl Analyzer {
         input: InputSource,
         opts: &AnalyzeOptions,
     ) -> Result<AnalysisResult, AnalyzeError> {
+        // Live work goes first on the cores too, not only in the model queues.
+        let _live = (opts.priority == Priority::Live).then(|| self.live.enter_live());
+        if opts.priority == Priority::Bulk && !self.config.bulk_quiet.is_zero() {
+            let waited = self
+                .live
+                .wait_quiet(self.config.bulk_quiet, self.config.bulk_max_wait)
+                .await;
+            metrics::histogram!("candor_bulk_yield_seconds").record(waited.as_secs_f64());
+        }
         let started = Instant::now();
         let deadline = opts
             .deadline

@@ -10,6 +10,7 @@ pub mod audio;
 mod error;
 mod fusion;
 pub mod image;
+pub mod livegate;
 mod pngenc;
 pub mod speech;
 pub mod text;
