@@ -483,12 +483,11 @@ impl Engine {
                         .as_ref()
                         .map(|l| l.hidden_taps.clone())
                         .unwrap_or_default();
-                    // Statistics can be left out only when taps give something back.
-                    let statistics = taps.is_empty()
-                        || config
-                            .lm_statistics
-                            .or(spec.lm.as_ref().and_then(|l| l.statistics))
-                            .unwrap_or(true);
+                    // `with_statistics` keeps them on when there are no taps.
+                    let statistics = config
+                        .lm_statistics
+                        .or(spec.lm.as_ref().and_then(|l| l.statistics))
+                        .unwrap_or(true);
                     let lm = CausalLm::load(&spec.id, &path, config.device, usize::MAX, blas)?
                         .with_taps(taps)?
                         .with_statistics(statistics);
