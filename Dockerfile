@@ -58,7 +58,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libopus0 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /opt/candor \
-        --no-create-home --shell /usr/sbin/nologin candor
+        --no-create-home --shell /usr/sbin/nologin candor \
+    && install -d -o candor -g candor -m 0700 /var/lib/candor
 
 COPY --from=builder /out/candor /usr/local/bin/candor
 COPY --from=builder /opt/candor /opt/candor
@@ -68,7 +69,10 @@ WORKDIR /app
 # The engine picks the execution provider from $CANDOR_HOME/onnxruntime/FLAVOR (cpu|gpu).
 ENV CANDOR_HOME=/opt/candor \
     CANDOR_MANIFEST=/app/models/manifest.toml \
+    CANDOR_STATE_DIR=/var/lib/candor \
     CANDOR_PORT=8080
+# Durable async jobs (and the default bulk store) live here.
+VOLUME ["/var/lib/candor"]
 USER candor:candor
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

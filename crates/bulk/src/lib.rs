@@ -30,7 +30,9 @@ pub mod worker;
 pub use error::{BulkError, Result};
 pub use manifest::{ManifestItem, ManifestLimits, ManifestReader};
 pub use report::{BatchReport, Format};
-pub use store::{BatchRow, BatchStatus, ItemRow, ItemState, NewBatch, Store, SubmitCounts};
+pub use store::{
+    BatchRow, BatchStatus, ItemRow, ItemState, JobRecord, NewBatch, Store, SubmitCounts,
+};
 pub use webhook::WebhookConfig;
 pub use worker::{BulkWorker, Progress, WorkerConfig};
 

@@ -27,8 +27,6 @@ use crate::manifest::ManifestItem;
 pub const ITEM_QUEUE: &str = "candor-bulk-items";
 /// apalis queue of completion webhooks.
 pub const WEBHOOK_QUEUE: &str = "candor-bulk-webhooks";
-/// apalis queue of `?async=true` jobs of the HTTP API.
-pub const ASYNC_QUEUE: &str = "candor-async-jobs";
 
 /// Items inserted (and enqueued) per transaction.
 pub const SUBMIT_CHUNK: usize = 500;
@@ -75,6 +73,23 @@ CREATE TABLE IF NOT EXISTS candor_items (
 CREATE INDEX IF NOT EXISTS candor_items_batch_state ON candor_items(batch_id, state);
 CREATE INDEX IF NOT EXISTS candor_items_batch_applicant ON candor_items(batch_id, applicant_id, item_id);
 CREATE INDEX IF NOT EXISTS candor_items_batch_finished ON candor_items(batch_id, finished_at);
+CREATE TABLE IF NOT EXISTS candor_jobs (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT,
+    node TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    finished_at BIGINT,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    bytes BIGINT NOT NULL DEFAULT 0,
+    plan TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    response TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS candor_jobs_node_status ON candor_jobs(node, status);
+CREATE INDEX IF NOT EXISTS candor_jobs_finished ON candor_jobs(finished_at);
 "#;
 
 /// Where an item is.
@@ -915,13 +930,171 @@ impl Store {
     }
 }
 
+/// An `?async=true` job of the HTTP API as stored: its request (plan and
+/// the manifest of its input files, JSON the server writes and reads), its
+/// state and its outcome. Input files live on the disk of the server that
+/// accepted the job (`node`); that server runs the job again after a
+/// restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    /// Hex digest of the API key that created it.
+    pub owner: Option<String>,
+    pub node: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// Runs started (a job found `running` after a restart ran once before).
+    pub attempts: i64,
+    /// Bytes of its inputs.
+    pub bytes: i64,
+    pub plan: String,
+    pub inputs: String,
+    /// The response body (JSON), when `done`.
+    pub response: Option<String>,
+    /// The problem (JSON), when `failed`.
+    pub error: Option<String>,
+}
+
+fn job_from_row<R: Row>(r: &R) -> std::result::Result<JobRecord, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(JobRecord {
+        job_id: r.try_get("job_id")?,
+        owner: r.try_get("owner")?,
+        node: r.try_get("node")?,
+        status: r.try_get("status")?,
+        created_at_ms: r.try_get("created_at")?,
+        started_at_ms: r.try_get("started_at")?,
+        finished_at_ms: r.try_get("finished_at")?,
+        attempts: r.try_get("attempts")?,
+        bytes: r.try_get("bytes")?,
+        plan: r.try_get("plan")?,
+        inputs: r.try_get("inputs")?,
+        response: r.try_get("response")?,
+        error: r.try_get("error")?,
+    })
+}
+
+/// `?async=true` jobs.
+impl Store {
+    /// Stores a new job (status `queued`).
+    pub async fn insert_job(&self, j: &JobRecord) -> Result<()> {
+        exec!(
+            &self.db,
+            "INSERT INTO candor_jobs (job_id, owner, node, status, created_at, attempts, bytes, plan, inputs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &j.job_id,
+            &j.owner,
+            &j.node,
+            &j.status,
+            j.created_at_ms,
+            j.attempts,
+            j.bytes,
+            &j.plan,
+            &j.inputs
+        )?;
+        Ok(())
+    }
+
+    /// One job.
+    pub async fn job(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        Ok(fetch!(
+            &self.db,
+            job_from_row,
+            "SELECT * FROM candor_jobs WHERE job_id = $1",
+            job_id
+        )?
+        .into_iter()
+        .next())
+    }
+
+    /// Marks a job `running` and counts the attempt.
+    pub async fn start_job(&self, job_id: &str) -> Result<()> {
+        exec!(
+            &self.db,
+            "UPDATE candor_jobs SET status = 'running', attempts = attempts + 1, started_at = $2 \
+             WHERE job_id = $1 AND status IN ('queued', 'running')",
+            job_id,
+            now_ms()
+        )?;
+        Ok(())
+    }
+
+    /// Stores a job's outcome (`done` with its response, or `failed` with
+    /// its problem), once: a finished job keeps its first outcome.
+    pub async fn finish_job(
+        &self,
+        job_id: &str,
+        response: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        let status = if response.is_some() { "done" } else { "failed" };
+        let n = exec!(
+            &self.db,
+            "UPDATE candor_jobs SET status = $2, response = $3, error = $4, finished_at = $5 \
+             WHERE job_id = $1 AND status IN ('queued', 'running')",
+            job_id,
+            status,
+            response,
+            error,
+            now_ms()
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The unfinished jobs `node` accepted, oldest first.
+    pub async fn unfinished_jobs(&self, node: &str) -> Result<Vec<JobRecord>> {
+        Ok(fetch!(
+            &self.db,
+            job_from_row,
+            "SELECT * FROM candor_jobs WHERE node = $1 AND status IN ('queued', 'running') \
+             ORDER BY created_at, job_id",
+            node
+        )?)
+    }
+
+    /// Deletes jobs that finished before `finished_before_ms`, and fails
+    /// unfinished ones created before `abandoned_before_ms` (their server
+    /// never came back for them). Gives the numbers deleted and failed.
+    pub async fn expire_jobs(
+        &self,
+        finished_before_ms: i64,
+        abandoned_before_ms: i64,
+        abandoned_error: &str,
+    ) -> Result<(u64, u64)> {
+        let deleted = exec!(
+            &self.db,
+            "DELETE FROM candor_jobs WHERE finished_at IS NOT NULL AND finished_at < $1",
+            finished_before_ms
+        )?;
+        let failed = exec!(
+            &self.db,
+            "UPDATE candor_jobs SET status = 'failed', error = $2, finished_at = $3 \
+             WHERE status IN ('queued', 'running') AND created_at < $1",
+            abandoned_before_ms,
+            abandoned_error,
+            now_ms()
+        )?;
+        Ok((deleted, failed))
+    }
+}
+
 /// Candor's tables and indexes (as named in [`SCHEMA`]).
-const SCHEMA_OBJECTS: [&str; 5] = [
+const SCHEMA_OBJECTS: [&str; 8] = [
     "candor_batches",
     "candor_items",
     "candor_items_batch_state",
     "candor_items_batch_applicant",
     "candor_items_batch_finished",
+    "candor_jobs",
+    "candor_jobs_node_status",
+    "candor_jobs_finished",
 ];
 
 /// The SQLite file already has apalis's migrations (all of them, applied
@@ -936,7 +1109,7 @@ async fn sqlite_ready(pool: &SqlitePool) -> bool {
             .fetch_one(pool)
             .await;
     let mut q = sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ($1, $2, $3, $4, $5)",
+        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ($1, $2, $3, $4, $5, $6, $7, $8)",
     );
     for o in SCHEMA_OBJECTS {
         q = q.bind(o);

@@ -386,3 +386,94 @@ async fn submit_err(store: &Store, m: &Path, id: &str) -> String {
         .unwrap_err()
         .to_string()
 }
+
+/// The rows of `?async=true` jobs, the same on either database.
+async fn job_rows(store: Store) {
+    use candor_bulk::JobRecord;
+    let rec = |id: &str, node: &str, created: i64| JobRecord {
+        job_id: id.into(),
+        owner: Some("ab".repeat(32)),
+        node: node.into(),
+        status: "queued".into(),
+        created_at_ms: created,
+        started_at_ms: None,
+        finished_at_ms: None,
+        attempts: 0,
+        bytes: 12,
+        plan: "{}".into(),
+        inputs: "[]".into(),
+        response: None,
+        error: None,
+    };
+    let now = candor_bulk::store::now_ms();
+    store.insert_job(&rec("j1", "a", now)).await.unwrap();
+    store.insert_job(&rec("j2", "a", now + 1)).await.unwrap();
+    store.insert_job(&rec("j3", "b", now)).await.unwrap();
+    store.insert_job(&rec("old", "gone", 0)).await.unwrap();
+    assert!(
+        store.insert_job(&rec("j1", "a", now)).await.is_err(),
+        "job ids are unique"
+    );
+    assert_eq!(store.job("j1").await.unwrap().unwrap(), rec("j1", "a", now));
+    assert!(store.job("nope").await.unwrap().is_none());
+
+    store.start_job("j1").await.unwrap();
+    store.start_job("j1").await.unwrap();
+    let j1 = store.job("j1").await.unwrap().unwrap();
+    assert_eq!((j1.status.as_str(), j1.attempts), ("running", 2));
+    assert!(j1.started_at_ms.is_some());
+    let ids = |v: Vec<JobRecord>| v.into_iter().map(|j| j.job_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.unfinished_jobs("a").await.unwrap()), ["j1", "j2"]);
+
+    assert!(store
+        .finish_job("j1", Some("{\"r\":1}"), None)
+        .await
+        .unwrap());
+    assert!(
+        !store.finish_job("j1", None, Some("{}")).await.unwrap(),
+        "the first outcome stays"
+    );
+    let j1 = store.job("j1").await.unwrap().unwrap();
+    assert_eq!(j1.status, "done");
+    assert_eq!(j1.response.as_deref(), Some("{\"r\":1}"));
+    assert!(j1.error.is_none());
+    store.start_job("j1").await.unwrap();
+    assert_eq!(store.job("j1").await.unwrap().unwrap().status, "done");
+    assert_eq!(ids(store.unfinished_jobs("a").await.unwrap()), ["j2"]);
+
+    // Nothing finished yet is old enough to delete; the abandoned one fails.
+    let (deleted, failed) = store
+        .expire_jobs(now - 1000, now - 1000, "{\"p\":1}")
+        .await
+        .unwrap();
+    assert_eq!((deleted, failed), (0, 1));
+    let old = store.job("old").await.unwrap().unwrap();
+    assert_eq!(
+        (old.status.as_str(), old.error.as_deref()),
+        ("failed", Some("{\"p\":1}"))
+    );
+    let (deleted, _) = store
+        .expire_jobs(candor_bulk::store::now_ms() + 1, 0, "{}")
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2, "j1 and old were finished");
+    assert!(store.job("j1").await.unwrap().is_none());
+    assert_eq!(ids(store.unfinished_jobs("b").await.unwrap()), ["j3"]);
+}
+
+#[tokio::test]
+async fn sqlite_job_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bulk.db").display().to_string(), 2)
+        .await
+        .unwrap();
+    job_rows(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_job_rows() {
+    let Some(pg) = PgServer::start("jobs") else {
+        return;
+    };
+    job_rows(Store::open(&pg.url(), 2).await.unwrap()).await;
+}

@@ -380,6 +380,30 @@ pub struct ServeArgs {
     #[arg(long, env = "CANDOR_SERVE_BULK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     pub bulk_worker: bool,
 
+    /// Write `?async=true` jobs down (a row in the --queue store, default
+    /// `$CANDOR_HOME/bulk.db`, and their inputs under
+    /// `$CANDOR_HOME/jobs/`) before answering 202, so that a restart runs
+    /// the unfinished ones again and keeps finished ones pollable. Costs a
+    /// disk write of each job's inputs and a few small database writes per
+    /// job; `false` keeps jobs in memory only (lost on a restart).
+    #[arg(long, env = "CANDOR_DURABLE_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub durable_jobs: bool,
+
+    /// Writable directory for the server's own state: the default durable
+    /// job store (`bulk.db`, when --queue is unset) and async jobs' inputs
+    /// (`jobs/`). Default: `$CANDOR_HOME`. Point it at a volume when
+    /// `CANDOR_HOME` is read-only (the container image does).
+    #[arg(long, env = "CANDOR_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// This server's name in the durable job store: it runs again only
+    /// the unfinished jobs that carry its name. Default: a digest of the
+    /// host name, `CANDOR_HOME` and the port, which is stable across
+    /// restarts; set it when those change (e.g. containers with random
+    /// host names sharing one PostgreSQL store).
+    #[arg(long, env = "CANDOR_NODE_ID")]
+    pub node_id: Option<String>,
+
     #[command(flatten)]
     pub bulk_manifest: crate::bulk::ManifestArgs,
 

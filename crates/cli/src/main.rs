@@ -139,12 +139,36 @@ fn main() -> ExitCode {
 async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
     let config = args.server_config()?;
     let analyzer = build_analyzer(&args.analyzer).context("cannot build the analyzer")?;
-    let mut bulk = None;
+    let mut stores = candor_server::Stores::default();
     let mut worker = None;
+    let home = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| args.analyzer.candor_home.clone());
+    let mut store = None;
     if let Some(url) = &args.bulk_queue {
-        let store = candor_bulk::Store::open(url, 8)
-            .await
-            .context("cannot open the bulk queue")?;
+        store = Some(
+            candor_bulk::Store::open(url, 8)
+                .await
+                .context("cannot open the bulk queue")?,
+        );
+    } else if args.durable_jobs {
+        let url = home.join("bulk.db").display().to_string();
+        store = Some(
+            candor_bulk::Store::open(&url, 4)
+                .await
+                .context("cannot open the durable job store (set --durable-jobs false to keep async jobs in memory)")?,
+        );
+    }
+    if let (true, Some(store)) = (args.durable_jobs, &store) {
+        let node = candor_server::durable::node_id(args.node_id.as_deref(), &home, config.port);
+        stores.jobs = Some(candor_server::durable::DurableJobs::new(
+            store.clone(),
+            &home.join("jobs"),
+            node,
+        ));
+    }
+    if let (Some(_), Some(store)) = (&args.bulk_queue, store) {
         let mut roots = Vec::new();
         for r in &args.bulk_roots {
             roots.push(
@@ -161,7 +185,7 @@ async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
             let (tx, rx) = tokio::sync::watch::channel(false);
             worker = Some((tx, tokio::spawn(w.run(rx))));
         }
-        bulk = Some(candor_server::batches::BulkService {
+        stores.bulk = Some(candor_server::batches::BulkService {
             store,
             roots,
             limits: args.bulk_manifest.limits(),
@@ -169,7 +193,7 @@ async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
             max_report_top: 10_000,
         });
     }
-    let served = candor_server::serve_with_bulk(config, analyzer, bulk)
+    let served = candor_server::serve_with_stores(config, analyzer, stores)
         .await
         .context("HTTP server");
     if let Some((tx, handle)) = worker {

@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::api::{parse_modality, AnalyzeJson, AnalyzeQuery, AnalyzeResponse, InputProblem, Item};
 use crate::auth::Caller;
 use crate::body::BodyReader;
+use crate::durable::StoredInput;
 use crate::error::{Problem, ServerError};
 use crate::jobs::{JobAccepted, JobStatus, JobTicket, JobView};
 use crate::metrics as m;
@@ -26,8 +27,9 @@ use crate::AppState;
 /// Header alternative to the `priority` query parameter.
 pub const PRIORITY_HEADER: &str = "x-candor-priority";
 
-/// Options of one analyze call, resolved from query, headers and config.
-#[derive(Debug, Clone)]
+/// Options of one analyze call, resolved from query, headers and config
+/// (stored with a durable async job).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Plan {
     priority: Priority,
     timeout: Duration,
@@ -192,10 +194,13 @@ pub(crate) async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ServerError> {
     let owner = caller.and_then(|Extension(c)| c.key);
-    state
-        .inner
-        .jobs
-        .get(&id, owner)
+    let mut found = state.inner.jobs.get(&id, owner);
+    if found.is_none() {
+        if let Some(d) = &state.inner.durable {
+            found = d.get(&id, owner, state.inner.config.job_ttl).await?;
+        }
+    }
+    found
         .map(Json)
         .ok_or_else(|| ServerError::NotFound(format!("no job `{id}` (unknown, or expired)")))
 }
@@ -339,29 +344,32 @@ async fn run(
         let ticket = state.inner.jobs.admit(declared.unwrap_or(0))?;
         reader.charge_to(ticket);
         let (inputs, ticket) = collect_inputs(&state, &parts.headers, kind, reader).await?;
-        let need = slots_needed(&state, inputs.len());
         let Some(ticket) = ticket else {
             return Err(ServerError::Internal("job ticket lost".into()));
         };
         let job_id = state.inner.jobs.create(ticket, owner);
-        let location = format!("/v1/jobs/{job_id}");
-        let st = state.clone();
-        let id = job_id.clone();
-        tokio::spawn(async move {
-            // Jobs wait for slots instead of being shed: the job store bounds them.
-            let permits = st.inner.permits.clone().acquire_many_owned(need).await;
-            st.inner.jobs.set_running(&id);
-            let outcome = match permits {
-                Ok(p) => {
-                    let items = analyze_all(&st, inputs, &plan, p).await;
-                    finish(rid, items, &plan)
-                }
-                Err(_) => Err(Box::new(Problem::from_error(&ServerError::Internal(
-                    "analysis slots closed".into(),
-                )))),
+        if let Some(durable) = &state.inner.durable {
+            // Written down before the 202: an accepted job survives a restart.
+            let stored = StoredPlan {
+                request_id: rid.clone(),
+                plan: plan.clone(),
             };
-            st.inner.jobs.finish(&id, outcome.map_err(|p| *p));
-        });
+            let written = match stored_inputs(&inputs) {
+                Ok(list) => {
+                    let plan = serde_json::to_string(&stored).unwrap_or_default();
+                    durable.persist(&job_id, owner, plan, list).await
+                }
+                Err(e) => Err(ServerError::JobStoreUnavailable(format!(
+                    "cannot read the job's inputs back: {e}"
+                ))),
+            };
+            if let Err(e) = written {
+                state.inner.jobs.forget(&job_id);
+                return Err(e);
+            }
+        }
+        let location = format!("/v1/jobs/{job_id}");
+        spawn_job(state.clone(), job_id.clone(), rid, plan, inputs);
         let body = JobAccepted {
             job_id,
             status: JobStatus::Queued,
@@ -401,6 +409,145 @@ async fn run(
     match finish(rid, items, &plan) {
         Ok(body) => Ok(Json(body).into_response()),
         Err(p) => Ok(p.into_response()),
+    }
+}
+
+/// A durable job's plan as stored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct StoredPlan {
+    request_id: String,
+    plan: Plan,
+}
+
+/// What to write down for each input of an async job.
+fn stored_inputs(
+    inputs: &[Received],
+) -> std::io::Result<Vec<(StoredInput, crate::durable::Source)>> {
+    inputs
+        .iter()
+        .map(|i| {
+            Ok(match i {
+                Received::File {
+                    held,
+                    name,
+                    content_type,
+                } => (
+                    StoredInput {
+                        kind: "file".into(),
+                        file: String::new(),
+                        len: held.len(),
+                        name: name.clone(),
+                        content_type: content_type.clone(),
+                    },
+                    held.source()?,
+                ),
+                Received::Text { name, text } => (
+                    StoredInput {
+                        kind: "text".into(),
+                        file: String::new(),
+                        len: text.len() as u64,
+                        name: name.clone(),
+                        content_type: None,
+                    },
+                    crate::durable::Source::Bytes(Arc::from(text.as_bytes())),
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Runs an accepted async job in the background: it waits for analysis
+/// slots (the job store bounds how many wait), then stores its outcome.
+fn spawn_job(state: AppState, id: String, rid: String, plan: Plan, inputs: Vec<Received>) {
+    tokio::spawn(async move {
+        let need = slots_needed(&state, inputs.len());
+        let permits = state.inner.permits.clone().acquire_many_owned(need).await;
+        state.inner.jobs.set_running(&id);
+        if let Some(d) = &state.inner.durable {
+            d.start(&id).await;
+        }
+        let outcome = match permits {
+            Ok(p) => {
+                let items = analyze_all(&state, inputs, &plan, p).await;
+                finish(rid, items, &plan).map_err(|p| *p)
+            }
+            Err(_) => Err(Problem::from_error(&ServerError::Internal(
+                "analysis slots closed".into(),
+            ))),
+        };
+        if let Some(d) = &state.inner.durable {
+            d.finish(&id, &outcome).await;
+        }
+        state.inner.jobs.finish(&id, outcome);
+    });
+}
+
+/// Runs again the unfinished async jobs this server had accepted before it
+/// stopped (see [`crate::durable`]), once the analyzer is ready.
+pub(crate) async fn resume_jobs(state: AppState) {
+    let Some(durable) = state.inner.durable.clone() else {
+        return;
+    };
+    let cfg = &state.inner.config;
+    let found = match durable.recover(cfg.job_ttl, cfg.max_request_timeout).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read unfinished async jobs");
+            return;
+        }
+    };
+    if found.is_empty() {
+        return;
+    }
+    while !state.inner.analyzer.is_ready() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in found {
+        let stored: StoredPlan = match serde_json::from_str(&r.plan) {
+            Ok(p) => p,
+            Err(e) => {
+                let p = Problem::from_error(&ServerError::Internal(format!(
+                    "the job's stored plan is unreadable: {e}"
+                )));
+                durable.finish(&r.job_id, &Err(p)).await;
+                continue;
+            }
+        };
+        let inputs = r
+            .inputs
+            .into_iter()
+            .map(|(i, path)| match i.kind.as_str() {
+                "text" => match std::fs::read(&path).map(String::from_utf8) {
+                    Ok(Ok(text)) => Ok(Received::Text { name: i.name, text }),
+                    _ => Err(()),
+                },
+                _ => Ok(Received::File {
+                    held: Held::Stored { path, len: i.len },
+                    name: i.name,
+                    content_type: i.content_type,
+                }),
+            })
+            .collect::<Result<Vec<_>, ()>>();
+        let Ok(inputs) = inputs else {
+            let p = Problem::from_error(&ServerError::Internal(
+                "the job's stored text is unreadable".into(),
+            ));
+            durable.finish(&r.job_id, &Err(p)).await;
+            continue;
+        };
+        state
+            .inner
+            .jobs
+            .restore(&r.job_id, r.owner, r.bytes, r.created_at);
+        metrics::counter!(m::JOBS_RECOVERED_TOTAL).increment(1);
+        tracing::info!(job_id = %r.job_id, inputs = inputs.len(), "async job resumed after a restart");
+        spawn_job(
+            state.clone(),
+            r.job_id,
+            stored.request_id,
+            stored.plan,
+            inputs,
+        );
     }
 }
 
@@ -583,7 +730,9 @@ impl Received {
             } => {
                 let permit = match &held {
                     Held::Memory(_) => None,
-                    Held::Spilled { len, .. } => Some(budget.acquire(*len).await?),
+                    Held::Spilled { len, .. } | Held::Stored { len, .. } => {
+                        Some(budget.acquire(*len).await?)
+                    }
                 };
                 let source = InputSource::File(RawInput {
                     bytes: held.load().await?,

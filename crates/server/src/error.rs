@@ -195,6 +195,9 @@ pub enum ServerError {
     /// The detector a route needs is not installed (the reason says why).
     #[error("{0}")]
     DetectorUnavailable(String),
+    /// The durable store of async jobs cannot take the job now.
+    #[error("{0}; retry later")]
+    JobStoreUnavailable(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -234,7 +237,9 @@ impl ToProblem for ServerError {
             | ServerError::JobBudgetFull { .. }
             | ServerError::StreamsBusy { .. }
             | ServerError::AuthThrottled { .. } => ProblemKind::Overloaded,
-            ServerError::NotReady | ServerError::DetectorUnavailable(_) => ProblemKind::NotReady,
+            ServerError::NotReady
+            | ServerError::DetectorUnavailable(_)
+            | ServerError::JobStoreUnavailable(_) => ProblemKind::NotReady,
             ServerError::Bind { .. } | ServerError::Io(_) | ServerError::Internal(_) => {
                 ProblemKind::Internal
             }
@@ -258,6 +263,7 @@ impl ToProblem for ServerError {
             ServerError::Overloaded { .. } => Some("max_concurrent_analyses"),
             ServerError::JobStoreFull { .. } => Some("max_jobs"),
             ServerError::DetectorUnavailable(_) => Some("detector_not_installed"),
+            ServerError::JobStoreUnavailable(_) => Some("job_store"),
             _ => None,
         }
     }

@@ -7,7 +7,9 @@
 //! so that callers can poll them; when the store is full the oldest
 //! finished jobs are evicted, and when it is full of unfinished jobs new
 //! jobs are refused (429) before their bodies are read. A job is visible
-//! only to the API key that created it. Jobs do not survive a restart.
+//! only to the API key that created it. With a durable store
+//! ([`crate::durable`]) every job is also written down, and the unfinished
+//! ones run again after a restart; without one they are lost on a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -159,7 +161,7 @@ impl Drop for JobTicket {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -276,6 +278,42 @@ impl JobStore {
         );
         self.publish(&inner);
         id
+    }
+
+    /// Puts back a job accepted before a restart (queued, holding its
+    /// inputs' bytes). It was admitted then, so no limit refuses it now.
+    pub fn restore(&self, id: &str, owner: Option<[u8; 32]>, bytes: u64, created_at: SystemTime) {
+        let mut inner = self.lock();
+        if inner.jobs.contains_key(id) {
+            return;
+        }
+        inner.bytes += bytes;
+        inner.jobs.insert(
+            id.to_owned(),
+            Job {
+                status: JobStatus::Queued,
+                owner,
+                bytes,
+                created: Instant::now()
+                    .checked_sub(created_at.elapsed().unwrap_or_default())
+                    .unwrap_or_else(Instant::now),
+                created_at,
+                finished_at: None,
+                finished: None,
+                response: None,
+                error: None,
+            },
+        );
+        self.publish(&inner);
+    }
+
+    /// Drops a job that could not be written down (its accept failed).
+    pub fn forget(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(j) = inner.jobs.remove(id) {
+            inner.bytes = inner.bytes.saturating_sub(j.bytes);
+        }
+        self.publish(&inner);
     }
 
     pub fn set_running(&self, id: &str) {

@@ -24,6 +24,7 @@ mod auth;
 pub mod batches;
 mod body;
 mod conn;
+pub mod durable;
 pub mod error;
 pub mod jobs;
 mod meta;
@@ -204,6 +205,16 @@ struct Inner {
     started: Instant,
     metrics: PrometheusHandle,
     bulk: Option<batches::BulkService>,
+    durable: Option<durable::DurableJobs>,
+}
+
+/// What the server keeps outside its memory: the bulk queue (for
+/// `/v1/batches`) and the durable copy of `?async=true` jobs (so that they
+/// survive a restart). Both may be one database.
+#[derive(Clone, Debug, Default)]
+pub struct Stores {
+    pub bulk: Option<batches::BulkService>,
+    pub jobs: Option<durable::DurableJobs>,
 }
 
 /// The default spill directory: `candor-spill-<pid>` in the system's
@@ -217,15 +228,12 @@ impl AppState {
     /// The state for `config` (the spill directory is made when first
     /// needed; [`serve_on`] makes it at start-up).
     pub fn new(config: ServerConfig, analyzer: Arc<Analyzer>) -> Self {
-        Self::with_bulk(config, analyzer, None)
+        Self::with_stores(config, analyzer, Stores::default())
     }
 
-    /// The state for `config`, with `/v1/batches` served from `bulk`.
-    pub fn with_bulk(
-        mut config: ServerConfig,
-        analyzer: Arc<Analyzer>,
-        bulk: Option<batches::BulkService>,
-    ) -> Self {
+    /// The state for `config`, with `/v1/batches` and async jobs backed by
+    /// `stores`.
+    pub fn with_stores(mut config: ServerConfig, analyzer: Arc<Analyzer>, stores: Stores) -> Self {
         config.max_inputs_per_request = config.max_inputs_per_request.max(1);
         config.max_concurrent_analyses = config.max_concurrent_analyses.max(1);
         config.max_concurrent_streams = config.max_concurrent_streams.max(1);
@@ -259,7 +267,8 @@ impl AppState {
                 metrics,
                 analyzer,
                 config,
-                bulk,
+                bulk: stores.bulk,
+                durable: stores.jobs,
             }),
         }
     }
@@ -270,6 +279,12 @@ impl AppState {
 
     pub fn analyzer(&self) -> &Arc<Analyzer> {
         &self.inner.analyzer
+    }
+
+    /// Runs again the unfinished async jobs of the durable store (what
+    /// [`serve_on_with_stores`] does at start-up).
+    pub async fn resume_jobs(&self) {
+        analyze::resume_jobs(self.clone()).await;
     }
 
     /// The request body limit in force.
@@ -429,16 +444,16 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
 /// Bind, serve until SIGINT/SIGTERM, then stop accepting and give in-flight
 /// requests `shutdown_grace` to finish. Requests still running after the
 /// grace, and async jobs not finished, are logged one by one and dropped
-/// (the job store is in memory).
+/// (without a durable job store; with one, they run at the next start).
 pub async fn serve(config: ServerConfig, analyzer: Arc<Analyzer>) -> Result<(), ServerError> {
-    serve_with_bulk(config, analyzer, None).await
+    serve_with_stores(config, analyzer, Stores::default()).await
 }
 
-/// [`serve`], with `/v1/batches` served from `bulk`.
-pub async fn serve_with_bulk(
+/// [`serve`], with `/v1/batches` and async jobs backed by `stores`.
+pub async fn serve_with_stores(
     config: ServerConfig,
     analyzer: Arc<Analyzer>,
-    bulk: Option<batches::BulkService>,
+    stores: Stores,
 ) -> Result<(), ServerError> {
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -447,7 +462,7 @@ pub async fn serve_with_bulk(
             addr: addr.clone(),
             source,
         })?;
-    serve_on_with_bulk(listener, config, analyzer, bulk, shutdown_signal()).await
+    serve_on_with_stores(listener, config, analyzer, stores, shutdown_signal()).await
 }
 
 /// [`serve`] on a bound listener, until `shutdown` resolves.
@@ -457,15 +472,16 @@ pub async fn serve_on(
     analyzer: Arc<Analyzer>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    serve_on_with_bulk(listener, config, analyzer, None, shutdown).await
+    serve_on_with_stores(listener, config, analyzer, Stores::default(), shutdown).await
 }
 
-/// [`serve_on`], with `/v1/batches` served from `bulk`.
-pub async fn serve_on_with_bulk(
+/// [`serve_on`], with `/v1/batches` and async jobs backed by `stores`;
+/// unfinished async jobs of the store run again.
+pub async fn serve_on_with_stores(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     analyzer: Arc<Analyzer>,
-    bulk: Option<batches::BulkService>,
+    stores: Stores,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let grace = config.shutdown_grace;
@@ -476,8 +492,9 @@ pub async fn serve_on_with_bulk(
         keep_alive_timeout: config.keep_alive_timeout,
         body_idle_timeout: config.body_idle_timeout,
     };
-    let state = AppState::with_bulk(config, analyzer, bulk);
+    let state = AppState::with_stores(config, analyzer, stores);
     state.inner.spill.ensure_dir()?;
+    tokio::spawn(analyze::resume_jobs(state.clone()));
     tracing::info!(
         address = %conn::local_addr(&listener).map_or_else(|| "?".to_owned(), |a| a.to_string()),
         body_limit_bytes = state.body_limit(),
@@ -509,6 +526,14 @@ pub async fn serve_on_with_bulk(
         );
     }
     for j in state.inner.jobs.unfinished_jobs() {
+        if state.inner.durable.is_some() {
+            tracing::info!(
+                job_id = %j.job_id,
+                status = ?j.status,
+                "async job left for the next start"
+            );
+            continue;
+        }
         ::metrics::counter!(crate::metrics::SHUTDOWN_DROPPED_TOTAL, "what" => "job").increment(1);
         tracing::warn!(
             job_id = %j.job_id,

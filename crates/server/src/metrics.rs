@@ -61,6 +61,10 @@ pub const AUTH_FAILURES_TOTAL: &str = "candor_auth_failures_total";
 /// Requests and jobs dropped when the server stopped, by `what`
 /// (`request`, `job`).
 pub const SHUTDOWN_DROPPED_TOTAL: &str = "candor_shutdown_dropped_total";
+/// Failed reads and writes of the durable async-job store.
+pub const JOB_STORE_ERRORS_TOTAL: &str = "candor_job_store_errors_total";
+/// Unfinished async jobs found at start-up and run again.
+pub const JOBS_RECOVERED_TOTAL: &str = "candor_jobs_recovered_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -177,6 +181,16 @@ fn describe() {
         SHUTDOWN_DROPPED_TOTAL,
         Unit::Count,
         "Requests and jobs dropped at shutdown"
+    );
+    metrics::describe_counter!(
+        JOB_STORE_ERRORS_TOTAL,
+        Unit::Count,
+        "Failed reads and writes of the durable async-job store"
+    );
+    metrics::describe_counter!(
+        JOBS_RECOVERED_TOTAL,
+        Unit::Count,
+        "Unfinished async jobs run again after a restart"
     );
     metrics::describe_histogram!(
         STREAM_SEGMENT_LATENCY_SECONDS,

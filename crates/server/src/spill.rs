@@ -93,7 +93,7 @@ impl SpillArea {
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -172,13 +172,19 @@ pub(crate) enum Held {
         len: u64,
         _reservation: Reservation,
     },
+    /// A durable async job's input file (see `crate::durable`); it stays
+    /// on disk until the job's outcome is stored.
+    Stored {
+        path: std::path::PathBuf,
+        len: u64,
+    },
 }
 
 impl Held {
     pub(crate) fn len(&self) -> u64 {
         match self {
             Held::Memory(b) => b.len() as u64,
-            Held::Spilled { len, .. } => *len,
+            Held::Spilled { len, .. } | Held::Stored { len, .. } => *len,
         }
     }
 
@@ -209,7 +215,29 @@ impl Held {
             })
             .await
             .map_err(|e| ServerError::Internal(format!("spill reader task: {e}")))?,
+            Held::Stored { path, len } => {
+                let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                    ServerError::Internal(format!("reading back a stored job input: {e}"))
+                })?;
+                if bytes.len() as u64 != len {
+                    return Err(ServerError::Internal(
+                        "a stored job input changed size on disk".into(),
+                    ));
+                }
+                Ok(Arc::from(bytes))
+            }
         }
+    }
+
+    /// The bytes, for writing them down: shared memory or a second handle
+    /// on the spilled file.
+    pub(crate) fn source(&self) -> std::io::Result<crate::durable::Source> {
+        use crate::durable::Source;
+        Ok(match self {
+            Held::Memory(b) => Source::Bytes(Arc::clone(b)),
+            Held::Spilled { file, .. } => Source::File(file.try_clone()?),
+            Held::Stored { path, .. } => Source::File(std::fs::File::open(path)?),
+        })
     }
 }
 

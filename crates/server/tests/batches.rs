@@ -72,10 +72,13 @@ async fn batches_submit_poll_results_report_cancel() {
         max_items: 1000,
         max_report_top: 100,
     };
-    let app = router(AppState::with_bulk(
+    let app = router(AppState::with_stores(
         ServerConfig::default(),
         Arc::clone(&analyzer),
-        Some(svc),
+        candor_server::Stores {
+            bulk: Some(svc),
+            jobs: None,
+        },
     ));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let worker = BulkWorker::new(
