@@ -76,5 +76,11 @@ else
     step "$CURRENT (cargo-nextest not installed)"
     cargo test --workspace --no-fail-fast
 fi
+# The review pages in a real browser (Debian's chromium, installed by the
+# script when missing), after the Rust tests built target/debug/candor.
+CURRENT="browser tests (scripts/browser-test.sh)"
+step "$CURRENT"
+bash "$REPO/scripts/browser-test.sh"
+
 CURRENT=""
 step "all checks passed in $((SECONDS - START))s"

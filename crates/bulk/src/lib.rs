@@ -31,7 +31,8 @@ pub use error::{BulkError, Result};
 pub use manifest::{ManifestItem, ManifestLimits, ManifestReader};
 pub use report::{BatchReport, Format};
 pub use store::{
-    BatchRow, BatchStatus, ItemRow, ItemState, JobRecord, NewBatch, Store, SubmitCounts,
+    BatchRow, BatchStatus, ItemRow, ItemState, JobRecord, NewBatch, ReviewRecord, Store,
+    SubmitCounts,
 };
 pub use webhook::WebhookConfig;
 pub use worker::{BulkWorker, Progress, WorkerConfig};

@@ -86,10 +86,24 @@ CREATE TABLE IF NOT EXISTS candor_jobs (
     plan TEXT NOT NULL,
     inputs TEXT NOT NULL,
     response TEXT,
-    error TEXT
+    error TEXT,
+    applicant_id TEXT,
+    keep_until BIGINT
 );
 CREATE INDEX IF NOT EXISTS candor_jobs_node_status ON candor_jobs(node, status);
 CREATE INDEX IF NOT EXISTS candor_jobs_finished ON candor_jobs(finished_at);
+CREATE INDEX IF NOT EXISTS candor_jobs_kept ON candor_jobs(keep_until, created_at);
+CREATE TABLE IF NOT EXISTS candor_reviews (
+    review_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    applicant_id TEXT,
+    decision TEXT NOT NULL,
+    note TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    owner TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS candor_reviews_job ON candor_reviews(job_id, created_at);
 "#;
 
 /// Where an item is.
@@ -358,6 +372,14 @@ where
 }
 
 fn id_from_row<R: Row>(r: &R) -> std::result::Result<String, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    r.try_get(0usize)
+}
+
+fn string_from_row<R: Row>(r: &R) -> std::result::Result<String, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -956,6 +978,48 @@ pub struct JobRecord {
     pub response: Option<String>,
     /// The problem (JSON), when `failed`.
     pub error: Option<String>,
+    /// The applicant the material belongs to (a reviewer's case).
+    #[serde(default)]
+    pub applicant_id: Option<String>,
+    /// A reviewer's case: its inputs and row are kept until then (Unix
+    /// ms), not only for the job TTL.
+    #[serde(default)]
+    pub keep_until_ms: Option<i64>,
+}
+
+/// A reviewer's decision on a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewRecord {
+    pub review_id: String,
+    pub job_id: String,
+    pub applicant_id: Option<String>,
+    /// `confirmed_manipulation`, `cleared` or `needs_live_check`.
+    pub decision: String,
+    pub note: String,
+    /// Who decided (the name the reviewer gave).
+    pub reviewer: String,
+    /// Hex digest of the API key the reviewer used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub created_at_ms: i64,
+}
+
+fn review_from_row<R: Row>(r: &R) -> std::result::Result<ReviewRecord, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ReviewRecord {
+        review_id: r.try_get("review_id")?,
+        job_id: r.try_get("job_id")?,
+        applicant_id: r.try_get("applicant_id")?,
+        decision: r.try_get("decision")?,
+        note: r.try_get("note")?,
+        reviewer: r.try_get("reviewer")?,
+        owner: r.try_get("owner")?,
+        created_at_ms: r.try_get("created_at")?,
+    })
 }
 
 fn job_from_row<R: Row>(r: &R) -> std::result::Result<JobRecord, sqlx::Error>
@@ -978,6 +1042,8 @@ where
         inputs: r.try_get("inputs")?,
         response: r.try_get("response")?,
         error: r.try_get("error")?,
+        applicant_id: r.try_get("applicant_id")?,
+        keep_until_ms: r.try_get("keep_until")?,
     })
 }
 
@@ -987,8 +1053,8 @@ impl Store {
     pub async fn insert_job(&self, j: &JobRecord) -> Result<()> {
         exec!(
             &self.db,
-            "INSERT INTO candor_jobs (job_id, owner, node, status, created_at, attempts, bytes, plan, inputs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO candor_jobs (job_id, owner, node, status, created_at, attempts, bytes, plan, inputs, applicant_id, keep_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &j.job_id,
             &j.owner,
             &j.node,
@@ -997,7 +1063,9 @@ impl Store {
             j.attempts,
             j.bytes,
             &j.plan,
-            &j.inputs
+            &j.inputs,
+            &j.applicant_id,
+            j.keep_until_ms
         )?;
         Ok(())
     }
@@ -1059,34 +1127,95 @@ impl Store {
         )?)
     }
 
-    /// Deletes jobs that finished before `finished_before_ms`, and fails
+    /// Deletes jobs that finished before `finished_before_ms` (reviewers'
+    /// cases: whose `keep_until` has passed, with their reviews), and fails
     /// unfinished ones created before `abandoned_before_ms` (their server
-    /// never came back for them). Gives the numbers deleted and failed.
+    /// never came back for them). Gives the ids deleted and the number
+    /// failed.
     pub async fn expire_jobs(
         &self,
         finished_before_ms: i64,
         abandoned_before_ms: i64,
         abandoned_error: &str,
-    ) -> Result<(u64, u64)> {
-        let deleted = exec!(
+    ) -> Result<(Vec<String>, u64)> {
+        let now = now_ms();
+        let gone = fetch!(
             &self.db,
-            "DELETE FROM candor_jobs WHERE finished_at IS NOT NULL AND finished_at < $1",
-            finished_before_ms
+            string_from_row,
+            "SELECT job_id FROM candor_jobs WHERE finished_at IS NOT NULL AND \
+             ((keep_until IS NULL AND finished_at < $1) OR keep_until < $2)",
+            finished_before_ms,
+            now
         )?;
+        for chunk in gone.chunks(200) {
+            for id in chunk {
+                exec!(&self.db, "DELETE FROM candor_reviews WHERE job_id = $1", id)?;
+                exec!(&self.db, "DELETE FROM candor_jobs WHERE job_id = $1", id)?;
+            }
+        }
         let failed = exec!(
             &self.db,
             "UPDATE candor_jobs SET status = 'failed', error = $2, finished_at = $3 \
              WHERE status IN ('queued', 'running') AND created_at < $1",
             abandoned_before_ms,
             abandoned_error,
-            now_ms()
+            now
         )?;
-        Ok((deleted, failed))
+        Ok((gone, failed))
+    }
+
+    /// Reviewers' cases (jobs kept for review), newest first.
+    pub async fn review_cases(&self, limit: i64) -> Result<Vec<JobRecord>> {
+        Ok(fetch!(
+            &self.db,
+            job_from_row,
+            "SELECT * FROM candor_jobs WHERE keep_until IS NOT NULL \
+             ORDER BY created_at DESC, job_id LIMIT $1",
+            limit
+        )?)
+    }
+
+    /// Records a reviewer's decision.
+    pub async fn add_review(&self, r: &ReviewRecord) -> Result<()> {
+        exec!(
+            &self.db,
+            "INSERT INTO candor_reviews (review_id, job_id, applicant_id, decision, note, reviewer, owner, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &r.review_id,
+            &r.job_id,
+            &r.applicant_id,
+            &r.decision,
+            &r.note,
+            &r.reviewer,
+            &r.owner,
+            r.created_at_ms
+        )?;
+        Ok(())
+    }
+
+    /// Decisions on one case, oldest first.
+    pub async fn reviews_of(&self, job_id: &str) -> Result<Vec<ReviewRecord>> {
+        Ok(fetch!(
+            &self.db,
+            review_from_row,
+            "SELECT * FROM candor_reviews WHERE job_id = $1 ORDER BY created_at, review_id",
+            job_id
+        )?)
+    }
+
+    /// All decisions, oldest first (at most `limit`).
+    pub async fn reviews(&self, limit: i64) -> Result<Vec<ReviewRecord>> {
+        Ok(fetch!(
+            &self.db,
+            review_from_row,
+            "SELECT * FROM candor_reviews ORDER BY created_at, review_id LIMIT $1",
+            limit
+        )?)
     }
 }
 
 /// Candor's tables and indexes (as named in [`SCHEMA`]).
-const SCHEMA_OBJECTS: [&str; 8] = [
+const SCHEMA_OBJECTS: [&str; 11] = [
     "candor_batches",
     "candor_items",
     "candor_items_batch_state",
@@ -1095,6 +1224,9 @@ const SCHEMA_OBJECTS: [&str; 8] = [
     "candor_jobs",
     "candor_jobs_node_status",
     "candor_jobs_finished",
+    "candor_jobs_kept",
+    "candor_reviews",
+    "candor_reviews_job",
 ];
 
 /// The SQLite file already has apalis's migrations (all of them, applied
@@ -1109,7 +1241,7 @@ async fn sqlite_ready(pool: &SqlitePool) -> bool {
             .fetch_one(pool)
             .await;
     let mut q = sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     );
     for o in SCHEMA_OBJECTS {
         q = q.bind(o);

@@ -404,6 +404,8 @@ async fn job_rows(store: Store) {
         inputs: "[]".into(),
         response: None,
         error: None,
+        applicant_id: None,
+        keep_until_ms: None,
     };
     let now = candor_bulk::store::now_ms();
     store.insert_job(&rec("j1", "a", now)).await.unwrap();
@@ -446,7 +448,7 @@ async fn job_rows(store: Store) {
         .expire_jobs(now - 1000, now - 1000, "{\"p\":1}")
         .await
         .unwrap();
-    assert_eq!((deleted, failed), (0, 1));
+    assert_eq!((deleted.len(), failed), (0, 1));
     let old = store.job("old").await.unwrap().unwrap();
     assert_eq!(
         (old.status.as_str(), old.error.as_deref()),
@@ -456,9 +458,46 @@ async fn job_rows(store: Store) {
         .expire_jobs(candor_bulk::store::now_ms() + 1, 0, "{}")
         .await
         .unwrap();
-    assert_eq!(deleted, 2, "j1 and old were finished");
+    assert_eq!(deleted.len(), 2, "j1 and old were finished");
     assert!(store.job("j1").await.unwrap().is_none());
     assert_eq!(ids(store.unfinished_jobs("b").await.unwrap()), ["j3"]);
+
+    // A reviewer's case outlives the job TTL until its keep_until, with
+    // its decisions; then both go.
+    let mut case = rec("case", "a", now);
+    case.applicant_id = Some("app-7".into());
+    case.keep_until_ms = Some(now + 60_000);
+    store.insert_job(&case).await.unwrap();
+    store.finish_job("case", Some("{}"), None).await.unwrap();
+    let review = candor_bulk::ReviewRecord {
+        review_id: "r1".into(),
+        job_id: "case".into(),
+        applicant_id: Some("app-7".into()),
+        decision: "needs_live_check".into(),
+        note: "voice sounds flat".into(),
+        reviewer: "dana".into(),
+        owner: None,
+        created_at_ms: now,
+    };
+    store.add_review(&review).await.unwrap();
+    assert_eq!(
+        store.reviews_of("case").await.unwrap(),
+        std::slice::from_ref(&review)
+    );
+    assert_eq!(store.reviews(10).await.unwrap(), [review]);
+    assert_eq!(ids(store.review_cases(10).await.unwrap()), ["case"]);
+    let far = candor_bulk::store::now_ms() + 1;
+    assert!(store.expire_jobs(far, 0, "{}").await.unwrap().0.is_empty());
+    let mut gone = rec("gone-case", "a", now);
+    gone.keep_until_ms = Some(now - 1);
+    store.insert_job(&gone).await.unwrap();
+    store
+        .finish_job("gone-case", Some("{}"), None)
+        .await
+        .unwrap();
+    let (deleted, _) = store.expire_jobs(0, 0, "{}").await.unwrap();
+    assert_eq!(deleted, ["gone-case"]);
+    assert_eq!(store.reviews(10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -494,10 +494,18 @@ pub struct ServeArgs {
     #[arg(long, env = "CANDOR_JOB_TTL_SECS", default_value_t = 3600)]
     pub job_ttl_secs: u64,
 
+    /// Days a reviewer's case (`review=true` uploads: the material, the
+    /// result and the decisions) is kept before it is erased. Longer keeps
+    /// the evidence for audits and disputes; shorter holds applicants'
+    /// personal data for less time (data-minimisation duties).
+    #[arg(long, env = "CANDOR_CASE_RETENTION_DAYS", default_value_t = 30)]
+    pub case_retention_days: u64,
+
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM before
     /// they are dropped. Longer graces lose less work on deploys but delay
-    /// restarts. What is still running then, and unfinished async jobs, is
-    /// logged one line each and lost.
+    /// restarts. Requests still running then are logged one line each and
+    /// lost; unfinished async jobs run again at the next start (with
+    /// --durable-jobs, the default).
     #[arg(long, env = "CANDOR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
@@ -633,6 +641,7 @@ impl ServeArgs {
             max_jobs: self.max_jobs,
             max_job_bytes: self.max_job_bytes,
             job_ttl: Duration::from_secs(self.job_ttl_secs),
+            case_retention: Duration::from_secs(self.case_retention_days.saturating_mul(86_400)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             candor_home: self.analyzer.candor_home.clone(),
             max_concurrent_streams: self.max_concurrent_streams,

@@ -36,6 +36,11 @@ struct Plan {
     is_async: bool,
     case: Option<bool>,
     expected: Option<Modality>,
+    /// A reviewer's case: inputs and result kept for the review pages.
+    #[serde(default)]
+    review: bool,
+    #[serde(default)]
+    applicant_id: Option<String>,
 }
 
 fn plan(
@@ -45,7 +50,26 @@ fn plan(
     expected: Option<Modality>,
 ) -> Result<Plan, ServerError> {
     let Query(q) = query.map_err(|e| ServerError::bad_request("query", e.body_text()))?;
-    let is_async = q.is_async.unwrap_or(false);
+    let review = q.review.unwrap_or(false);
+    if review && state.inner.durable.is_none() {
+        return Err(ServerError::bad_request(
+            "review",
+            "review=true needs the durable job store (CANDOR_DURABLE_JOBS=true)",
+        ));
+    }
+    let applicant_id = match q.applicant_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(a) if a.chars().count() <= 128 && !a.chars().any(char::is_control) => {
+            Some(a.to_owned())
+        }
+        Some(_) => {
+            return Err(ServerError::bad_request(
+                "applicant_id",
+                "applicant_id must be 1-128 printable characters",
+            ))
+        }
+    };
+    let is_async = review || q.is_async.unwrap_or(false);
     let given = match q.priority {
         Some(p) => Some(p),
         None => headers
@@ -62,6 +86,7 @@ fn plan(
             .trim()
             .parse::<Priority>()
             .map_err(|e| ServerError::bad_request("priority", e))?,
+        None if review => Priority::Upload,
         None if is_async => Priority::Bulk,
         None => Priority::Upload,
     };
@@ -80,8 +105,10 @@ fn plan(
         priority,
         timeout,
         is_async,
-        case: q.case,
+        case: if review { Some(true) } else { q.case },
         expected,
+        review,
+        applicant_id,
     })
 }
 
@@ -357,7 +384,19 @@ async fn run(
             let written = match stored_inputs(&inputs) {
                 Ok(list) => {
                     let plan = serde_json::to_string(&stored).unwrap_or_default();
-                    durable.persist(&job_id, owner, plan, list).await
+                    durable
+                        .persist(
+                            &job_id,
+                            owner,
+                            plan,
+                            list,
+                            stored.plan.applicant_id.clone(),
+                            stored
+                                .plan
+                                .review
+                                .then_some(state.inner.config.case_retention),
+                        )
+                        .await
                 }
                 Err(e) => Err(ServerError::JobStoreUnavailable(format!(
                     "cannot read the job's inputs back: {e}"
@@ -476,7 +515,7 @@ fn spawn_job(state: AppState, id: String, rid: String, plan: Plan, inputs: Vec<R
             ))),
         };
         if let Some(d) = &state.inner.durable {
-            d.finish(&id, &outcome).await;
+            d.finish(&id, &outcome, plan.review).await;
         }
         state.inner.jobs.finish(&id, outcome);
     });
@@ -509,7 +548,7 @@ pub(crate) async fn resume_jobs(state: AppState) {
                 let p = Problem::from_error(&ServerError::Internal(format!(
                     "the job's stored plan is unreadable: {e}"
                 )));
-                durable.finish(&r.job_id, &Err(p)).await;
+                durable.finish(&r.job_id, &Err(p), false).await;
                 continue;
             }
         };
@@ -532,7 +571,7 @@ pub(crate) async fn resume_jobs(state: AppState) {
             let p = Problem::from_error(&ServerError::Internal(
                 "the job's stored text is unreadable".into(),
             ));
-            durable.finish(&r.job_id, &Err(p)).await;
+            durable.finish(&r.job_id, &Err(p), stored.plan.review).await;
             continue;
         };
         state

@@ -139,6 +139,14 @@ pub struct AnalyzeQuery {
     /// Include (`true`) or omit (`false`) the `case` summary. Default:
     /// included when the request has two or more inputs.
     pub case: Option<bool>,
+    /// `true`: a reviewer's case. Implies `async=true` and `case=true`;
+    /// the inputs and the result are kept (for the configured case
+    /// retention, not only the job TTL) so that the review pages at
+    /// `/review/cases/{job_id}` can show them. Needs the durable job store.
+    pub review: Option<bool>,
+    /// The applicant the inputs belong to (1-128 printable characters),
+    /// shown on the case page and in review exports.
+    pub applicant_id: Option<String>,
 }
 
 /// JSON body: one pasted text (`text`, optional `name`) or several

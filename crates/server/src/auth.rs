@@ -122,10 +122,27 @@ impl Auth {
     /// `/metrics`, `/openapi.json`).
     fn is_exempt(&self, path: &str) -> bool {
         path == "/"
+            || path == "/review/login"
             || path == "/docs"
             || path.starts_with("/docs/")
             || path.starts_with("/assets/")
             || self.exempt.iter().any(|p| p == path)
+    }
+
+    /// The sign-in page's check of `key` from `ip`: counted by the same
+    /// throttle as wrong keys on the API.
+    pub(crate) fn sign_in(&self, ip: IpAddr, key: &str) -> Result<bool, ServerError> {
+        if let Some(retry_after_s) = self.throttle.locked_for(ip) {
+            return Err(ServerError::AuthThrottled { retry_after_s });
+        }
+        if self.accepts(key).is_some() {
+            self.throttle.succeed(ip);
+            Ok(true)
+        } else {
+            self.throttle.fail(ip);
+            metrics::counter!(m::AUTH_FAILURES_TOTAL).increment(1);
+            Ok(false)
+        }
     }
 
     /// Constant-time check of a presented key against every configured key
@@ -179,9 +196,15 @@ pub(crate) async fn require_key(
         metrics::counter!(m::ADMISSION_REFUSED_TOTAL, "reason" => "auth_throttled").increment(1);
         return ServerError::AuthThrottled { retry_after_s }.into_response();
     }
-    let outcome = match presented_key(req.headers()) {
+    let cookie = crate::review::cookie_key(req.headers());
+    let presented = presented_key(req.headers()).or(cookie.as_deref());
+    if presented.is_none() && req.uri().path().starts_with("/review") {
+        // A person at a browser: the sign-in page, not a problem document.
+        return axum::response::Redirect::to("/review/login").into_response();
+    }
+    let outcome = match presented {
         None => Err(ServerError::Unauthorized(
-            "an API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
+            "an API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>` (or sign in at /review/login)",
         )),
         Some(k) => auth
             .accepts(k)

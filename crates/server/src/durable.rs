@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use candor_bulk::{JobRecord, Store};
+use candor_bulk::{JobRecord, ReviewRecord, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -56,6 +56,16 @@ pub(crate) struct StoredInput {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+}
+
+/// A reviewer's case as the review pages show it.
+pub(crate) struct Case {
+    pub view: JobView,
+    pub applicant_id: Option<String>,
+    pub keep_until: Option<SystemTime>,
+    /// Each input, with its file when the name is sound.
+    pub inputs: Vec<(StoredInput, Option<PathBuf>)>,
+    pub reviews: Vec<ReviewRecord>,
 }
 
 /// A job found unfinished at start-up, ready to run again.
@@ -151,6 +161,8 @@ impl DurableJobs {
         owner: Option<[u8; 32]>,
         plan: String,
         inputs: Vec<(StoredInput, Source)>,
+        applicant_id: Option<String>,
+        keep_for: Option<Duration>,
     ) -> Result<(), ServerError> {
         let dir = self.job_dir(job_id);
         let d = dir.clone();
@@ -182,6 +194,8 @@ impl DurableJobs {
             inputs: serde_json::to_string(&manifest).unwrap_or_else(|_| "[]".into()),
             response: None,
             error: None,
+            applicant_id,
+            keep_until_ms: keep_for.map(|d| ms(SystemTime::now()) + d.as_millis() as i64),
         };
         if let Err(e) = self.store.insert_job(&rec).await {
             let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -198,8 +212,14 @@ impl DurableJobs {
         }
     }
 
-    /// Stores the outcome and removes the job's input files.
-    pub(crate) async fn finish(&self, job_id: &str, outcome: &Result<AnalyzeResponse, Problem>) {
+    /// Stores the outcome and removes the job's input files (a reviewer's
+    /// case, `keep`, keeps them for its pages).
+    pub(crate) async fn finish(
+        &self,
+        job_id: &str,
+        outcome: &Result<AnalyzeResponse, Problem>,
+        keep: bool,
+    ) {
         let (resp, err) = match outcome {
             Ok(r) => (serde_json::to_string(r).ok(), None),
             Err(p) => (None, Some(serde_json::to_string(p).unwrap_or_default())),
@@ -219,7 +239,106 @@ impl DurableJobs {
             metrics::counter!(m::JOB_STORE_ERRORS_TOTAL).increment(1);
             tracing::warn!(job_id, error = %e, "cannot store the async job's outcome");
         }
-        let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
+        if !keep {
+            let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
+        }
+    }
+
+    /// A reviewer's case (a kept job) and the paths of its inputs, when
+    /// `owner` may see it.
+    pub(crate) async fn case(
+        &self,
+        job_id: &str,
+        owner: Option<[u8; 32]>,
+    ) -> Result<Option<Case>, ServerError> {
+        let Some(r) = self.store.job(job_id).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        if r.keep_until_ms.is_none() || owner_bytes(r.owner.as_deref()) != owner {
+            return Ok(None);
+        }
+        let inputs: Vec<StoredInput> = serde_json::from_str(&r.inputs).unwrap_or_default();
+        let dir = self.store_dir_of(&r);
+        let reviews = self.store.reviews_of(job_id).await.map_err(store_error)?;
+        Ok(Some(Case {
+            view: view(&r),
+            applicant_id: r.applicant_id.clone(),
+            keep_until: r.keep_until_ms.map(from_ms),
+            inputs: inputs
+                .into_iter()
+                .map(|i| {
+                    let p = (!i.file.contains('/') && !i.file.contains(".."))
+                        .then(|| dir.join(&i.file));
+                    (i, p)
+                })
+                .collect(),
+            reviews,
+        }))
+    }
+
+    fn store_dir_of(&self, r: &JobRecord) -> PathBuf {
+        match self.dir.parent() {
+            Some(root) => root.join(&r.node).join(&r.job_id),
+            None => self.job_dir(&r.job_id),
+        }
+    }
+
+    /// Reviewers' cases that `owner` may see, newest first.
+    pub(crate) async fn cases(
+        &self,
+        owner: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<(JobView, Option<String>)>, ServerError> {
+        let rows = self.store.review_cases(limit).await.map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .filter(|r| owner_bytes(r.owner.as_deref()) == owner)
+            .map(|r| (view(r), r.applicant_id.clone()))
+            .collect())
+    }
+
+    /// Records a reviewer's decision on a case `owner` may see.
+    pub(crate) async fn add_review(
+        &self,
+        job_id: &str,
+        owner: Option<[u8; 32]>,
+        decision: &str,
+        note: &str,
+        reviewer: &str,
+    ) -> Result<Option<ReviewRecord>, ServerError> {
+        let Some(case) = self.case(job_id, owner).await? else {
+            return Ok(None);
+        };
+        let r = ReviewRecord {
+            review_id: uuid::Uuid::new_v4().to_string(),
+            job_id: job_id.to_owned(),
+            applicant_id: case.applicant_id,
+            decision: decision.to_owned(),
+            note: note.to_owned(),
+            reviewer: reviewer.to_owned(),
+            owner: owner_hex(owner),
+            created_at_ms: ms(SystemTime::now()),
+        };
+        self.store.add_review(&r).await.map_err(store_error)?;
+        Ok(Some(r))
+    }
+
+    /// Decisions `owner` may see, oldest first, with the case's result.
+    pub(crate) async fn reviews(
+        &self,
+        owner: Option<[u8; 32]>,
+        limit: i64,
+    ) -> Result<Vec<(ReviewRecord, Option<JobView>)>, ServerError> {
+        let all = self.store.reviews(limit).await.map_err(store_error)?;
+        let mut out = Vec::new();
+        for r in all {
+            if owner_bytes(r.owner.as_deref()) != owner {
+                continue;
+            }
+            let job = self.store.job(&r.job_id).await.map_err(store_error)?;
+            out.push((r, job.as_ref().map(view)));
+        }
+        Ok(out)
     }
 
     /// The stored job, when it exists, `owner` created it and it has not
@@ -266,15 +385,24 @@ impl DurableJobs {
                 Err(reason) => {
                     tracing::warn!(job_id = %r.job_id, reason, "async job cannot run again");
                     let p = Problem::from_error(&ServerError::Internal(reason));
-                    self.finish(&r.job_id, &Err(p)).await;
+                    self.finish(&r.job_id, &Err(p), false).await;
                 }
             }
         }
-        let keep: std::collections::HashSet<&str> = out.iter().map(|r| r.job_id.as_str()).collect();
+        let running: std::collections::HashSet<&str> =
+            out.iter().map(|r| r.job_id.as_str()).collect();
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {
-                let name = e.file_name();
-                if !keep.contains(name.to_string_lossy().as_ref()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if running.contains(name.as_str()) {
+                    continue;
+                }
+                // Reviewers' cases keep their inputs once finished.
+                let kept = matches!(
+                    self.store.job(&name).await,
+                    Ok(Some(r)) if r.keep_until_ms.is_some() && r.node == self.node
+                );
+                if !kept {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
@@ -330,8 +458,11 @@ impl DurableJobs {
             )
             .await
         {
-            Ok((deleted, failed)) if deleted + failed > 0 => {
-                tracing::info!(deleted, failed, "async job rows expired");
+            Ok((deleted, failed)) if !deleted.is_empty() || failed > 0 => {
+                for id in &deleted {
+                    let _ = tokio::fs::remove_dir_all(self.job_dir(id)).await;
+                }
+                tracing::info!(deleted = deleted.len(), failed, "async job rows expired");
             }
             Ok(_) => {}
             Err(e) => {

@@ -31,6 +31,7 @@ mod meta;
 pub mod metrics;
 mod multipart;
 pub mod observe;
+mod review;
 mod spill;
 pub mod stream;
 
@@ -85,6 +86,9 @@ pub struct ServerConfig {
     pub max_job_bytes: u64,
     /// How long finished jobs stay pollable.
     pub job_ttl: Duration,
+    /// How long a reviewer's case (`review=true`: inputs, result and
+    /// decisions) is kept.
+    pub case_retention: Duration,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
     /// `$CANDOR_HOME`; Swagger UI assets are read from `www/swagger-ui/`.
@@ -143,6 +147,7 @@ impl Default for ServerConfig {
             max_jobs: 1024,
             max_job_bytes: 1024 * 1024 * 1024,
             job_ttl: Duration::from_secs(3600),
+            case_retention: Duration::from_secs(30 * 86_400),
             shutdown_grace: Duration::from_secs(30),
             candor_home: PathBuf::from(".candor"),
             max_concurrent_streams: 4,
@@ -418,6 +423,18 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
         )
         .route("/v1/batches/{id}/results", get(batches::get_results))
         .route("/v1/batches/{id}/report", get(batches::get_report))
+        .route("/review", get(review::cases_page))
+        .route("/review/login", get(review::login_page).post(review::login))
+        .route("/review/logout", post(review::logout))
+        .route("/review/cases/{id}", get(review::case_page))
+        .route("/review/cases/{id}/inputs/{n}", get(review::case_input))
+        .route("/review/cases/{id}/review", post(review::post_review))
+        .route("/review/reviews.csv", get(review::reviews_csv))
+        .route("/review/reviews.jsonl", get(review::reviews_jsonl))
+        .route("/review/reviews.scores.jsonl", get(review::reviews_scores))
+        .route("/review/batches", get(review::batches_page))
+        .route("/review/batches/{id}", get(review::batch_page))
+        .route("/review/batches/{id}/events", get(review::batch_events))
         .route(
             "/v1/stream/audio",
             // A stream's length is bounded by max_audio_seconds, not by the

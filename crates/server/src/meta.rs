@@ -17,9 +17,11 @@ const DOCS_HTML: &str = include_str!("../static/docs.html");
 const DOCS_MISSING_HTML: &str = include_str!("../static/docs-missing.html");
 /// Scripts of the HTML pages, served from `/assets/` (the pages' CSP allows
 /// no inline script).
-const PAGE_ASSETS: [(&str, &str); 2] = [
+const PAGE_ASSETS: [(&str, &str); 4] = [
     ("index.js", include_str!("../static/index.js")),
     ("docs.js", include_str!("../static/docs.js")),
+    ("review.js", include_str!("../static/review/review.js")),
+    ("review.css", include_str!("../static/review/review.css")),
 ];
 
 /// The Swagger UI files `/docs` needs, from the npm package `swagger-ui-dist`
@@ -182,12 +184,14 @@ pub(crate) async fn page_asset(Path(file): Path<String>) -> Result<Response, Ser
     let Some((_, js)) = PAGE_ASSETS.iter().find(|(n, _)| *n == file) else {
         return Err(ServerError::NotFound(format!("no asset `{file}`")));
     };
+    let ctype = if file.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    };
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/javascript; charset=utf-8"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=300"),

@@ -88,6 +88,8 @@ async fn left_behind(store: &Store, dir: &Path, node: &str, id: &str, status: &s
             inputs: inputs.to_string(),
             response: None,
             error: None,
+            applicant_id: None,
+            keep_until_ms: None,
         })
         .await
         .unwrap();
@@ -214,4 +216,180 @@ async fn jobs_stay_private_to_their_api_key_in_the_store() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = send(&fresh, poll("key-one")).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+async fn text_of(app: &Router, req: Request<Body>) -> (StatusCode, String, axum::http::HeaderMap) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        String::from_utf8_lossy(&bytes).into_owned(),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn a_review_case_keeps_its_material_and_records_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let app = router(state(&store, dir.path(), "a"));
+    let text = "Grew a regional logistics team from three to twelve people.";
+    let req = Request::post("/v1/analyze?review=true&applicant_id=app%2042")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::json!({ "text": text }).to_string()))
+        .unwrap();
+    let (s, b) = send(&app, req).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let id = b["job_id"].as_str().unwrap().to_owned();
+    let job = wait_finished(&app, &id).await;
+    assert!(
+        job["response"]["case"].is_object() || job["status"] == "failed",
+        "{job}"
+    );
+    let row = store.job(&id).await.unwrap().unwrap();
+    assert_eq!(row.applicant_id.as_deref(), Some("app 42"));
+    assert!(row.keep_until_ms.unwrap() > row.created_at_ms + 86_400_000);
+
+    // The material stays for the case page.
+    let (s, body, h) = text_of(&app, get(&format!("/review/cases/{id}/inputs/0"))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, text);
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let (s, page, _) = text_of(&app, get(&format!("/review/cases/{id}"))).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("app 42") && page.contains("Record decision"),
+        "{page}"
+    );
+    let (s, list, _) = text_of(&app, get("/review")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(list.contains(&format!("/review/cases/{id}")));
+
+    // A decision, then the export.
+    let form = Request::post(format!("/review/cases/{id}/review"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "decision=needs_live_check&reviewer=Dana+K&note=ask+for+a+call",
+        ))
+        .unwrap();
+    let (s, _, h) = text_of(&app, form).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(h[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("/review/cases/{id}")));
+    let bad = Request::post(format!("/review/cases/{id}/review"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("decision=reject&reviewer=x"))
+        .unwrap();
+    let (s, _, _) = text_of(&app, bad).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no decision outside the three");
+    let (_, page, _) = text_of(&app, get(&format!("/review/cases/{id}"))).await;
+    assert!(page.contains("Needs a live check") && page.contains("Dana K"));
+    let (s, csv, _) = text_of(&app, get("/review/reviews.csv")).await;
+    assert_eq!(s, StatusCode::OK);
+    let line = csv.lines().nth(1).expect("one decision");
+    assert!(
+        line.contains(&id) && line.contains("needs_live_check") && line.contains("app 42"),
+        "{csv}"
+    );
+    let (_, jsonl, _) = text_of(&app, get("/review/reviews.jsonl")).await;
+    let v: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(v["decision"], "needs_live_check");
+    assert_eq!(v["inputs"][0]["modality"], "text");
+    // needs_live_check is no label for calibration; cleared is a negative.
+    let (_, scores, _) = text_of(&app, get("/review/reviews.scores.jsonl")).await;
+    assert!(scores.is_empty(), "{scores}");
+    let form = Request::post(format!("/review/cases/{id}/review"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("decision=cleared&reviewer=Dana+K"))
+        .unwrap();
+    text_of(&app, form).await;
+    let (_, scores, _) = text_of(&app, get("/review/reviews.scores.jsonl?modality=text")).await;
+    let v: Value = serde_json::from_str(scores.lines().next().unwrap()).unwrap();
+    assert_eq!(v["manipulated"], false);
+    assert_eq!(v["id"], format!("{id}/0"));
+    let (_, none, _) = text_of(&app, get("/review/reviews.scores.jsonl?modality=image")).await;
+    assert!(none.is_empty());
+
+    // Without the durable store a review upload is refused.
+    let plain = router(AppState::new(
+        ServerConfig::default(),
+        Arc::new(Analyzer::new(AnalyzerConfig::default())),
+    ));
+    let req = Request::post("/v1/analyze?review=true")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"text":"x"}"#))
+        .unwrap();
+    let (s, b) = send(&plain, req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}
+
+#[tokio::test]
+async fn review_pages_ask_a_browser_to_sign_in_when_keys_are_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let app = router(AppState::with_stores(
+        ServerConfig {
+            api_keys: vec!["s3cret key".into()],
+            ..ServerConfig::default()
+        },
+        Arc::new(Analyzer::new(AnalyzerConfig::default())),
+        Stores {
+            bulk: None,
+            jobs: Some(DurableJobs::new(
+                store,
+                &dir.path().join("jobs"),
+                "a".into(),
+            )),
+        },
+    ));
+    let (s, _, h) = text_of(&app, get("/review")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/review/login");
+    let (s, page, _) = text_of(&app, get("/review/login")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("API key"));
+    let login = |key: &str| {
+        Request::post("/review/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("key={}", key.replace(' ', "+"))))
+            .unwrap()
+    };
+    let (s, page, h) = text_of(&app, login("wrong")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("not accepted") && h.get(header::SET_COOKIE).is_none());
+    let (s, _, h) = text_of(&app, login("s3cret key")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let cookie = h[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let (s, page, _) = text_of(
+        &app,
+        Request::get("/review")
+            .header(header::COOKIE, &pair)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    // The API takes the cookie too (the pages' scripts call it).
+    let (s, _, _) = text_of(
+        &app,
+        Request::get("/v1/jobs/none")
+            .header(header::COOKIE, &pair)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = text_of(&app, get("/v1/jobs/none")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
