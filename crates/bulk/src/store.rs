@@ -157,23 +157,27 @@ pub enum Db {
 
 /// Runs one statement with the same binds on either database; gives the
 /// rows affected.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! exec {
     ($db:expr, $sql:expr $(, $b:expr)* $(,)?) => {
         match $db {
-            Db::Sqlite(p) => sqlx::query($sql)$(.bind($b))*.execute(p).await.map(|r| r.rows_affected()),
-            Db::Postgres(p) => sqlx::query($sql)$(.bind($b))*.execute(p).await.map(|r| r.rows_affected()),
+            $crate::store::Db::Sqlite(p) => sqlx::query($sql)$(.bind($b))*.execute(p).await.map(|r| r.rows_affected()),
+            $crate::store::Db::Postgres(p) => sqlx::query($sql)$(.bind($b))*.execute(p).await.map(|r| r.rows_affected()),
         }
     };
 }
 
 /// Fetches rows with the same binds on either database and maps each with
 /// `$f` (a generic function over `sqlx::Row`).
+#[macro_export]
+#[doc(hidden)]
 macro_rules! fetch {
     ($db:expr, $f:ident, $sql:expr $(, $b:expr)* $(,)?) => {
         match $db {
-            Db::Sqlite(p) => sqlx::query($sql)$(.bind($b))*.fetch_all(p).await
+            $crate::store::Db::Sqlite(p) => sqlx::query($sql)$(.bind($b))*.fetch_all(p).await
                 .and_then(|rows| rows.iter().map(|r| $f(r)).collect::<std::result::Result<Vec<_>, sqlx::Error>>()),
-            Db::Postgres(p) => sqlx::query($sql)$(.bind($b))*.fetch_all(p).await
+            $crate::store::Db::Postgres(p) => sqlx::query($sql)$(.bind($b))*.fetch_all(p).await
                 .and_then(|rows| rows.iter().map(|r| $f(r)).collect::<std::result::Result<Vec<_>, sqlx::Error>>()),
         }
     };
@@ -1102,6 +1106,17 @@ impl Store {
         response: Option<&str>,
         error: Option<&str>,
     ) -> Result<bool> {
+        self.finish_job_at(job_id, response, error, now_ms()).await
+    }
+
+    /// [`Store::finish_job`] with the finishing time given (Unix ms).
+    pub async fn finish_job_at(
+        &self,
+        job_id: &str,
+        response: Option<&str>,
+        error: Option<&str>,
+        finished_at_ms: i64,
+    ) -> Result<bool> {
         let status = if response.is_some() { "done" } else { "failed" };
         let n = exec!(
             &self.db,
@@ -1111,7 +1126,7 @@ impl Store {
             status,
             response,
             error,
-            now_ms()
+            finished_at_ms
         )?;
         Ok(n == 1)
     }

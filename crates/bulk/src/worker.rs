@@ -518,6 +518,7 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
     let opts = AnalyzeOptions {
         priority: Priority::Bulk,
         deadline: Some(Instant::now() + inner.cfg.item_timeout),
+        identity: false,
     };
     let input = InputSource::File(RawInput {
         bytes,

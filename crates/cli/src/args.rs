@@ -67,6 +67,10 @@ pub enum Command {
     /// Embed the faces (YuNet, aligned) and whole images of a labelled set
     /// with the CLIP tower (training input of scripts/image/train_face_head.py).
     ImageEmbed(Box<crate::imageembed::ImageEmbedArgs>),
+    /// Measure the identity registry's face matching on an LFW-layout folder
+    /// (false-match and false-non-match rates, the operating point, a
+    /// persona-farm scenario) and write a markdown report.
+    IdentityEval(Box<crate::identityeval::IdentityEvalArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -388,6 +392,34 @@ pub struct ServeArgs {
     /// job; `false` keeps jobs in memory only (lost on a restart).
     #[arg(long, env = "CANDOR_DURABLE_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
     pub durable_jobs: bool,
+
+    /// Keep a registry of applicants' face embeddings and resume texts and
+    /// report other applicants whose face or resume matches (`matches` in
+    /// results, `/v1/applicants/{id}/matches`). Biometric data (GDPR art.
+    /// 9, BIPA): off by default; turn it on only with a lawful basis, a
+    /// retention period and notice to applicants. Costs one face embedding
+    /// per picture and a scan of the registry per input with an
+    /// `applicant_id`.
+    #[arg(long, env = "CANDOR_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub identity: bool,
+
+    /// Days an applicant's templates stay in the identity registry. Longer
+    /// finds reuse across more hiring rounds; shorter keeps biometric data
+    /// for less time.
+    #[arg(long, env = "CANDOR_IDENTITY_RETENTION_DAYS", default_value_t = 180)]
+    pub identity_retention_days: u64,
+
+    /// Face cosine similarity at or above which two applicants' faces are
+    /// reported as one person. Higher reports fewer false matches and
+    /// misses more true ones (docs/identity.md has the measured rates).
+    #[arg(long, env = "CANDOR_IDENTITY_FACE_THRESHOLD", default_value_t = 0.45)]
+    pub identity_face_threshold: f32,
+
+    /// Estimated Jaccard similarity (word 4-shingles) at or above which two
+    /// applicants' texts are reported as reuse. Lower catches heavier
+    /// rewording and flags more shared boilerplate.
+    #[arg(long, env = "CANDOR_IDENTITY_TEXT_THRESHOLD", default_value_t = 0.3)]
+    pub identity_text_threshold: f32,
 
     /// Writable directory for the server's own state: the default durable
     /// job store (`bulk.db`, when --queue is unset) and async jobs' inputs

@@ -441,6 +441,7 @@ async fn analyze_row(
     let opts = AnalyzeOptions {
         priority: Priority::Bulk,
         deadline: Some(Instant::now() + timeout),
+        identity: false,
     };
     analyzer.analyze(input, &opts).await.map_err(|e| {
         let code = e

@@ -6,6 +6,7 @@ mod args;
 mod audiodev;
 mod bulk;
 mod eval;
+mod identityeval;
 mod imageembed;
 mod rows;
 mod scan;
@@ -116,6 +117,7 @@ fn main() -> ExitCode {
             Command::TextFeatures(args) => textdev::run_features(*args).await,
             Command::AudioFeatures(args) => audiodev::run_features(*args).await,
             Command::ImageEmbed(args) => imageembed::run(*args).await,
+            Command::IdentityEval(args) => identityeval::run(*args).await,
             Command::Info(args) => match build_analyzer(&args.analyzer) {
                 Ok(a) => match serde_json::to_string_pretty(&a.info()) {
                     Ok(s) => {
@@ -159,6 +161,34 @@ async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
                 .await
                 .context("cannot open the durable job store (set --durable-jobs false to keep async jobs in memory)")?,
         );
+    }
+    if args.identity {
+        let Some(store) = &store else {
+            anyhow::bail!(
+                "the identity registry needs a store: set --queue, or leave --durable-jobs on"
+            );
+        };
+        let cfg = candor_identity::RegistryConfig {
+            retention: std::time::Duration::from_secs(
+                args.identity_retention_days.saturating_mul(86_400),
+            ),
+            face_threshold: args.identity_face_threshold,
+            face_operating_point: format!(
+                "face cosine >= {} (SFace; false-match and non-match rates on LFW pairs in docs/identity.md)",
+                args.identity_face_threshold
+            ),
+            text_threshold: args.identity_text_threshold,
+            text_operating_point: format!(
+                "estimated Jaccard of word 4-shingles >= {} (docs/identity.md)",
+                args.identity_text_threshold
+            ),
+            max_matches: 10,
+            scan_threads: 2,
+        };
+        let reg = candor_identity::Registry::open(store.clone(), cfg)
+            .await
+            .context("cannot open the identity registry")?;
+        stores.identity = Some(Arc::new(reg));
     }
     if let (true, Some(store)) = (args.durable_jobs, &store) {
         let node = candor_server::durable::node_id(args.node_id.as_deref(), &home, config.port);

@@ -97,6 +97,7 @@ pub async fn run(args: ScanArgs) -> ExitCode {
                 let opts = AnalyzeOptions {
                     priority: args.priority,
                     deadline: Some(Instant::now() + timeout),
+                    identity: false,
                 };
                 match analyzer.analyze(source, &opts).await {
                     Ok(r) => Item::Result(Box::new(r)),

@@ -264,6 +264,47 @@ pub struct AnalysisResult {
     /// with care.
     #[serde(default)]
     pub input_truncated: bool,
+    /// Templates for the identity registry (a face embedding, the text),
+    /// present only when the analyzer was asked for them. Never
+    /// serialised, never printed (see [`IdentityTemplates`]).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub identity: Option<IdentityTemplates>,
+}
+
+/// What the identity registry compares across applicants (issue 18):
+/// biometric data. It never leaves the process except into the registry's
+/// store: not serialised, and its `Debug` prints only which parts exist.
+#[derive(Clone, Default, PartialEq)]
+pub struct IdentityTemplates {
+    pub face: Option<FaceTemplate>,
+    pub text: Option<String>,
+}
+
+/// The embedding of the largest face of a picture.
+#[derive(Clone, PartialEq)]
+pub struct FaceTemplate {
+    /// Unit-length embedding.
+    pub embedding: Vec<f32>,
+    /// The embedding model's id and version.
+    pub model: String,
+    /// The face's box in the picture: x, y, width, height.
+    pub region: [u32; 4],
+}
+
+impl std::fmt::Debug for IdentityTemplates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityTemplates")
+            .field("face", &self.face.as_ref().map(|_| "<redacted>"))
+            .field("text", &self.text.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FaceTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaceTemplate(<redacted>)")
+    }
 }
 
 impl AnalysisResult {
@@ -290,6 +331,7 @@ impl AnalysisResult {
             timings: Timings::default(),
             warnings: Vec::new(),
             input_truncated: false,
+            identity: None,
         }
     }
 
@@ -314,6 +356,7 @@ impl AnalysisResult {
             timings: Timings::default(),
             warnings: Vec::new(),
             input_truncated: false,
+            identity: None,
         }
     }
 

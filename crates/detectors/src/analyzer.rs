@@ -52,6 +52,9 @@ pub struct AnalyzeOptions {
     pub priority: Priority,
     /// Absolute deadline; `None` means the analyzer's default timeout.
     pub deadline: Option<Instant>,
+    /// Also compute the identity registry's templates (the largest face's
+    /// embedding, the text) into [`AnalysisResult::identity`].
+    pub identity: bool,
 }
 
 /// Analyzer configuration (the CLI fills it from flags / env vars).
@@ -130,6 +133,8 @@ pub struct DetectContext {
     pub deadline: Instant,
     /// Speech activity from the audio front end, when it ran.
     pub speech: Option<SpeechActivity>,
+    /// Compute identity templates (see [`AnalyzeOptions::identity`]).
+    pub identity: bool,
 }
 
 /// What a detector concluded.
@@ -156,6 +161,8 @@ pub struct Finding {
     pub queue_ms: f64,
     /// Time in models and signal processing (ms).
     pub inference_ms: f64,
+    /// Identity templates, when asked for and available.
+    pub identity: Option<candor_core::IdentityTemplates>,
 }
 
 /// A detector for one modality.
@@ -229,6 +236,7 @@ impl Analyzer {
             yunet: model(crate::image::yunet::MODEL),
             tower: model(crate::image::clip::MODEL),
             cnn: model(crate::image::cnn::MODEL),
+            sface: model(crate::image::sface::MODEL),
         };
         let image =
             crate::image::ImageDetector::load(&manifest, models, analyzer.config.image.clone());
@@ -570,6 +578,7 @@ impl Analyzer {
                     priority: opts.priority,
                     deadline,
                     speech,
+                    identity: opts.identity,
                 };
                 let f = det.detect(&decoded, &ctx).await?;
                 queue_ms += f.queue_ms;
@@ -586,6 +595,7 @@ impl Analyzer {
                 r.signals = f.signals;
                 r.evidence = f.evidence;
                 r.models = f.models;
+                r.identity = f.identity;
                 warnings.extend(f.warnings);
                 r
             }
@@ -594,6 +604,11 @@ impl Analyzer {
         result.models = front_models;
         result.warnings = warnings;
         result.input_truncated = decoded.truncated();
+        if opts.identity {
+            if let Decoded::Document(d) = &decoded {
+                result.identity.get_or_insert_with(Default::default).text = Some(d.text.clone());
+            }
+        }
         result.timings = Timings {
             decode_ms,
             queue_ms,

@@ -41,6 +41,10 @@ struct Plan {
     review: bool,
     #[serde(default)]
     applicant_id: Option<String>,
+    /// The identity registry's scope: the caller's API-key digest (hex),
+    /// empty without keys.
+    #[serde(default)]
+    scope: String,
 }
 
 fn plan(
@@ -109,6 +113,7 @@ fn plan(
         expected,
         review,
         applicant_id,
+        scope: String::new(),
     })
 }
 
@@ -335,13 +340,14 @@ fn check_name(state: &AppState, name: Option<String>) -> Result<Option<String>, 
 async fn run(
     state: AppState,
     RequestId(rid): RequestId,
-    plan: Plan,
+    mut plan: Plan,
     req: Request,
 ) -> Result<Response, ServerError> {
     if !state.inner.analyzer.is_ready() {
         return Err(ServerError::NotReady);
     }
     let owner = req.extensions().get::<Caller>().and_then(|c| c.key);
+    plan.scope = owner.map(hex::encode).unwrap_or_default();
     let (parts, body) = req.into_parts();
     let kind = body_kind(&parts.headers)?;
     let declared = content_length(&parts.headers)?;
@@ -444,8 +450,9 @@ async fn run(
             Err(_) => break,
         }
     }
-    let items = analyze_all(&state, inputs, &plan, permits).await;
-    match finish(rid, items, &plan) {
+    let mut items = analyze_all(&state, inputs, &plan, permits).await;
+    let matches = identity_matches(&state, &plan, &mut items).await;
+    match finish(rid, items, &plan, matches) {
         Ok(body) => Ok(Json(body).into_response()),
         Err(p) => Ok(p.into_response()),
     }
@@ -507,17 +514,25 @@ fn spawn_job(state: AppState, id: String, rid: String, plan: Plan, inputs: Vec<R
         }
         let outcome = match permits {
             Ok(p) => {
-                let items = analyze_all(&state, inputs, &plan, p).await;
-                finish(rid, items, &plan).map_err(|p| *p)
+                let mut items = analyze_all(&state, inputs, &plan, p).await;
+                let matches = identity_matches(&state, &plan, &mut items).await;
+                finish(rid, items, &plan, matches).map_err(|p| *p)
             }
             Err(_) => Err(Problem::from_error(&ServerError::Internal(
                 "analysis slots closed".into(),
             ))),
         };
+        // One finishing time, to the millisecond, for both copies.
+        let at = std::time::UNIX_EPOCH
+            + Duration::from_millis(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            );
         if let Some(d) = &state.inner.durable {
-            d.finish(&id, &outcome, plan.review).await;
+            d.finish_at(&id, &outcome, plan.review, at).await;
         }
-        state.inner.jobs.finish(&id, outcome);
+        state.inner.jobs.finish_at(&id, outcome, at);
     });
 }
 
@@ -598,11 +613,59 @@ fn slots_needed(state: &AppState, inputs: usize) -> u32 {
 }
 
 /// The response body, or the problem when a single-input request failed.
-fn finish(rid: String, items: Vec<Item>, plan: &Plan) -> Result<AnalyzeResponse, Box<Problem>> {
+fn finish(
+    rid: String,
+    items: Vec<Item>,
+    plan: &Plan,
+    matches: Vec<candor_identity::Match>,
+) -> Result<AnalyzeResponse, Box<Problem>> {
     if let [Item::Error(e)] = items.as_slice() {
         return Err(Box::new(e.to_problem()));
     }
-    Ok(AnalyzeResponse::new(rid, items, plan.case))
+    let mut r = AnalyzeResponse::new(rid, items, plan.case);
+    r.matches = matches;
+    Ok(r)
+}
+
+/// Looks each input's templates up in the identity registry and enrols
+/// them under the request's applicant (when both exist); the templates are
+/// taken out of the results here, so nothing downstream can serialise or
+/// log them.
+async fn identity_matches(
+    state: &AppState,
+    plan: &Plan,
+    items: &mut [Item],
+) -> Vec<candor_identity::Match> {
+    let mut out = Vec::new();
+    for (index, item) in items.iter_mut().enumerate() {
+        let Item::Result(r) = item else { continue };
+        let Some(t) = r.identity.take() else { continue };
+        let (Some(reg), Some(applicant)) = (&state.inner.identity, &plan.applicant_id) else {
+            continue;
+        };
+        match reg
+            .enroll_and_match(
+                &plan.scope,
+                applicant,
+                &r.input.sha256,
+                r.input.name.as_deref(),
+                &t,
+            )
+            .await
+        {
+            Ok(ms) => out.extend(ms.into_iter().map(|mut m| {
+                m.input_index = Some(index);
+                m
+            })),
+            Err(e) => {
+                metrics::counter!(m::JOB_STORE_ERRORS_TOTAL).increment(1);
+                tracing::warn!(index, error = %e, "identity registry lookup failed");
+                r.warnings
+                    .push("the identity registry could not be consulted for this input".into());
+            }
+        }
+    }
+    out
 }
 
 /// Aborts the spawned analyses when the request goes away.
@@ -630,6 +693,7 @@ async fn analyze_all(
     let opts = AnalyzeOptions {
         priority: plan.priority,
         deadline: Some(deadline),
+        identity: state.inner.identity.is_some() && plan.applicant_id.is_some(),
     };
     let mut handles = Vec::with_capacity(inputs.len());
     let mut meta = Vec::with_capacity(inputs.len());

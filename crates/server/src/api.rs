@@ -100,6 +100,10 @@ pub struct AnalyzeResponse {
     /// inputs that were analysed. Present by default when the request has
     /// two or more inputs (`case=true` / `case=false` to force).
     pub case: Option<CaseSummary>,
+    /// Other applicants whose face or resume matches these inputs (only
+    /// with an `applicant_id` and the identity registry switched on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<candor_identity::Match>,
 }
 
 impl AnalyzeResponse {
@@ -118,6 +122,7 @@ impl AnalyzeResponse {
             request_id,
             results,
             case,
+            matches: Vec::new(),
         }
     }
 }

@@ -220,19 +220,33 @@ impl DurableJobs {
         outcome: &Result<AnalyzeResponse, Problem>,
         keep: bool,
     ) {
+        self.finish_at(job_id, outcome, keep, SystemTime::now())
+            .await
+    }
+
+    /// [`DurableJobs::finish`] at a given time (the one the in-memory copy
+    /// records, so that both answer the same `finished_at`).
+    pub(crate) async fn finish_at(
+        &self,
+        job_id: &str,
+        outcome: &Result<AnalyzeResponse, Problem>,
+        keep: bool,
+        at: SystemTime,
+    ) {
+        let at = ms(at);
         let (resp, err) = match outcome {
             Ok(r) => (serde_json::to_string(r).ok(), None),
             Err(p) => (None, Some(serde_json::to_string(p).unwrap_or_default())),
         };
         let stored = match (resp, err) {
-            (Some(r), _) => self.store.finish_job(job_id, Some(&r), None).await,
-            (None, Some(p)) => self.store.finish_job(job_id, None, Some(&p)).await,
+            (Some(r), _) => self.store.finish_job_at(job_id, Some(&r), None, at).await,
+            (None, Some(p)) => self.store.finish_job_at(job_id, None, Some(&p), at).await,
             (None, None) => {
                 let p = Problem::from_error(&ServerError::Internal(
                     "the response could not be stored".into(),
                 ));
                 let p = serde_json::to_string(&p).unwrap_or_default();
-                self.store.finish_job(job_id, None, Some(&p)).await
+                self.store.finish_job_at(job_id, None, Some(&p), at).await
             }
         };
         if let Err(e) = stored {

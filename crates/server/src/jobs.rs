@@ -328,6 +328,12 @@ impl JobStore {
     /// response's size is charged instead (older finished jobs are evicted
     /// to make room).
     pub fn finish(&self, id: &str, outcome: Result<AnalyzeResponse, Problem>) {
+        self.finish_at(id, outcome, SystemTime::now());
+    }
+
+    /// [`JobStore::finish`] at a given time (kept to the millisecond, as
+    /// the durable copy keeps it).
+    pub fn finish_at(&self, id: &str, outcome: Result<AnalyzeResponse, Problem>, at: SystemTime) {
         let size = match &outcome {
             Ok(r) => serde_json::to_vec(r).map_or(0, |v| v.len() as u64),
             Err(p) => serde_json::to_vec(p).map_or(0, |v| v.len() as u64),
@@ -343,7 +349,7 @@ impl JobStore {
         if let Some(j) = inner.jobs.get_mut(id) {
             j.bytes = size;
             j.finished = Some(Instant::now());
-            j.finished_at = Some(SystemTime::now());
+            j.finished_at = Some(at);
             match outcome {
                 Ok(r) => {
                     j.status = JobStatus::Done;
@@ -433,6 +439,7 @@ mod tests {
             request_id: "r".into(),
             results: vec![],
             case: None,
+            matches: vec![],
         }
     }
 

@@ -20,6 +20,7 @@
 
 mod analyze;
 pub mod api;
+pub mod applicants;
 mod auth;
 pub mod batches;
 mod body;
@@ -211,6 +212,7 @@ struct Inner {
     metrics: PrometheusHandle,
     bulk: Option<batches::BulkService>,
     durable: Option<durable::DurableJobs>,
+    identity: Option<Arc<candor_identity::Registry>>,
 }
 
 /// What the server keeps outside its memory: the bulk queue (for
@@ -220,6 +222,8 @@ struct Inner {
 pub struct Stores {
     pub bulk: Option<batches::BulkService>,
     pub jobs: Option<durable::DurableJobs>,
+    /// The identity registry (off unless configured: biometric data).
+    pub identity: Option<Arc<candor_identity::Registry>>,
 }
 
 /// The default spill directory: `candor-spill-<pid>` in the system's
@@ -274,6 +278,7 @@ impl AppState {
                 config,
                 bulk: stores.bulk,
                 durable: stores.jobs,
+                identity: stores.identity,
             }),
         }
     }
@@ -314,6 +319,8 @@ impl AppState {
         batches::get_results,
         batches::get_report,
         batches::delete_batch,
+        applicants::get_matches,
+        applicants::delete_applicant,
         stream::stream_audio,
         meta::health,
         meta::ready,
@@ -339,6 +346,9 @@ impl AppState {
         batches::BatchAccepted,
         batches::BatchCancelled,
         candor_bulk::BatchStatus,
+        applicants::ApplicantMatches,
+        applicants::ApplicantErased,
+        candor_identity::Match,
         candor_bulk::BatchRow,
         candor_bulk::BatchReport,
         candor_bulk::report::BatchCase,
@@ -352,6 +362,7 @@ impl AppState {
     tags(
         (name = "analyze", description = "Analyse images, audio/video and resume text"),
         (name = "bulk", description = "Re-screen stored files in durable batches"),
+        (name = "identity", description = "One person behind several applicant names (off unless configured)"),
         (name = "ops", description = "Health, readiness, info, metrics, API description"),
     )
 )]
@@ -423,6 +434,11 @@ fn build(state: AppState, extra: Option<Router<AppState>>) -> Router {
         )
         .route("/v1/batches/{id}/results", get(batches::get_results))
         .route("/v1/batches/{id}/report", get(batches::get_report))
+        .route("/v1/applicants/{id}/matches", get(applicants::get_matches))
+        .route(
+            "/v1/applicants/{id}",
+            axum::routing::delete(applicants::delete_applicant),
+        )
         .route("/review", get(review::cases_page))
         .route("/review/login", get(review::login_page).post(review::login))
         .route("/review/logout", post(review::logout))

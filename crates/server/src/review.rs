@@ -444,8 +444,19 @@ struct CasePage {
     error: Option<String>,
     verdict: Option<Verdict>,
     items: Vec<ItemView>,
+    matches: Vec<MatchView>,
     reviews: Vec<ReviewView>,
     decisions: Vec<Choice>,
+}
+
+#[derive(Serialize)]
+struct MatchView {
+    other: String,
+    modality: String,
+    similarity: String,
+    threshold: String,
+    input: Option<String>,
+    evidence: Vec<String>,
 }
 
 fn s(v: &Value, k: &str) -> Option<String> {
@@ -690,6 +701,31 @@ pub(crate) async fn case_page(
             items.push(item_view(&id, i, r, stored));
         }
     }
+    let matches = response
+        .as_ref()
+        .and_then(|r| r.get("matches"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| MatchView {
+            other: s(m, "other_applicant_id").unwrap_or_default(),
+            modality: s(m, "modality").unwrap_or_default(),
+            similarity: f(m, "similarity").map_or(String::new(), |x| format!("{x:.2}")),
+            threshold: f(m, "threshold").map_or(String::new(), |x| format!("{x:.2}")),
+            input: m
+                .get("input_index")
+                .and_then(Value::as_u64)
+                .and_then(|i| items.get(i as usize))
+                .map(|it| it.name.clone()),
+            evidence: m
+                .get("evidence")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+        })
+        .collect();
     // A single-input case that failed is one problem, not a result list.
     let error = view.error.as_ref().map(|p| p.detail.clone());
     render(
@@ -705,6 +741,7 @@ pub(crate) async fn case_page(
             error,
             verdict,
             items,
+            matches,
             reviews: case
                 .reviews
                 .iter()

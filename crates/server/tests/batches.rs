@@ -78,6 +78,7 @@ async fn batches_submit_poll_results_report_cancel() {
         candor_server::Stores {
             bulk: Some(svc),
             jobs: None,
+            identity: None,
         },
     ));
     let (tx, rx) = tokio::sync::watch::channel(false);

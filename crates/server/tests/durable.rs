@@ -30,6 +30,7 @@ fn state(store: &Store, dir: &Path, node: &str) -> AppState {
         Stores {
             bulk: None,
             jobs: Some(jobs),
+            identity: None,
         },
     )
 }
@@ -193,6 +194,7 @@ async fn jobs_stay_private_to_their_api_key_in_the_store() {
                     &dir.path().join("jobs"),
                     "a".into(),
                 )),
+                identity: None,
             },
         ))
     };
@@ -349,6 +351,7 @@ async fn review_pages_ask_a_browser_to_sign_in_when_keys_are_set() {
                 &dir.path().join("jobs"),
                 "a".into(),
             )),
+            identity: None,
         },
     ));
     let (s, _, h) = text_of(&app, get("/review")).await;
@@ -392,4 +395,85 @@ async fn review_pages_ask_a_browser_to_sign_in_when_keys_are_set() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _, _) = text_of(&app, get("/v1/jobs/none")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_identity_registry_reports_a_resume_reused_under_another_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let registry = candor_identity::Registry::open(
+        store.clone(),
+        candor_identity::RegistryConfig {
+            retention: Duration::from_secs(3600),
+            face_threshold: 0.45,
+            face_operating_point: "test".into(),
+            text_threshold: 0.3,
+            text_operating_point: "test".into(),
+            max_matches: 5,
+            scan_threads: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let app = router(AppState::with_stores(
+        ServerConfig::default(),
+        Arc::new(Analyzer::new(AnalyzerConfig::default())),
+        Stores {
+            bulk: None,
+            jobs: None,
+            identity: Some(Arc::new(registry)),
+        },
+    ));
+    let resume = "Senior backend engineer. Led the migration of a payments platform to event \
+        sourcing, cutting reconciliation from five days to one. Mentored four engineers and ran \
+        the on-call rotation for two years. Built the fraud scoring service in Rust and Kafka.";
+    let post = |applicant: &str, text: &str| {
+        Request::post(format!("/v1/analyze?applicant_id={applicant}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::json!({ "text": text }).to_string()))
+            .unwrap()
+    };
+    let (s, b) = send(&app, post("ann", resume)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b.get("matches").is_none(), "nothing to match yet: {b}");
+    // Without an applicant id nothing is enrolled or compared.
+    let anon = Request::post("/v1/analyze")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            serde_json::json!({ "text": resume }).to_string(),
+        ))
+        .unwrap();
+    let (_, b) = send(&app, anon).await;
+    assert!(b.get("matches").is_none());
+    let moved = "Built the fraud scoring service in Rust and Kafka. Senior backend engineer. Led \
+        the migration of a payments platform to event sourcing, cutting reconciliation from five \
+        days to one. Coached four engineers and ran the on-call rotation for two years.";
+    let (s, b) = send(&app, post("bob", moved)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let m = &b["matches"][0];
+    assert_eq!(m["other_applicant_id"], "ann", "{b}");
+    assert_eq!(m["modality"], "text");
+    assert_eq!(m["input_index"], 0);
+    assert!(
+        !b.to_string().contains("embedding"),
+        "no template in a response"
+    );
+    let (s, list) = send(&app, get("/v1/applicants/ann/matches")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["matches"][0]["other_applicant_id"], "bob", "{list}");
+    let del = Request::delete("/v1/applicants/bob")
+        .body(Body::empty())
+        .unwrap();
+    let (s, gone) = send(&app, del).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(gone["templates_deleted"], 1);
+    let (_, list) = send(&app, get("/v1/applicants/ann/matches")).await;
+    assert_eq!(list["matches"].as_array().unwrap().len(), 0, "{list}");
+    // Off: the routes say so.
+    let plain = router(AppState::new(
+        ServerConfig::default(),
+        Arc::new(Analyzer::new(AnalyzerConfig::default())),
+    ));
+    let (s, _) = send(&plain, get("/v1/applicants/ann/matches")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -771,6 +771,7 @@ impl Detector for AudioDetector {
             warnings: Vec::new(),
             queue_ms: 0.0,
             inference_ms: 0.0,
+            identity: None,
         };
         if audio.sample_rate as usize != dsp::RATE {
             finding.outcome = Outcome::Abstain(Abstention {

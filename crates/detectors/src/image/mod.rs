@@ -28,6 +28,7 @@ pub mod faces;
 pub mod forensics;
 pub mod picture;
 pub mod provenance;
+pub mod sface;
 pub mod yunet;
 
 use std::path::{Path, PathBuf};
@@ -135,6 +136,8 @@ pub struct PixelAnalysis {
     pub clip_logit: Option<f64>,
     /// Time spent waiting for the engine's models, ms.
     pub queue_ms: f64,
+    /// The largest face's embedding, when identity templates were asked for.
+    pub face_template: Option<candor_core::FaceTemplate>,
 }
 
 /// Names of the measures reported as signals: the forensic measures and the
@@ -169,6 +172,7 @@ struct PixelLayers {
     tower: Option<ModelHandle>,
     probe: Option<clip::ClipProbe>,
     heads: Option<Arc<FaceHeads>>,
+    sface: Option<ModelHandle>,
 }
 
 /// The image detector.
@@ -197,6 +201,8 @@ pub struct ImageModels {
     pub yunet: Option<ModelHandle>,
     pub tower: Option<ModelHandle>,
     pub cnn: Option<ModelHandle>,
+    /// The face embedding of the identity registry (optional).
+    pub sface: Option<ModelHandle>,
 }
 
 impl ImageDetector {
@@ -250,6 +256,7 @@ impl ImageDetector {
                 clip::MODEL
             )),
         }
+        layers.sface = models.sface;
         match models.cnn {
             Some(m) => layers.cnn = Some(m),
             None => d.missing.push(format!(
@@ -308,7 +315,12 @@ impl ImageDetector {
         priority: Priority,
         deadline: Option<Instant>,
     ) -> Result<PixelAnalysis, String> {
-        self.layers.analyze(img, priority, deadline)
+        self.layers.analyze(img, priority, deadline, false)
+    }
+
+    /// Whether the face embedding model is loaded.
+    pub fn has_face_embedding(&self) -> bool {
+        self.layers.sface.is_some()
     }
 
     fn models(&self, faces_used: bool) -> Vec<ModelRef> {
@@ -346,6 +358,7 @@ impl PixelLayers {
         img: &DecodedImage,
         priority: Priority,
         deadline: Option<Instant>,
+        identity: bool,
     ) -> Result<PixelAnalysis, String> {
         let luma_table = (img.format == "jpeg")
             .then(|| img.metadata.jpeg_quant_tables.iter().find(|t| t.id == 0))
@@ -357,7 +370,7 @@ impl PixelLayers {
         // The face path (detector, alignment, tower, heads) and the forensic
         // path (measures, CNN) are independent: run them side by side.
         let (face_part, forensic_part) = std::thread::scope(|s| {
-            let face = s.spawn(|| self.face_path(&img.image, priority, deadline));
+            let face = s.spawn(|| self.face_path(&img.image, priority, deadline, identity));
             let forensic = (|| -> Result<_, String> {
                 let f = forensics::analyze(&img.image, luma_table, &self.cfg.forensics)?;
                 let c = match &self.cnn {
@@ -371,7 +384,7 @@ impl PixelLayers {
                 .unwrap_or_else(|_| Err("face analysis failed on this image".to_string()));
             (face, forensic)
         });
-        let (faces, faces_searched, face, face_queue_ms) = face_part?;
+        let (faces, faces_searched, face, face_queue_ms, face_template) = face_part?;
         let (forensics, cnn) = forensic_part?;
         let clip_logit = match &self.probe {
             Some(p) => Some(p.score(&img.image, priority, deadline)?),
@@ -390,20 +403,32 @@ impl PixelLayers {
             faces_searched,
             face,
             queue_ms,
+            face_template,
         })
     }
 
     /// Faces, then the largest one (by eye distance) aligned and through
-    /// the tower and the heads.
+    /// the tower and the heads (and, with `identity`, through the face
+    /// embedding of the identity registry).
     #[allow(clippy::type_complexity)]
     fn face_path(
         &self,
         img: &image::RgbImage,
         priority: Priority,
         deadline: Option<Instant>,
-    ) -> Result<(Vec<yunet::Face>, bool, Option<FaceAnalysis>, f64), String> {
+        identity: bool,
+    ) -> Result<
+        (
+            Vec<yunet::Face>,
+            bool,
+            Option<FaceAnalysis>,
+            f64,
+            Option<candor_core::FaceTemplate>,
+        ),
+        String,
+    > {
         let Some(det) = &self.yunet else {
-            return Ok((Vec::new(), false, None, 0.0));
+            return Ok((Vec::new(), false, None, 0.0, None));
         };
         let faces = det.detect(img, priority, deadline)?;
         let largest = faces
@@ -411,17 +436,35 @@ impl PixelLayers {
             .enumerate()
             .max_by(|a, b| a.1.eye_distance().total_cmp(&b.1.eye_distance()))
             .map(|(i, f)| (i, *f));
+        let analysis = self.face_heads(img, largest, priority, deadline)?;
+        // After the tower, not beside it: on a busy CPU two models at once
+        // only fight over the cores (measured slower).
+        let template = match (identity, &self.sface, &largest) {
+            (true, Some(m), Some((_, face))) => sface::embed(m, img, face, priority, deadline)?,
+            _ => None,
+        };
+        Ok((faces, true, analysis, 0.0, template))
+    }
+
+    /// The largest face through the tower and the heads.
+    fn face_heads(
+        &self,
+        img: &image::RgbImage,
+        largest: Option<(usize, yunet::Face)>,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<Option<FaceAnalysis>, String> {
         let (Some((index, face)), Some(heads), Some(tower)) = (largest, &self.heads, &self.tower)
         else {
-            return Ok((faces, true, None, 0.0));
+            return Ok(None);
         };
         let Some((crop, transform)) = yunet::align(img, &face.landmarks, heads.align_spec()) else {
-            return Ok((faces, true, None, 0.0));
+            return Ok(None);
         };
         let features = clip::embed(tower, clip::normalise(&crop), priority, deadline)?;
         let x = heads.inputs.select(&features);
         let main = heads.main.raw(&x);
-        let analysis = FaceAnalysis {
+        Ok(Some(FaceAnalysis {
             index,
             transform,
             main,
@@ -430,8 +473,7 @@ impl PixelLayers {
             patch_map: heads.patch_map(&features),
             features,
             crop,
-        };
-        Ok((faces, true, Some(analysis), 0.0))
+        }))
     }
 }
 
@@ -558,9 +600,9 @@ impl Detector for ImageDetector {
             // (about 3 MB for a 1024 px headshot, a millisecond to copy).
             let img2 = img.clone();
             let layers = Arc::clone(&self.layers);
-            let (priority, deadline) = (ctx.priority, ctx.deadline);
+            let (priority, deadline, identity) = (ctx.priority, ctx.deadline, ctx.identity);
             let a = tokio::task::spawn_blocking(move || {
-                layers.analyze(&img2, priority, Some(deadline))
+                layers.analyze(&img2, priority, Some(deadline), identity)
             })
             .await
             .map_err(|e| AnalyzeError::Internal(format!("image analysis task: {e}")))?
@@ -822,14 +864,23 @@ impl Detector for ImageDetector {
             })
         };
         let faces_used = pixels.as_ref().is_some_and(|a| a.faces_searched);
+        let face_template = pixels.and_then(|a| a.face_template);
+        let mut models = self.models(faces_used);
+        if let (Some(_), Some(m)) = (&face_template, &self.layers.sface) {
+            models.push(m.model_ref());
+        }
         Ok(Finding {
             outcome,
             signals,
             evidence,
-            models: self.models(faces_used),
+            models,
             warnings,
             queue_ms,
             inference_ms: t.elapsed().as_secs_f64() * 1e3 - queue_ms,
+            identity: face_template.map(|f| candor_core::IdentityTemplates {
+                face: Some(f),
+                text: None,
+            }),
         })
     }
 }

@@ -453,6 +453,7 @@ impl Detector for TextDetector {
             warnings: a.warnings.clone(),
             queue_ms: a.queue_ms,
             inference_ms: a.inference_ms,
+            identity: None,
         };
         if let Some(ab) = a.abstain.clone() {
             finding.outcome = Outcome::Abstain(ab);

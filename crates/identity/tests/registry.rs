@@ -1,0 +1,210 @@
+//! The registry on a real SQLite file and a real PostgreSQL server: matches
+//! across applicants, never within one, persistence across a reopen,
+//! erasure and expiry.
+
+use std::time::Duration;
+
+use candor_bulk::testpg::PgServer;
+use candor_bulk::Store;
+use candor_core::{FaceTemplate, IdentityTemplates};
+use candor_identity::{Registry, RegistryConfig};
+use rand::{Rng, SeedableRng};
+
+fn cfg(retention: Duration) -> RegistryConfig {
+    RegistryConfig {
+        retention,
+        face_threshold: 0.5,
+        face_operating_point: "test".into(),
+        text_threshold: 0.5,
+        text_operating_point: "test".into(),
+        max_matches: 5,
+        scan_threads: 2,
+    }
+}
+
+fn face(v: &[f32]) -> IdentityTemplates {
+    IdentityTemplates {
+        face: Some(FaceTemplate {
+            embedding: v.to_vec(),
+            model: "test 1".into(),
+            region: [1, 2, 3, 4],
+        }),
+        text: None,
+    }
+}
+
+fn text(t: &str) -> IdentityTemplates {
+    IdentityTemplates {
+        face: None,
+        text: Some(t.into()),
+    }
+}
+
+const RESUME: &str = "Senior backend engineer. Led the migration of a payments platform to event \
+    sourcing, cutting reconciliation from five days to one. Mentored four engineers and ran the \
+    on-call rotation for two years. Built the fraud scoring service in Rust and Kafka.";
+
+async fn scenario(store: Store) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let person: Vec<f32> = (0..128).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let stranger: Vec<f32> = (0..128).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let noisy = |v: &[f32], rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
+        v.iter()
+            .map(|x| x + rng.random_range(-0.3f32..0.3))
+            .collect()
+    };
+    let reg = Registry::open(store.clone(), cfg(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    // One person as "ann" and "bob"; "cyd" is someone else.
+    let m = reg
+        .enroll_and_match(
+            "",
+            "ann",
+            "sha-a",
+            Some("a.jpg"),
+            &face(&noisy(&person, &mut rng)),
+        )
+        .await
+        .unwrap();
+    assert!(m.is_empty());
+    let again = reg
+        .enroll_and_match(
+            "",
+            "ann",
+            "sha-a2",
+            Some("a2.jpg"),
+            &face(&noisy(&person, &mut rng)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "an applicant never matches itself: {again:?}"
+    );
+    let m = reg
+        .enroll_and_match("", "cyd", "sha-c", Some("c.jpg"), &face(&stranger))
+        .await
+        .unwrap();
+    assert!(m.is_empty(), "{m:?}");
+    let m = reg
+        .enroll_and_match(
+            "",
+            "bob",
+            "sha-b",
+            Some("b.jpg"),
+            &face(&noisy(&person, &mut rng)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1, "one match per other applicant: {m:?}");
+    assert_eq!(
+        (m[0].other_applicant_id.as_str(), m[0].modality.as_str()),
+        ("ann", "face")
+    );
+    assert!(
+        m[0].similarity >= 0.5
+            && m[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("a.jpg") || e.contains("a2.jpg"))
+    );
+
+    // A reworded, reordered copy of a resume under another name.
+    reg.enroll_and_match("", "ann", "sha-t1", Some("ann.txt"), &text(RESUME))
+        .await
+        .unwrap();
+    let reordered = "Built the fraud scoring service in Rust and Kafka. Senior backend engineer. \
+        Led the migration of a payments platform to event sourcing, cutting reconciliation from \
+        five days to one. Coached four engineers and ran the on-call rotation for two years.";
+    let m = reg
+        .enroll_and_match("", "dee", "sha-t2", Some("dee.txt"), &text(reordered))
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].modality, "text");
+    assert!(
+        m[0].evidence
+            .iter()
+            .any(|e| e.contains("shared passage") && e.contains("payments platform")),
+        "{m:?}"
+    );
+
+    // Both sides see the match; a reopened registry still knows everyone.
+    let seen = reg.matches_of("", "ann").await.unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.iter().all(|x| x.applicant_id == "ann"));
+    let reg2 = Registry::open(store.clone(), cfg(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(reg2.len().await, reg.len().await);
+    let m = reg2
+        .enroll_and_match("", "eve", "sha-e", None, &face(&noisy(&person, &mut rng)))
+        .await
+        .unwrap();
+    let others: Vec<&str> = m.iter().map(|x| x.other_applicant_id.as_str()).collect();
+    assert!(
+        others.contains(&"ann") && others.contains(&"bob"),
+        "{others:?}"
+    );
+
+    // Erasure: ann's templates and matches go.
+    assert_eq!(reg2.erase("", "ann").await.unwrap(), 3);
+    assert!(reg2.matches_of("", "ann").await.unwrap().is_empty());
+    let m = reg2
+        .enroll_and_match("", "fay", "sha-f", None, &face(&noisy(&person, &mut rng)))
+        .await
+        .unwrap();
+    assert!(m.iter().all(|x| x.other_applicant_id != "ann"), "{m:?}");
+
+    // Scopes: another API key's applicants are never compared.
+    let m = reg2
+        .enroll_and_match(
+            "other-key",
+            "ivy",
+            "sha-i",
+            None,
+            &face(&noisy(&person, &mut rng)),
+        )
+        .await
+        .unwrap();
+    assert!(m.is_empty(), "{m:?}");
+    assert!(reg2
+        .matches_of("other-key", "bob")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Expiry: a registry with no retention forgets at its next sweep.
+    let short = Registry::open(store.clone(), cfg(Duration::ZERO))
+        .await
+        .unwrap();
+    short
+        .enroll_and_match("", "gus", "sha-g", None, &face(&stranger))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(short.sweep().await.unwrap() >= 1);
+    let m = short
+        .enroll_and_match("", "hal", "sha-h", None, &face(&stranger))
+        .await
+        .unwrap();
+    assert!(m.iter().all(|x| x.other_applicant_id != "gus"), "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bulk.db").display().to_string(), 2)
+        .await
+        .unwrap();
+    scenario(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_on_postgres() {
+    let Some(pg) = PgServer::start("identity") else {
+        return;
+    };
+    scenario(Store::open(&pg.url(), 2).await.unwrap()).await;
+}
