@@ -312,7 +312,7 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
         ));
     }
     md.push_str(&format!(
-        "\nOperating point for a false-match rate ≤ {:.2}%: cosine ≥ **{thr:.2}** (FMR {:.4}%, FNMR {:.2}%). Equal error rate {:.2}% at {:.2}.\n\n",
+        "\nOperating point for a false-match rate ≤ {:.4}%: cosine ≥ **{thr:.2}** (FMR {:.4}%, FNMR {:.2}%). Equal error rate {:.2}% at {:.2}.\n\n",
         args.target_fmr * 100.0,
         fmr_at * 100.0,
         fnmr_at * 100.0,
