@@ -415,7 +415,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CANDOR_IDENTITY_FACE_THRESHOLD", default_value_t = 0.45)]
     pub identity_face_threshold: f32,
 
-    /// Estimated Jaccard similarity (word 4-shingles) at or above which two
+    /// Estimated Jaccard similarity (word 3-shingles inside sentences) at or above which two
     /// applicants' texts are reported as reuse. Lower catches heavier
     /// rewording and flags more shared boilerplate.
     #[arg(long, env = "CANDOR_IDENTITY_TEXT_THRESHOLD", default_value_t = 0.3)]

@@ -179,7 +179,7 @@ async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
             ),
             text_threshold: args.identity_text_threshold,
             text_operating_point: format!(
-                "estimated Jaccard of word 4-shingles >= {} (docs/identity.md)",
+                "estimated Jaccard of word 3-shingles inside sentences >= {} (docs/identity.md)",
                 args.identity_text_threshold
             ),
             max_matches: 10,

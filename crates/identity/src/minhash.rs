@@ -1,15 +1,18 @@
 //! Near-duplicate text: MinHash signatures over word shingles, banded for
 //! lookup (LSH), and the longest passages two texts share as evidence.
 //!
-//! Words are lower-cased alphanumeric runs, so punctuation, case, spacing
-//! and line breaks do not matter; shingles of [`SHINGLE`] words survive
-//! paragraphs moved around (only the few shingles across a moved boundary
-//! change) and a reworded phrase breaks only the shingles that cover it.
+//! Words are lower-cased alphanumeric runs, so punctuation, case and
+//! spacing do not matter. Shingles are [`SHINGLE`] consecutive words inside
+//! one sentence or line (a shorter sentence is one shingle), so moving
+//! sentences, paragraphs or resume lines around changes nothing, and a
+//! reworded word breaks only the shingles that cover it.
 
 use std::collections::{HashMap, HashSet};
 
 /// Words per shingle.
-pub const SHINGLE: usize = 4;
+pub const SHINGLE: usize = 3;
+/// Words per window of [`shared_passages`] (which may cross sentences).
+const PASSAGE_WINDOW: usize = 4;
 /// Hash functions in a signature.
 pub const HASHES: usize = 128;
 /// LSH bands (of `HASHES / BANDS` rows each). 32 bands of 4 rows find a
@@ -23,29 +26,32 @@ pub struct Word {
     pub text: String,
     pub start: usize,
     pub end: usize,
+    /// A sentence or line ends between the previous word and this one.
+    pub starts_sentence: bool,
 }
 
 /// The text's words.
 pub fn words(text: &str) -> Vec<Word> {
-    let mut out = Vec::new();
+    let mut out: Vec<Word> = Vec::new();
     let mut start = None;
+    let push = |out: &mut Vec<Word>, s: usize, e: usize| {
+        let gap = out.last().map_or("", |w: &Word| &text[w.end..s]);
+        out.push(Word {
+            text: text[s..e].to_lowercase(),
+            start: s,
+            end: e,
+            starts_sentence: out.is_empty() || gap.contains(['.', '!', '?', '\n', ';', '•']),
+        });
+    };
     for (i, c) in text.char_indices() {
         if c.is_alphanumeric() {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
-            out.push(Word {
-                text: text[s..i].to_lowercase(),
-                start: s,
-                end: i,
-            });
+            push(&mut out, s, i);
         }
     }
     if let Some(s) = start {
-        out.push(Word {
-            text: text[s..].to_lowercase(),
-            start: s,
-            end: text.len(),
-        });
+        push(&mut out, s, text.len());
     }
     out
 }
@@ -65,21 +71,41 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Hashes of the text's shingles, in word order (one per window).
+fn hash_words(w: &[Word]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for x in w {
+        h = fnv(x.text.as_bytes(), h);
+        h = fnv(b" ", h);
+    }
+    mix(h)
+}
+
+/// Hashes of the text's shingles: [`SHINGLE`]-word windows inside each
+/// sentence (a sentence of 2 to `SHINGLE - 1` words is one shingle;
+/// one-word sentences count for nothing).
 pub fn shingles(ws: &[Word]) -> Vec<u64> {
-    if ws.len() < SHINGLE {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=ws.len() {
+        if i == ws.len() || ws[i].starts_sentence {
+            let sentence = &ws[start..i];
+            if sentence.len() >= SHINGLE {
+                out.extend(sentence.windows(SHINGLE).map(hash_words));
+            } else if sentence.len() >= 2 {
+                out.push(hash_words(sentence));
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+/// Hashes of every window of `k` words, across sentences, in word order.
+fn windows(ws: &[Word], k: usize) -> Vec<u64> {
+    if ws.len() < k {
         return Vec::new();
     }
-    ws.windows(SHINGLE)
-        .map(|w| {
-            let mut h = 0xcbf2_9ce4_8422_2325u64;
-            for x in w {
-                h = fnv(x.text.as_bytes(), h);
-                h = fnv(b" ", h);
-            }
-            mix(h)
-        })
-        .collect()
+    ws.windows(k).map(hash_words).collect()
 }
 
 /// A MinHash signature.
@@ -195,6 +221,9 @@ impl LshIndex {
 }
 
 /// A passage two texts share: byte ranges in each.
+///
+/// Found over windows of four words that may cross sentences, so a passage
+/// can run over several sentences copied together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Passage {
     pub a: (usize, usize),
@@ -208,7 +237,7 @@ pub struct Passage {
 /// lower-casing and ignoring punctuation), wherever they sit in each text.
 pub fn shared_passages(a: &str, b: &str, min_words: usize, max: usize) -> Vec<Passage> {
     let (wa, wb) = (words(a), words(b));
-    let (sa, sb) = (shingles(&wa), shingles(&wb));
+    let (sa, sb) = (windows(&wa, PASSAGE_WINDOW), windows(&wb, PASSAGE_WINDOW));
     let mut at: HashMap<u64, Vec<usize>> = HashMap::new();
     for (j, h) in sb.iter().enumerate() {
         at.entry(*h).or_default().push(j);
@@ -235,7 +264,7 @@ pub fn shared_passages(a: &str, b: &str, min_words: usize, max: usize) -> Vec<Pa
         for u in used.iter_mut().skip(i).take(n) {
             *u = true;
         }
-        let nwords = n + SHINGLE - 1;
+        let nwords = n + PASSAGE_WINDOW - 1;
         if nwords >= min_words {
             out.push(Passage {
                 a: (wa[i].start, wa[i + nwords - 1].end),
@@ -285,7 +314,7 @@ mod tests {
         assert!(s.jaccard(&sig(other)) < 0.1);
         assert!((s.jaccard(&s) - 1.0).abs() < 1e-6);
         assert_eq!(Signature::from_bytes(&s.to_bytes()), Some(s.clone()));
-        assert!(Signature::of(&shingles(&words("too short"))).is_none());
+        assert!(Signature::of(&shingles(&words("short"))).is_none());
 
         let mut idx = LshIndex::default();
         idx.insert(1, sig(reordered));

@@ -84,7 +84,7 @@ pub struct RegistryConfig {
     pub face_threshold: f32,
     /// Where `face_threshold` comes from (shown with every face match).
     pub face_operating_point: String,
-    /// Estimated Jaccard (word 4-shingles) at or above which two texts are
+    /// Estimated Jaccard (word 3-shingles inside sentences) at or above which two texts are
     /// reported as reuse.
     pub text_threshold: f32,
     pub text_operating_point: String,
@@ -107,7 +107,7 @@ pub struct Match {
     /// `face` or `text`.
     pub modality: String,
     /// Cosine of the face embeddings, or the estimated Jaccard similarity
-    /// of the texts' word 4-shingles.
+    /// of the texts' word 3-shingles inside sentences.
     pub similarity: f64,
     /// The threshold the similarity passed.
     pub threshold: f64,
@@ -497,7 +497,7 @@ impl Registry {
             parts.push((
                 "text",
                 "resume text".into(),
-                "minhash-w4-128".into(),
+                "minhash-w3s-128".into(),
                 None,
                 Some(text.clone()),
             ));
