@@ -203,6 +203,8 @@ fn enrolment() -> Result<String, String> {
                 // common case), so no match rows are written.
                 face_threshold: 1.01,
                 face_operating_point: String::new(),
+                voice_threshold: 1.01,
+                voice_operating_point: String::new(),
                 text_threshold: 0.3,
                 text_operating_point: String::new(),
                 max_matches: 10,

@@ -35,7 +35,7 @@ pub use store::{
     SubmitCounts,
 };
 pub use webhook::WebhookConfig;
-pub use worker::{BulkWorker, Progress, WorkerConfig};
+pub use worker::{BulkWorker, Enroller, Progress, WorkerConfig};
 
 /// Reads `reader` to the end in chunks of [`store::SUBMIT_CHUNK`] items,
 /// adding each chunk to the batch (one transaction per chunk) and calling

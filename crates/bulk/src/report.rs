@@ -206,6 +206,157 @@ pub struct BatchReport {
     pub impact: Vec<ImpactTable>,
     /// What `flagged` means in the impact tables.
     pub flagged_means: String,
+    /// Groups of this batch's applicants linked by the identity registry
+    /// (one face, voice or resume behind several applicant ids), largest
+    /// first; `null` when the registry has never run on this store.
+    pub clusters: Option<Vec<IdentityCluster>>,
+}
+
+/// Applicants of one batch linked, directly or through each other, by
+/// identity matches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct IdentityCluster {
+    /// Applicant ids, sorted.
+    pub applicants: Vec<String>,
+    /// The matches that link them: `[applicant, other, modality, best similarity]`.
+    pub links: Vec<ClusterLink>,
+}
+
+/// One recorded match between two applicants of a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ClusterLink {
+    pub applicant_id: String,
+    pub other_applicant_id: String,
+    /// `face`, `voice` or `text`.
+    pub modality: String,
+    /// The highest similarity recorded for this pair and modality.
+    pub similarity: f64,
+}
+
+/// Most clusters a report lists.
+pub const MAX_CLUSTERS: usize = 1000;
+
+type LinkRow = (String, String, String, f64);
+
+fn link_from_row<R: sqlx::Row>(r: &R) -> std::result::Result<LinkRow, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((
+        r.try_get(0usize)?,
+        r.try_get(1usize)?,
+        r.try_get(2usize)?,
+        r.try_get(3usize)?,
+    ))
+}
+
+/// The batch's identity clusters: connected components of the matches
+/// recorded (in `owner`'s scope) between two of its applicants. `None`
+/// when the identity tables do not exist.
+pub async fn clusters(
+    store: &Store,
+    batch_id: &str,
+    owner: Option<&str>,
+) -> Result<Option<Vec<IdentityCluster>>> {
+    let exists = match store.db() {
+        crate::store::Db::Sqlite(p) => sqlx::query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'candor_identity_matches'",
+        )
+        .fetch_optional(p)
+        .await?
+        .is_some(),
+        crate::store::Db::Postgres(p) => sqlx::query(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'candor_identity_matches' \
+             AND table_schema = current_schema()",
+        )
+        .fetch_optional(p)
+        .await?
+        .is_some(),
+    };
+    if !exists {
+        return Ok(None);
+    }
+    let rows = crate::fetch!(
+        store.db(),
+        link_from_row,
+        "SELECT applicant_id, other_applicant_id, modality, MAX(similarity) FROM candor_identity_matches \
+         WHERE scope = $1 \
+           AND applicant_id IN (SELECT applicant_id FROM candor_items WHERE batch_id = $2) \
+           AND other_applicant_id IN (SELECT applicant_id FROM candor_items WHERE batch_id = $2) \
+         GROUP BY applicant_id, other_applicant_id, modality \
+         ORDER BY applicant_id, other_applicant_id, modality",
+        owner.unwrap_or(""),
+        batch_id
+    )?;
+    // Union-find over applicant ids.
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let mut id = |s: &str, parent: &mut Vec<usize>| -> usize {
+        *index.entry(s.to_owned()).or_insert_with(|| {
+            parent.push(parent.len());
+            parent.len() - 1
+        })
+    };
+    let mut links = Vec::with_capacity(rows.len());
+    for (a, b, m, sim) in rows {
+        let (x, y) = (id(&a, &mut parent), id(&b, &mut parent));
+        let (rx, ry) = (root(&mut parent, x), root(&mut parent, y));
+        if rx != ry {
+            parent[rx] = ry;
+        }
+        links.push((
+            x,
+            ClusterLink {
+                applicant_id: a,
+                other_applicant_id: b,
+                modality: m,
+                similarity: sim,
+            },
+        ));
+    }
+    let names: BTreeMap<usize, String> = index.iter().map(|(k, v)| (*v, k.clone())).collect();
+    let mut groups: BTreeMap<usize, IdentityCluster> = BTreeMap::new();
+    for (i, name) in &names {
+        let r = root(&mut parent, *i);
+        groups
+            .entry(r)
+            .or_insert_with(|| IdentityCluster {
+                applicants: Vec::new(),
+                links: Vec::new(),
+            })
+            .applicants
+            .push(name.clone());
+    }
+    for (x, link) in links {
+        let r = root(&mut parent, x);
+        if let Some(g) = groups.get_mut(&r) {
+            g.links.push(link);
+        }
+    }
+    let mut out: Vec<IdentityCluster> = groups
+        .into_values()
+        .map(|mut c| {
+            c.applicants.sort();
+            c
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.applicants
+            .len()
+            .cmp(&a.applicants.len())
+            .then_with(|| a.applicants.cmp(&b.applicants))
+    });
+    out.truncate(MAX_CLUSTERS);
+    Ok(Some(out))
 }
 
 fn label_rank(l: Option<Label>) -> u8 {
@@ -358,6 +509,7 @@ impl Builder {
             cases,
             impact,
             flagged_means: "the applicant's case needs review (label inconclusive or likely_manipulated); impact_ratio = (1 - flag_rate) / the highest (1 - flag_rate) among known values".into(),
+            clusters: None,
         }
     }
 }
@@ -425,5 +577,8 @@ pub async fn report(
     if let Some(first) = cur.first() {
         b.add(first.applicant_id.clone(), &cur);
     }
-    Ok(b.finish(batch.batch_id))
+    let found = clusters(store, batch_id, batch.owner.as_deref()).await?;
+    let mut r = b.finish(batch.batch_id);
+    r.clusters = found;
+    Ok(r)
 }

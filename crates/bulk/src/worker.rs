@@ -108,9 +108,25 @@ impl Progress {
     }
 }
 
+/// Where a worker enrols the identity templates of the items it analyses
+/// (the identity registry, which lives in a crate above this one) and gets
+/// back how many matches they made.
+pub trait Enroller: Send + Sync {
+    fn enroll<'a>(
+        &'a self,
+        scope: &'a str,
+        applicant: &'a str,
+        input_sha256: &'a str,
+        input_name: Option<&'a str>,
+        templates: &'a candor_core::IdentityTemplates,
+    ) -> futures_util::future::BoxFuture<'a, std::result::Result<usize, String>>;
+}
+
 pub(crate) struct Inner {
     pub(crate) store: Store,
     analyzer: Arc<Analyzer>,
+    /// The identity registry, when items are enrolled.
+    identity: Option<Arc<dyn Enroller>>,
     cfg: WorkerConfig,
     /// Detectors and models per modality, hashed: a stored result whose
     /// fingerprint differs was made by other models.
@@ -166,11 +182,23 @@ impl BulkWorker {
                 fingerprints: model_fingerprints(&analyzer),
                 store,
                 analyzer,
+                identity: None,
                 cfg,
                 worker,
                 progress: Arc::new(Progress::default()),
             }),
         }
+    }
+
+    /// Enrols every analysed item's face, voice and resume templates in
+    /// `registry` under its applicant id, scoped to the batch's owner, and
+    /// matches them against the applicants already there. Call before
+    /// [`BulkWorker::run`].
+    pub fn with_identity(mut self, registry: Arc<dyn Enroller>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.identity = Some(registry);
+        }
+        self
     }
 
     pub fn progress(&self) -> Arc<Progress> {
@@ -518,11 +546,11 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
     let opts = AnalyzeOptions {
         priority: Priority::Bulk,
         deadline: Some(Instant::now() + inner.cfg.item_timeout),
-        identity: false,
+        identity: inner.identity.is_some(),
     };
     let input = InputSource::File(RawInput {
         bytes,
-        name,
+        name: name.clone(),
         content_type: None,
     });
     let analysed = match tokio::time::timeout(
@@ -539,6 +567,30 @@ async fn process_item(inner: &Inner, task: &ItemTask) -> Result<&'static str> {
     inner.progress.analysed.fetch_add(1, Ordering::Relaxed);
     let (outcome, label) = match analysed {
         Ok(mut r) => {
+            if let (Some(reg), Some(t)) = (&inner.identity, r.identity.take()) {
+                // Scoped like the API: the digest of the key that submitted the batch.
+                let owner = store.batch(&item.batch_id, None).await?.owner;
+                match reg
+                    .enroll(
+                        owner.as_deref().unwrap_or(""),
+                        &item.applicant_id,
+                        &sha,
+                        name.as_deref(),
+                        &t,
+                    )
+                    .await
+                {
+                    Ok(n) => {
+                        metrics::counter!("candor_bulk_identity_matches_total").increment(n as u64)
+                    }
+                    Err(e) => {
+                        tracing::warn!(item = %item.item_id, error = %e, "identity registry enrolment failed");
+                        r.warnings.push(
+                            "the identity registry could not be consulted for this input".into(),
+                        );
+                    }
+                }
+            }
             if !inner.cfg.keep_pictures {
                 r.evidence
                     .retain(|e| !matches!(e, Evidence::Picture { .. }));

@@ -393,33 +393,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CANDOR_DURABLE_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
     pub durable_jobs: bool,
 
-    /// Keep a registry of applicants' face embeddings and resume texts and
-    /// report other applicants whose face or resume matches (`matches` in
-    /// results, `/v1/applicants/{id}/matches`). Biometric data (GDPR art.
-    /// 9, BIPA): off by default; turn it on only with a lawful basis, a
-    /// retention period and notice to applicants. Costs one face embedding
-    /// per picture and a scan of the registry per input with an
-    /// `applicant_id`.
-    #[arg(long, env = "CANDOR_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
-    pub identity: bool,
-
-    /// Days an applicant's templates stay in the identity registry. Longer
-    /// finds reuse across more hiring rounds; shorter keeps biometric data
-    /// for less time.
-    #[arg(long, env = "CANDOR_IDENTITY_RETENTION_DAYS", default_value_t = 180)]
-    pub identity_retention_days: u64,
-
-    /// Face cosine similarity at or above which two applicants' faces are
-    /// reported as one person. Higher reports fewer false matches and
-    /// misses more true ones (docs/identity.md has the measured rates).
-    #[arg(long, env = "CANDOR_IDENTITY_FACE_THRESHOLD", default_value_t = 0.45)]
-    pub identity_face_threshold: f32,
-
-    /// Estimated Jaccard similarity (word 3-shingles inside sentences) at or above which two
-    /// applicants' texts are reported as reuse. Lower catches heavier
-    /// rewording and flags more shared boilerplate.
-    #[arg(long, env = "CANDOR_IDENTITY_TEXT_THRESHOLD", default_value_t = 0.3)]
-    pub identity_text_threshold: f32,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
     /// Writable directory for the server's own state: the default durable
     /// job store (`bulk.db`, when --queue is unset) and async jobs' inputs
@@ -879,5 +854,102 @@ impl OperatingPointArgs {
             authentic_max_fnr: self.authentic_max_fnr,
             prior: (self.prior > 0.0).then_some(self.prior),
         }
+    }
+}
+
+/// The identity registry (issue 18): shared by `candor serve` and the bulk
+/// workers, so that both enrol into, and match against, one registry.
+#[derive(Debug, Clone, Args)]
+pub struct IdentityArgs {
+    /// Keep a registry of applicants' face and voice embeddings and resume
+    /// texts and report other applicants whose face, voice or resume
+    /// matches (`matches` in results, `/v1/applicants/{id}/matches`,
+    /// clusters in batch reports). Biometric data (GDPR art.
+    /// 9, BIPA): off by default; turn it on only with a lawful basis, a
+    /// retention period and notice to applicants. Costs one face or voice
+    /// embedding per picture or recording and a scan of the registry per
+    /// input with an `applicant_id` (every bulk item has one).
+    #[arg(long = "identity", env = "CANDOR_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// Days an applicant's templates stay in the identity registry. Longer
+    /// finds reuse across more hiring rounds; shorter keeps biometric data
+    /// for less time.
+    #[arg(
+        long = "identity-retention-days",
+        env = "CANDOR_IDENTITY_RETENTION_DAYS",
+        default_value_t = 180
+    )]
+    pub retention_days: u64,
+
+    /// Face cosine similarity at or above which two applicants' faces are
+    /// reported as one person. Higher reports fewer false matches and
+    /// misses more true ones (docs/identity.md has the measured rates).
+    #[arg(
+        long = "identity-face-threshold",
+        env = "CANDOR_IDENTITY_FACE_THRESHOLD",
+        default_value_t = 0.45
+    )]
+    pub face_threshold: f32,
+
+    /// Voice cosine similarity (GE2E speaker embeddings of at least 3 s of
+    /// speech) at or above which two applicants' recordings are reported as
+    /// one speaker. Higher reports fewer false matches and misses more true
+    /// ones, above all across channels (docs/identity.md has the measured rates).
+    #[arg(
+        long = "identity-voice-threshold",
+        env = "CANDOR_IDENTITY_VOICE_THRESHOLD",
+        default_value_t = 0.85
+    )]
+    pub voice_threshold: f32,
+
+    /// Estimated Jaccard similarity (word 3-shingles inside sentences) at or above which two
+    /// applicants' texts are reported as reuse. Lower catches heavier
+    /// rewording and flags more shared boilerplate.
+    #[arg(
+        long = "identity-text-threshold",
+        env = "CANDOR_IDENTITY_TEXT_THRESHOLD",
+        default_value_t = 0.3
+    )]
+    pub text_threshold: f32,
+}
+
+impl IdentityArgs {
+    /// The registry's configuration (thresholds with their operating points).
+    pub fn config(&self) -> candor_identity::RegistryConfig {
+        candor_identity::RegistryConfig {
+            retention: std::time::Duration::from_secs(self.retention_days.saturating_mul(86_400)),
+            face_threshold: self.face_threshold,
+            face_operating_point: format!(
+                "face cosine >= {} (SFace; false-match and non-match rates on LFW pairs in docs/identity-evaluation.md)",
+                self.face_threshold
+            ),
+            voice_threshold: self.voice_threshold,
+            voice_operating_point: format!(
+                "voice cosine >= {} (GE2E; false-match and non-match rates on LibriSpeech speakers in docs/identity-evaluation.md)",
+                self.voice_threshold
+            ),
+            text_threshold: self.text_threshold,
+            text_operating_point: format!(
+                "estimated Jaccard of word 3-shingles inside sentences >= {} (docs/identity-evaluation.md)",
+                self.text_threshold
+            ),
+            max_matches: 10,
+            scan_threads: 2,
+        }
+    }
+
+    /// Opens the registry in `store` when it is switched on.
+    pub async fn open(
+        &self,
+        store: &candor_bulk::Store,
+    ) -> anyhow::Result<Option<std::sync::Arc<candor_identity::Registry>>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let reg = candor_identity::Registry::open(store.clone(), self.config())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the identity registry: {e}"))?;
+        Ok(Some(std::sync::Arc::new(reg)))
     }
 }

@@ -299,6 +299,8 @@ pub struct WorkerCmdArgs {
     #[command(flatten)]
     pub worker: WorkerArgs,
     #[command(flatten)]
+    pub identity: crate::args::IdentityArgs,
+    #[command(flatten)]
     pub analyzer: AnalyzerArgs,
 }
 
@@ -684,8 +686,15 @@ pub async fn worker(a: WorkerCmdArgs) -> ExitCode {
         Err(e) => return usage(format!("{e:#}")),
     };
     let cfg = a.worker.config();
-    tracing::info!(queue = %store.url(), concurrency = cfg.concurrency, "candor worker started");
-    let w = BulkWorker::new(store, analyzer, cfg);
+    let registry = match a.identity.open(&store).await {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    tracing::info!(queue = %store.url(), concurrency = cfg.concurrency, identity = registry.is_some(), "candor worker started");
+    let mut w = BulkWorker::new(store, analyzer, cfg);
+    if let Some(reg) = registry {
+        w = w.with_identity(reg);
+    }
     let progress = w.progress();
     let shutdown = shutdown_on_signal();
     let r = w.run(shutdown).await;

@@ -162,33 +162,13 @@ async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
                 .context("cannot open the durable job store (set --durable-jobs false to keep async jobs in memory)")?,
         );
     }
-    if args.identity {
+    if args.identity.enabled {
         let Some(store) = &store else {
             anyhow::bail!(
                 "the identity registry needs a store: set --queue, or leave --durable-jobs on"
             );
         };
-        let cfg = candor_identity::RegistryConfig {
-            retention: std::time::Duration::from_secs(
-                args.identity_retention_days.saturating_mul(86_400),
-            ),
-            face_threshold: args.identity_face_threshold,
-            face_operating_point: format!(
-                "face cosine >= {} (SFace; false-match and non-match rates on LFW pairs in docs/identity.md)",
-                args.identity_face_threshold
-            ),
-            text_threshold: args.identity_text_threshold,
-            text_operating_point: format!(
-                "estimated Jaccard of word 3-shingles inside sentences >= {} (docs/identity.md)",
-                args.identity_text_threshold
-            ),
-            max_matches: 10,
-            scan_threads: 2,
-        };
-        let reg = candor_identity::Registry::open(store.clone(), cfg)
-            .await
-            .context("cannot open the identity registry")?;
-        stores.identity = Some(Arc::new(reg));
+        stores.identity = args.identity.open(store).await?;
     }
     if let (true, Some(store)) = (args.durable_jobs, &store) {
         let node = candor_server::durable::node_id(args.node_id.as_deref(), &home, config.port);
@@ -207,11 +187,14 @@ async fn serve(args: args::ServeArgs) -> anyhow::Result<()> {
             );
         }
         if args.bulk_worker {
-            let w = candor_bulk::BulkWorker::new(
+            let mut w = candor_bulk::BulkWorker::new(
                 store.clone(),
                 Arc::clone(&analyzer),
                 args.worker.config(),
             );
+            if let Some(reg) = &stores.identity {
+                w = w.with_identity(Arc::clone(reg) as Arc<dyn candor_bulk::Enroller>);
+            }
             let (tx, rx) = tokio::sync::watch::channel(false);
             worker = Some((tx, tokio::spawn(w.run(rx))));
         }

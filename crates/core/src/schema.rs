@@ -278,7 +278,27 @@ pub struct AnalysisResult {
 #[derive(Clone, Default, PartialEq)]
 pub struct IdentityTemplates {
     pub face: Option<FaceTemplate>,
+    pub voice: Option<VoiceTemplate>,
     pub text: Option<String>,
+}
+
+/// The speaker embedding of a recording's speech.
+#[derive(Clone, PartialEq)]
+pub struct VoiceTemplate {
+    /// Unit-length embedding.
+    pub embedding: Vec<f32>,
+    /// The embedding model's id and version.
+    pub model: String,
+    /// Seconds of speech it was computed on.
+    pub speech_s: f64,
+    /// First speech start and last speech end in the recording, seconds.
+    pub span_s: [f64; 2],
+}
+
+impl std::fmt::Debug for VoiceTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VoiceTemplate(<redacted>)")
+    }
 }
 
 /// The embedding of the largest face of a picture.
@@ -296,6 +316,7 @@ impl std::fmt::Debug for IdentityTemplates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityTemplates")
             .field("face", &self.face.as_ref().map(|_| "<redacted>"))
+            .field("voice", &self.voice.as_ref().map(|_| "<redacted>"))
             .field("text", &self.text.as_ref().map(|_| "<redacted>"))
             .finish()
     }

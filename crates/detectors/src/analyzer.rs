@@ -182,6 +182,8 @@ pub struct Analyzer {
     detectors: BTreeMap<Modality, Arc<dyn Detector>>,
     engine: Option<Arc<Engine>>,
     vad: Option<ModelHandle>,
+    /// The speaker embedding of the identity registry.
+    voice: Option<ModelHandle>,
     /// The audio detector again, concretely typed, for live streams.
     audio: Option<Arc<crate::audio::AudioDetector>>,
     /// Why a modality's detector is not installed, when known.
@@ -211,6 +213,7 @@ impl Analyzer {
             detectors: BTreeMap::new(),
             engine: None,
             vad: None,
+            voice: None,
             audio: None,
             missing: BTreeMap::new(),
             live: crate::livegate::LiveGate::new(),
@@ -332,11 +335,13 @@ impl Analyzer {
     /// An analyzer around an already loaded engine.
     pub fn with_engine(config: AnalyzerConfig, engine: Arc<Engine>) -> Self {
         let vad = engine.model(VAD_MODEL);
+        let voice = engine.model(crate::audio::voice::MODEL);
         Analyzer {
             config,
             detectors: BTreeMap::new(),
             engine: Some(engine),
             vad,
+            voice,
             audio: None,
             missing: BTreeMap::new(),
             live: crate::livegate::LiveGate::new(),
@@ -563,6 +568,12 @@ impl Analyzer {
             properties,
         };
 
+        // The registry's voice template: the speech segments, kept before
+        // the activity moves into the detector's context.
+        let voice_segments = match (&speech, &self.voice) {
+            (Some(sp), Some(_)) if opts.identity => Some(sp.segments.clone()),
+            _ => None,
+        };
         let mut result = match self.detectors.get(&modality) {
             None => AnalysisResult::abstained(
                 modality,
@@ -600,6 +611,33 @@ impl Analyzer {
                 r
             }
         };
+        if let (Some(segments), Some(model), Decoded::Audio(a)) =
+            (&voice_segments, &self.voice, &decoded)
+        {
+            let t = Instant::now();
+            match crate::audio::voice::embed(
+                model,
+                &a.samples,
+                segments,
+                opts.priority,
+                Some(deadline),
+            )
+            .await
+            {
+                Ok(Some(v)) => {
+                    result.identity.get_or_insert_with(Default::default).voice = Some(v);
+                    front_models.push(model.model_ref());
+                }
+                Ok(None) => warnings.push(format!(
+                    "no voice template for the identity registry: less than {:.0} s of speech",
+                    crate::audio::voice::MIN_SPEECH_S
+                )),
+                Err(e) => {
+                    warnings.push(format!("no voice template for the identity registry: {e}"))
+                }
+            }
+            inference_ms += ms(t);
+        }
         front_models.append(&mut result.models);
         result.models = front_models;
         result.warnings = warnings;

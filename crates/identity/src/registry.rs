@@ -84,6 +84,11 @@ pub struct RegistryConfig {
     pub face_threshold: f32,
     /// Where `face_threshold` comes from (shown with every face match).
     pub face_operating_point: String,
+    /// Voice cosine (GE2E speaker embeddings) at or above which two
+    /// recordings are reported as one speaker.
+    pub voice_threshold: f32,
+    /// Where `voice_threshold` comes from (shown with every voice match).
+    pub voice_operating_point: String,
     /// Estimated Jaccard (word 3-shingles inside sentences) at or above which two texts are
     /// reported as reuse.
     pub text_threshold: f32,
@@ -104,17 +109,17 @@ pub struct Match {
     pub applicant_id: String,
     /// The other applicant whose material matches.
     pub other_applicant_id: String,
-    /// `face` or `text`.
+    /// `face`, `voice` or `text`.
     pub modality: String,
-    /// Cosine of the face embeddings, or the estimated Jaccard similarity
-    /// of the texts' word 3-shingles inside sentences.
+    /// Cosine of the face or speaker embeddings, or the estimated Jaccard
+    /// similarity of the texts' word 3-shingles inside sentences.
     pub similarity: f64,
     /// The threshold the similarity passed.
     pub threshold: f64,
     /// How the threshold was chosen.
     pub operating_point: String,
-    /// What matched: which photo (its sha256 prefix and name) or which
-    /// passages (quoted from this input, with where they sit in the other).
+    /// What matched: which photo or recording (its sha256 prefix and name,
+    /// the face's box or the speech's span) or which passages (quoted from this input, with where they sit in the other).
     pub evidence: Vec<String>,
     /// Unix ms.
     pub created_at_ms: i64,
@@ -126,6 +131,7 @@ struct Meta {
     template_id: String,
     scope: String,
     applicant_id: String,
+    modality: String,
     input_sha256: String,
     input_name: Option<String>,
     evidence: String,
@@ -136,6 +142,7 @@ struct Meta {
 #[derive(Default)]
 struct Scope {
     faces: VectorIndex,
+    voices: VectorIndex,
     texts: LshIndex,
 }
 
@@ -147,7 +154,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn add(&mut self, meta: Meta, face: Option<&[f32]>, sig: Option<Signature>) {
+    fn add(&mut self, meta: Meta, vector: Option<&[f32]>, sig: Option<Signature>) {
         let id = self.next;
         self.next += 1;
         let sc = self
@@ -155,10 +162,17 @@ impl Inner {
             .entry(meta.scope.clone())
             .or_insert_with(|| Scope {
                 faces: VectorIndex::new(FACE_DIM),
+                voices: VectorIndex::new(VOICE_DIM),
                 texts: LshIndex::default(),
             });
-        if let Some(v) = face {
-            sc.faces.insert(id, v);
+        match (meta.modality.as_str(), vector) {
+            ("face", Some(v)) if v.len() == FACE_DIM => {
+                sc.faces.insert(id, v);
+            }
+            ("voice", Some(v)) if v.len() == VOICE_DIM => {
+                sc.voices.insert(id, v);
+            }
+            _ => {}
         }
         if let Some(s) = sig {
             sc.texts.insert(id, s);
@@ -175,6 +189,7 @@ impl Inner {
             .collect();
         for sc in self.scopes.values_mut() {
             sc.faces.remove_where(|id| ids.contains(&id));
+            sc.voices.remove_where(|id| ids.contains(&id));
             sc.texts.remove_where(|id| ids.contains(&id));
         }
         self.metas.retain(|id, _| !ids.contains(id));
@@ -185,16 +200,34 @@ impl Inner {
         self.scopes.values().map(|s| s.faces.len()).sum()
     }
 
+    fn voices(&self) -> usize {
+        self.scopes.values().map(|s| s.voices.len()).sum()
+    }
+
     fn texts(&self) -> usize {
         self.scopes.values().map(|s| s.texts.len()).sum()
     }
 }
+
+/// One embedding looked up in its modality's index: (index, embedding,
+/// modality, threshold, operating point, evidence about this input).
+type Probe<'a> = (
+    &'a VectorIndex,
+    &'a [f32],
+    &'static str,
+    f32,
+    &'a String,
+    String,
+);
 
 /// The registry.
 pub struct Registry {
     store: Store,
     cfg: RegistryConfig,
     inner: RwLock<Inner>,
+    /// Held through a whole lookup-then-enrol, so that two inputs enrolled
+    /// at once (bulk workers, parallel requests) each see the other.
+    enrolling: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -230,6 +263,7 @@ where
             template_id: r.try_get("template_id")?,
             scope: r.try_get("scope")?,
             applicant_id: r.try_get("applicant_id")?,
+            modality: r.try_get("modality")?,
             input_sha256: r.try_get("input_sha256")?,
             input_name: r.try_get("input_name")?,
             evidence: r.try_get("evidence")?,
@@ -268,6 +302,12 @@ where
     })
 }
 
+/// An f32 similarity or threshold as the f64 it reads as (0.85, not
+/// 0.8500000238418579), to 4 decimals.
+fn round4(x: f32) -> f64 {
+    (f64::from(x) * 1e4).round() / 1e4
+}
+
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }
@@ -290,6 +330,7 @@ impl Registry {
             store,
             cfg,
             inner: RwLock::new(Inner::default()),
+            enrolling: tokio::sync::Mutex::new(()),
         };
         reg.sweep().await?;
         let rows = candor_bulk::fetch!(
@@ -299,16 +340,17 @@ impl Registry {
         )?;
         let mut inner = reg.inner.write().await;
         for (meta, vector) in rows {
-            let face = vector.as_deref().and_then(decode_vec);
+            let vector = vector.as_deref().and_then(decode_vec);
             let sig = meta
                 .text
                 .as_deref()
                 .and_then(|t| Signature::of(&minhash::shingles(&minhash::words(t))));
-            inner.add(meta, face.as_deref(), sig);
+            inner.add(meta, vector.as_deref(), sig);
         }
         tracing::info!(
             templates = inner.metas.len(),
             faces = inner.faces(),
+            voices = inner.voices(),
             texts = inner.texts(),
             "identity registry loaded"
         );
@@ -343,6 +385,7 @@ impl Registry {
         if applicant.is_empty() {
             return Err(RegistryError::Invalid("empty applicant id".into()));
         }
+        let _one_at_a_time = self.enrolling.lock().await;
         let now = now_ms();
         let sig = t
             .text
@@ -353,14 +396,39 @@ impl Registry {
             let inner = self.inner.read().await;
             let empty = Scope::default();
             let sc = inner.scopes.get(scope).unwrap_or(&empty);
+            let mut probes: Vec<Probe> = Vec::new();
             if let Some(f) = &t.face {
-                let hits = sc.faces.search(
+                probes.push((
+                    &sc.faces,
                     &f.embedding,
-                    self.cfg.max_matches * 4 + 8,
+                    "face",
                     self.cfg.face_threshold,
+                    &self.cfg.face_operating_point,
+                    format!(
+                        "this picture: face at ({}, {}) {}x{}",
+                        f.region[0], f.region[1], f.region[2], f.region[3]
+                    ),
+                ));
+            }
+            if let Some(v) = &t.voice {
+                probes.push((
+                    &sc.voices,
+                    &v.embedding,
+                    "voice",
+                    self.cfg.voice_threshold,
+                    &self.cfg.voice_operating_point,
+                    format!("this recording: {}", voice_evidence(v)),
+                ));
+            }
+            for (index, probe, modality, threshold, operating_point, this) in probes {
+                let hits = index.search(
+                    probe,
+                    self.cfg.max_matches * 4 + 8,
+                    threshold,
                     self.cfg.scan_threads,
                 );
                 let mut seen = std::collections::HashSet::new();
+                let mut n = 0;
                 for h in hits {
                     let Some(m) = inner.metas.get(&h.id) else {
                         continue;
@@ -368,21 +436,23 @@ impl Registry {
                     if m.applicant_id == applicant || !seen.insert(m.applicant_id.clone()) {
                         continue;
                     }
+                    let what = if modality == "face" {
+                        "picture"
+                    } else {
+                        "recording"
+                    };
                     found.push(Match {
                         input_index: None,
                         applicant_id: applicant.to_owned(),
                         other_applicant_id: m.applicant_id.clone(),
-                        modality: "face".into(),
-                        similarity: f64::from(h.similarity),
-                        threshold: f64::from(self.cfg.face_threshold),
-                        operating_point: self.cfg.face_operating_point.clone(),
+                        modality: modality.into(),
+                        similarity: round4(h.similarity),
+                        threshold: round4(threshold),
+                        operating_point: operating_point.clone(),
                         evidence: vec![
+                            this.clone(),
                             format!(
-                                "this picture: face at ({}, {}) {}x{}",
-                                f.region[0], f.region[1], f.region[2], f.region[3]
-                            ),
-                            format!(
-                                "their picture: {} (sha256 {}…), {}",
+                                "their {what}: {} (sha256 {}…), {}",
                                 m.input_name.as_deref().unwrap_or("unnamed"),
                                 short(&m.input_sha256),
                                 m.evidence
@@ -390,7 +460,8 @@ impl Registry {
                         ],
                         created_at_ms: now,
                     });
-                    if found.len() >= self.cfg.max_matches {
+                    n += 1;
+                    if n >= self.cfg.max_matches {
                         break;
                     }
                 }
@@ -423,8 +494,8 @@ impl Registry {
                         applicant_id: applicant.to_owned(),
                         other_applicant_id: m.applicant_id.clone(),
                         modality: "text".into(),
-                        similarity: f64::from(j),
-                        threshold: f64::from(self.cfg.text_threshold),
+                        similarity: round4(j),
+                        threshold: round4(self.cfg.text_threshold),
                         operating_point: self.cfg.text_operating_point.clone(),
                         evidence,
                         created_at_ms: now,
@@ -493,6 +564,15 @@ impl Registry {
                 None,
             ));
         }
+        if let Some(v) = &t.voice {
+            parts.push((
+                "voice",
+                voice_evidence(v),
+                v.model.clone(),
+                Some(v.embedding.clone()),
+                None,
+            ));
+        }
         if let (Some(text), Some(_)) = (&t.text, &sig) {
             parts.push((
                 "text",
@@ -526,6 +606,7 @@ impl Registry {
                     template_id,
                     scope: scope.to_owned(),
                     applicant_id: applicant.to_owned(),
+                    modality: modality.to_owned(),
                     input_sha256: input_sha256.to_owned(),
                     input_name: input_name.map(str::to_owned),
                     evidence,
@@ -650,6 +731,24 @@ impl Registry {
     }
 }
 
+impl candor_bulk::Enroller for Registry {
+    fn enroll<'a>(
+        &'a self,
+        scope: &'a str,
+        applicant: &'a str,
+        input_sha256: &'a str,
+        input_name: Option<&'a str>,
+        templates: &'a IdentityTemplates,
+    ) -> futures_util::future::BoxFuture<'a, Result<usize, String>> {
+        Box::pin(async move {
+            self.enroll_and_match(scope, applicant, input_sha256, input_name, templates)
+                .await
+                .map(|m| m.len())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 fn id_from_row<R: Row>(r: &R) -> std::result::Result<String, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
@@ -670,6 +769,15 @@ fn sha2_digest(parts: &[&str]) -> Vec<u8> {
 
 /// Embedding length of the face model (SFace).
 const FACE_DIM: usize = 128;
+/// Embedding length of the voice model (GE2E).
+const VOICE_DIM: usize = 256;
+
+fn voice_evidence(v: &candor_core::VoiceTemplate) -> String {
+    format!(
+        "{:.1} s of speech between {:.1} s and {:.1} s",
+        v.speech_s, v.span_s[0], v.span_s[1]
+    )
+}
 
 async fn sqlx_schema(store: &Store) -> Result<(), RegistryError> {
     match store.db() {

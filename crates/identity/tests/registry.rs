@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use candor_bulk::testpg::PgServer;
 use candor_bulk::Store;
-use candor_core::{FaceTemplate, IdentityTemplates};
+use candor_core::{FaceTemplate, IdentityTemplates, VoiceTemplate};
 use candor_identity::{Registry, RegistryConfig};
 use rand::{Rng, SeedableRng};
 
@@ -15,6 +15,8 @@ fn cfg(retention: Duration) -> RegistryConfig {
         retention,
         face_threshold: 0.5,
         face_operating_point: "test".into(),
+        voice_threshold: 0.8,
+        voice_operating_point: "test".into(),
         text_threshold: 0.5,
         text_operating_point: "test".into(),
         max_matches: 5,
@@ -29,14 +31,26 @@ fn face(v: &[f32]) -> IdentityTemplates {
             model: "test 1".into(),
             region: [1, 2, 3, 4],
         }),
-        text: None,
+        ..Default::default()
+    }
+}
+
+fn voice(v: &[f32]) -> IdentityTemplates {
+    IdentityTemplates {
+        voice: Some(VoiceTemplate {
+            embedding: v.to_vec(),
+            model: "test 1".into(),
+            speech_s: 12.5,
+            span_s: [0.4, 14.0],
+        }),
+        ..Default::default()
     }
 }
 
 fn text(t: &str) -> IdentityTemplates {
     IdentityTemplates {
-        face: None,
         text: Some(t.into()),
+        ..Default::default()
     }
 }
 
@@ -148,8 +162,40 @@ async fn scenario(store: Store) {
         "{others:?}"
     );
 
+    // Voices: their own index (a voice never meets a face); a reopened
+    // registry loads them too; the evidence names the recording.
+    let ann_voice: Vec<f32> = (0..256).map(|_| rng.random_range(0.0f32..1.0)).collect();
+    let m = reg2
+        .enroll_and_match("", "ann", "sha-v1", Some("ann.wav"), &voice(&ann_voice))
+        .await
+        .unwrap();
+    assert!(m.is_empty(), "{m:?}");
+    let reg3 = Registry::open(store.clone(), cfg(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let m = reg3
+        .enroll_and_match(
+            "",
+            "kit",
+            "sha-v2",
+            Some("kit.wav"),
+            &voice(&noisy(&ann_voice, &mut rng)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(
+        (m[0].other_applicant_id.as_str(), m[0].modality.as_str()),
+        ("ann", "voice")
+    );
+    assert!(
+        m[0].evidence.iter().any(|e| e.contains("ann.wav"))
+            && m[0].evidence.iter().any(|e| e.contains("s of speech")),
+        "{m:?}"
+    );
+
     // Erasure: ann's templates and matches go.
-    assert_eq!(reg2.erase("", "ann").await.unwrap(), 3);
+    assert_eq!(reg2.erase("", "ann").await.unwrap(), 4);
     assert!(reg2.matches_of("", "ann").await.unwrap().is_empty());
     let m = reg2
         .enroll_and_match("", "fay", "sha-f", None, &face(&noisy(&person, &mut rng)))

@@ -1226,6 +1226,14 @@ struct BatchPage {
     applicants: u64,
     needs_review: u64,
     cases: Vec<CaseLine>,
+    /// Applicants linked by the identity registry (empty without it).
+    clusters: Vec<ClusterLine>,
+}
+
+#[derive(Serialize)]
+struct ClusterLine {
+    applicants: String,
+    links: Vec<String>,
 }
 
 fn bulk(state: &AppState) -> Result<&crate::batches::BulkService, ServerError> {
@@ -1280,6 +1288,24 @@ pub(crate) async fn batch_page(
             eta: st.eta_s.map(|s| format!("{s:.0} s")),
             applicants: rep.applicants,
             needs_review: rep.needs_review,
+            clusters: rep
+                .clusters
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| ClusterLine {
+                    applicants: c.applicants.join(", "),
+                    links: c
+                        .links
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{} – {}: {} (similarity {:.2})",
+                                l.applicant_id, l.other_applicant_id, l.modality, l.similarity
+                            )
+                        })
+                        .collect(),
+                })
+                .collect(),
             cases,
         },
     )

@@ -407,6 +407,8 @@ async fn the_identity_registry_reports_a_resume_reused_under_another_name() {
             retention: Duration::from_secs(3600),
             face_threshold: 0.45,
             face_operating_point: "test".into(),
+            voice_threshold: 0.8,
+            voice_operating_point: "test".into(),
             text_threshold: 0.3,
             text_operating_point: "test".into(),
             max_matches: 5,

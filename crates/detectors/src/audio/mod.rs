@@ -26,6 +26,7 @@
 pub mod dsp;
 pub mod picture;
 pub mod stream;
+pub mod voice;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -879,7 +879,7 @@ impl Detector for ImageDetector {
             inference_ms: t.elapsed().as_secs_f64() * 1e3 - queue_ms,
             identity: face_template.map(|f| candor_core::IdentityTemplates {
                 face: Some(f),
-                text: None,
+                ..Default::default()
             }),
         })
     }
