@@ -114,7 +114,25 @@ fn fft() -> Arc<dyn Fft<f32>> {
 /// Mel power frames of `samples` (16 kHz), one per 10 ms, centred: frame
 /// `t` covers samples `t·160 − 200 .. t·160 + 200`, the edges reflected.
 pub fn mel_frames(samples: &[f32]) -> Vec<[f32; MELS]> {
-    let n = samples.len();
+    mel_frames_of(samples.len(), |i| samples[i], 0..frame_count(samples.len()))
+}
+
+/// Frames of a signal of `n` samples.
+pub fn frame_count(n: usize) -> usize {
+    if n < 2 {
+        0
+    } else {
+        1 + n / HOP
+    }
+}
+
+/// The mel frames `which` of a signal of `n` samples read through
+/// `sample(i)` (`i < n`), so that only the frames needed are computed.
+fn mel_frames_of(
+    n: usize,
+    sample: impl Fn(usize) -> f32,
+    which: impl Iterator<Item = usize>,
+) -> Vec<[f32; MELS]> {
     if n < 2 {
         return Vec::new();
     }
@@ -129,19 +147,18 @@ pub fn mel_frames(samples: &[f32]) -> Vec<[f32; MELS]> {
             } else if j > last {
                 j = 2 * last - j;
             } else {
-                return samples[j as usize];
+                return sample(j as usize);
             }
         }
     };
-    let frames = 1 + n / HOP;
     let win = hann();
     let fb = filters();
     let plan = fft();
     let mut buf = vec![Complex32::new(0.0, 0.0); N_FFT];
     let mut scratch = vec![Complex32::new(0.0, 0.0); plan.get_inplace_scratch_len()];
     let mut power = [0f32; BINS];
-    let mut out = Vec::with_capacity(frames);
-    for t in 0..frames {
+    let mut out = Vec::new();
+    for t in which {
         let start = (t * HOP) as isize - half;
         for (i, b) in buf.iter_mut().enumerate() {
             *b = Complex32::new(at(start + i as isize) * win[i], 0.0);
@@ -159,29 +176,76 @@ pub fn mel_frames(samples: &[f32]) -> Vec<[f32; MELS]> {
     out
 }
 
+/// The speech of a recording inside the VAD's segments, joined without a
+/// copy: positions in the joined speech map back to the recording.
+pub struct Speech<'a> {
+    samples: &'a [f32],
+    /// (start in the recording, start in the joined speech, length).
+    parts: Vec<(usize, usize, usize)>,
+    len: usize,
+    gain: f32,
+}
+
+impl<'a> Speech<'a> {
+    /// The speech of `samples` inside `segments` (seconds), with the gain
+    /// that raises it to −30 dBFS when quieter.
+    pub fn new(samples: &'a [f32], segments: &[(f64, f64)]) -> Self {
+        let mut parts = Vec::new();
+        let mut len = 0;
+        let mut energy = 0f64;
+        for &(a, b) in segments {
+            let s = ((a.max(0.0) * RATE as f64) as usize).min(samples.len());
+            let e = ((b.max(0.0) * RATE as f64) as usize).min(samples.len());
+            if e > s {
+                parts.push((s, len, e - s));
+                len += e - s;
+                energy += samples[s..e]
+                    .iter()
+                    .map(|x| f64::from(*x).powi(2))
+                    .sum::<f64>();
+            }
+        }
+        let mut gain = 1.0;
+        if len > 0 && energy > 0.0 {
+            let dbfs = 20.0 * (energy / len as f64).sqrt().log10();
+            if dbfs < TARGET_DBFS {
+                gain = 10f64.powf((TARGET_DBFS - dbfs) / 20.0) as f32;
+            }
+        }
+        Speech {
+            samples,
+            parts,
+            len,
+            gain,
+        }
+    }
+
+    /// Samples of joined speech.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sample `i` of the joined speech, levelled.
+    pub fn get(&self, i: usize) -> f32 {
+        let k = self.parts.partition_point(|p| p.1 <= i).saturating_sub(1);
+        let (src, at, _) = self.parts[k];
+        self.samples[src + (i - at)] * self.gain
+    }
+
+    /// The joined, levelled speech as one buffer (for tests and tools).
+    pub fn to_vec(&self) -> Vec<f32> {
+        (0..self.len).map(|i| self.get(i)).collect()
+    }
+}
+
 /// The speech of `samples` inside `segments` (seconds), joined, raised to
 /// −30 dBFS when quieter.
 pub fn speech_only(samples: &[f32], segments: &[(f64, f64)]) -> Vec<f32> {
-    let mut v = Vec::new();
-    for &(a, b) in segments {
-        let s = ((a.max(0.0) * RATE as f64) as usize).min(samples.len());
-        let e = ((b.max(0.0) * RATE as f64) as usize).min(samples.len());
-        if e > s {
-            v.extend_from_slice(&samples[s..e]);
-        }
-    }
-    if v.is_empty() {
-        return v;
-    }
-    let rms = (v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-    if rms > 0.0 {
-        let dbfs = 20.0 * rms.log10();
-        if dbfs < TARGET_DBFS {
-            let g = 10f64.powf((TARGET_DBFS - dbfs) / 20.0) as f32;
-            v.iter_mut().for_each(|x| *x *= g);
-        }
-    }
-    v
+    Speech::new(samples, segments).to_vec()
 }
 
 /// Start frames of the partial utterances of `frames` frames: every
@@ -216,21 +280,25 @@ pub async fn embed(
     priority: Priority,
     deadline: Option<Instant>,
 ) -> Result<Option<VoiceTemplate>, String> {
-    let speech = speech_only(samples, segments);
+    // Only the frames of the chosen partial utterances are computed, and
+    // the speech is read in place: memory and time stay bounded however
+    // long the recording.
+    let speech = Speech::new(samples, segments);
     let speech_s = speech.len() as f64 / RATE as f64;
     if speech_s < MIN_SPEECH_S {
         return Ok(None);
     }
-    let frames = mel_frames(&speech);
-    let starts = partial_starts(frames.len());
+    let frames = frame_count(speech.len());
+    let starts = partial_starts(frames);
     let mut data = Vec::with_capacity(starts.len() * PARTIAL * MELS);
     for &s in &starts {
-        for t in s..s + PARTIAL {
-            // Past the end: silence, as the encoder's own padding.
-            match frames.get(t) {
-                Some(f) => data.extend_from_slice(f),
-                None => data.extend_from_slice(&[0f32; MELS]),
-            }
+        let end = (s + PARTIAL).min(frames);
+        for f in mel_frames_of(speech.len(), |i| speech.get(i), s..end) {
+            data.extend_from_slice(&f);
+        }
+        // Past the end: silence, as the encoder's own padding.
+        for _ in end..s + PARTIAL {
+            data.extend_from_slice(&[0f32; MELS]);
         }
     }
     let input = TensorData::f32_from_vec(&[starts.len(), PARTIAL, MELS], data)
@@ -323,6 +391,25 @@ mod tests {
         assert_eq!(many.len(), MAX_PARTIALS);
         assert_eq!(many[0], 0);
         assert!(many.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn frames_read_in_place_equal_frames_of_the_joined_copy() {
+        let x: Vec<f32> = (0..48_000)
+            .map(|i| ((i as f32 * 0.013).sin() + (i as f32 * 0.0071).cos()) * 0.01)
+            .collect();
+        let segs = [(0.1, 0.9), (1.2, 2.5), (2.8, 3.0)];
+        let joined = speech_only(&x, &segs);
+        let sp = Speech::new(&x, &segs);
+        assert_eq!(sp.len(), joined.len());
+        let all = mel_frames(&joined);
+        let some = mel_frames_of(sp.len(), |i| sp.get(i), 40..60);
+        assert_eq!(some.len(), 20);
+        for (a, b) in some.iter().zip(&all[40..60]) {
+            for (p, q) in a.iter().zip(b) {
+                assert!((p - q).abs() <= 1e-6 * q.abs().max(1e-9), "{p} vs {q}");
+            }
+        }
     }
 
     #[test]
