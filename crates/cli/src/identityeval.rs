@@ -78,8 +78,8 @@ pub struct IdentityEvalArgs {
     /// Folder of real speech named LibriSpeech-style (`SPEAKER-CHAPTER-UTT.flac`, one
     /// speaker per leading number; e.g. ../shared/train/audio/audio_data/librispeech_train-clean-100)
     /// for the voice rates and the full persona farm. Each recording is cut in halves
-    /// (genuine pairs: one half against the other, also through a telephone channel) and
-    /// thirds (one per name in the farm).
+    /// (genuine pairs: one half against the other, also through a telephone channel; in
+    /// the farm, one half for each of a person's first two names).
     #[arg(long, env = "CANDOR_IDENTITY_EVAL_SPEECH", value_name = "DIR")]
     pub speech: Option<PathBuf>,
 
