@@ -166,6 +166,7 @@ fn noop_handle(max_batch: usize, max_wait_ms: u64) -> ModelHandle {
             committed: String::new(),
         },
         batching: BatchingSpec::default(),
+        intra_spinning: None,
         inputs: vec![InputSpec {
             name: "x".into(),
             dtype: DType::F32,

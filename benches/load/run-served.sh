@@ -2,7 +2,8 @@
 # Served-path latency benchmark: builds release, starts `candor serve` on 127.0.0.1 (a free
 # port), runs benches/load/served_latency.py against it (one request at a time per
 # workload: 1024 px headshot, 30 s of speech, 700-token resume; the resume again against
-# a second server with CANDOR_TEXT_SIGNALS=true, as the reference), writes
+# a second server with CANDOR_TEXT_SIGNALS=true, as the reference; the headshot and the
+# speech again against a third with CANDOR_ORT_SPINNING=true, as the reference), writes
 # docs/benchmarks-served.md, stops the server. Needs ffmpeg (for the headshot).
 #
 # Usage: benches/load/run-served.sh [served_latency.py flags...]   e.g. --requests 30
@@ -13,8 +14,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # (the language model runs all 30 blocks and its vocabulary head).
 start_candor "$target_dir/served-server-signals.log" CANDOR_TEXT_SIGNALS=true
 ref_port=$port
+# Reference: ONNX Runtime's own default, its threads spinning between operators.
+start_candor "$target_dir/served-server-spinning.log" CANDOR_ORT_SPINNING=true
+spin_port=$port
 start_candor "$target_dir/served-server.log"
 
 python3 benches/load/served_latency.py --url "http://127.0.0.1:$port" \
-    --signals-url "http://127.0.0.1:$ref_port" "$@" >docs/benchmarks-served.md
+    --signals-url "http://127.0.0.1:$ref_port" --spinning-url "http://127.0.0.1:$spin_port" "$@" >docs/benchmarks-served.md
 cat docs/benchmarks-served.md

@@ -87,10 +87,13 @@ def main():
     ap.add_argument("--requests", type=int, default=15, help="timed requests per workload (after 2 warm-ups)")
     ap.add_argument("--signals-url", help="a second server started with CANDOR_TEXT_SIGNALS=true: the "
                     "resume is timed there too, as the reference for the text row")
+    ap.add_argument("--spinning-url", help="a server started with CANDOR_ORT_SPINNING=true: the headshot "
+                    "and the speech are timed there too, as the reference for ONNX Runtime's own default")
     a = ap.parse_args()
     loopback_only(a.url)
-    if a.signals_url:
-        loopback_only(a.signals_url)
+    for u in (a.signals_url, a.spinning_url):
+        if u:
+            loopback_only(u)
     tmp = tempfile.mkdtemp(prefix="candor-served-")
     workloads = [
         ("image: 1024 px JPEG headshot, pictures included", make_headshot(tmp), "image", a.url),
@@ -100,6 +103,13 @@ def main():
     if a.signals_url:
         workloads.append(("text: the same resume, zero-shot signals on (`CANDOR_TEXT_SIGNALS=true`; reference)",
                           os.path.join(REPO, "benches/text/resume_700tok.txt"), "text", a.signals_url))
+    if a.spinning_url:
+        workloads += [
+            ("image: the same headshot, ONNX Runtime threads spinning (`CANDOR_ORT_SPINNING=true`; reference)",
+             workloads[0][1], "image", a.spinning_url),
+            ("audio: the same speech, ONNX Runtime threads spinning (`CANDOR_ORT_SPINNING=true`; reference)",
+             workloads[1][1], "audio", a.spinning_url),
+        ]
     ready = []
     for _ in range(a.requests):
         t = time.perf_counter()
@@ -138,6 +148,13 @@ def main():
         text = [statistics.median(w) for t, _, w, _, _ in rows if t.startswith("text:")]
         print(f"\nText, default (the language model stops at the head's block 18) against the reference "
               f"with the zero-shot signals on, same resume, same run: served p50 ratio {text[0] / text[1]:.2f}x.")
+    if a.spinning_url:
+        for m in ("image", "audio"):
+            w = [statistics.median(w) for t, _, w, _, _ in rows if t.startswith(m + ":")]
+            print(f"\n{m.capitalize()}, default (each model's threads as its manifest entry says: the audio "
+                  f"models' spin between operators, the others' sleep) against the reference with every "
+                  f"model's spinning (ONNX Runtime's own default), same input, same run: "
+                  f"served p50 ratio {w[0] / w[1]:.2f}x.")
 
 
 if __name__ == "__main__":

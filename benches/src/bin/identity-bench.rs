@@ -6,9 +6,11 @@
 //!    latency percentiles on 2 threads and 1, against an exact f32 scan of
 //!    the same templates on 1 thread as the reference.
 //! 2. Enrolment: a headshot through the full image pipeline with and
-//!    without the face template (SFace), interleaved runs, with the
-//!    registry lookup and insert added (needs `scripts/setup.sh`'s models;
-//!    skipped with a note otherwise).
+//!    without the identity templates (SFace embedding, perceptual hashes),
+//!    interleaved runs, with the registry lookup and insert added, in an
+//!    empty registry and in one holding N face templates (synthetic rows
+//!    written into its SQLite table, loaded as the service loads them)
+//!    (needs `scripts/setup.sh`'s models; skipped with a note otherwise).
 //!
 //! Usage: `cargo run --release -p candor-benches --bin identity-bench [-- OUT [N]]`
 
@@ -154,7 +156,7 @@ fn main() {
         "## Enrolment: what the face template adds to a headshot\n"
     )
     .unwrap();
-    match enrolment() {
+    match enrolment(n) {
         Ok(s) => md.push_str(&s),
         Err(e) => writeln!(md, "Not measured: {e}.\n").unwrap(),
     }
@@ -162,7 +164,63 @@ fn main() {
     eprintln!("wrote {}", out.display());
 }
 
-fn enrolment() -> Result<String, String> {
+/// Writes `n` synthetic face templates of other applicants straight into
+/// the registry's table (as many rows per statement as SQLite takes).
+async fn seed(url: &str, n: usize) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut tx = c.begin().await.map_err(|e| e.to_string())?;
+    let far = 4_102_444_800_000i64; // 2100
+    for start in (0..n).step_by(500) {
+        let mut sql = String::from(
+            "INSERT INTO candor_identity_templates (template_id, scope, applicant_id, modality, input_sha256, input_name, evidence, model, vector, text, created_at, expires_at) VALUES ",
+        );
+        for i in start..(start + 500).min(n) {
+            let v = candor_identity::registry::encode_vec(&unit(&mut rng, 128));
+            let (w, f): (u64, u64) = (rng.random(), rng.random());
+            if i > start {
+                sql.push(',');
+            }
+            write!(
+                sql,
+                "('seed-{i}', '', 'seed-{i}', 'face', 'seed-{i}', NULL, 'face', 'synthetic', '{v}', NULL, 0, {far}), \
+                 ('seed-photo-{i}', '', 'seed-{i}', 'photo', 'seed-{i}', NULL, 'picture', 'synthetic', '{w:016x}:{f:016x}', NULL, 0, {far})"
+            )
+            .unwrap();
+        }
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn registry_config() -> candor_identity::RegistryConfig {
+    candor_identity::RegistryConfig {
+        retention: Duration::from_secs(3600),
+        // Above any cosine: the lookup runs and finds nothing (the
+        // common case), so no match rows are written.
+        face_threshold: 1.01,
+        face_operating_point: String::new(),
+        voice_threshold: 1.01,
+        voice_operating_point: String::new(),
+        text_threshold: 0.3,
+        text_operating_point: String::new(),
+        // The service's default; every run's hashes are replaced by
+        // random ones (another photograph), so none matches either.
+        photo_max_bits: 10,
+        photo_operating_point: String::new(),
+        max_matches: 10,
+        scan_threads: 2,
+    }
+}
+
+fn enrolment(n: usize) -> Result<String, String> {
     use candor_detectors::{
         AnalyzeOptions, Analyzer, AnalyzerConfig, EngineConfig, InputSource, RawInput,
     };
@@ -178,6 +236,10 @@ fn enrolment() -> Result<String, String> {
     let engine = EngineConfig {
         home,
         manifest: repo().join("models/manifest.toml"),
+        // As `candor serve --ort-spinning`, for comparisons.
+        intra_spinning: std::env::var("CANDOR_ORT_SPINNING")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         ..EngineConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -192,27 +254,36 @@ fn enrolment() -> Result<String, String> {
             .map_err(|e| e.to_string())?
             .into();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let store = candor_bulk::Store::open(&dir.path().join("r.db").display().to_string(), 2)
-            .await
-            .map_err(|e| e.to_string())?;
-        let reg = candor_identity::Registry::open(
-            store,
-            candor_identity::RegistryConfig {
-                retention: Duration::from_secs(3600),
-                // Above any cosine: the lookup runs and finds nothing (the
-                // common case), so no match rows are written.
-                face_threshold: 1.01,
-                face_operating_point: String::new(),
-                voice_threshold: 1.01,
-                voice_operating_point: String::new(),
-                text_threshold: 0.3,
-                text_operating_point: String::new(),
-                max_matches: 10,
-                scan_threads: 2,
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let open = |file: &'static str| {
+            let url = dir.path().join(file).display().to_string();
+            async move {
+                let store = candor_bulk::Store::open(&url, 2)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                candor_identity::Registry::open(store, registry_config())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let reg = open("r.db").await?;
+        // The large registry: tables made by the registry, N rows written,
+        // then opened again (loaded as at a service start).
+        let big_db = dir.path().join("big.db").display().to_string();
+        drop(open("big.db").await?);
+        let t = Instant::now();
+        seed(&format!("sqlite://{big_db}"), n).await?;
+        let seed_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let big = open("big.db").await?;
+        let load_s = t.elapsed().as_secs_f64();
+        if big.len().await != 2 * n {
+            return Err(format!(
+                "the large registry holds {} templates, not {}",
+                big.len().await,
+                2 * n
+            ));
+        }
+        eprintln!("enrolment: {n} templates written in {seed_s:.0} s, loaded in {load_s:.0} s");
         let run = |identity: bool| {
             let a = &a;
             let bytes = bytes.clone();
@@ -234,7 +305,15 @@ fn enrolment() -> Result<String, String> {
             run(false).await.map_err(|e| e.to_string())?;
             run(true).await.map_err(|e| e.to_string())?;
         }
-        let (mut off, mut tpl_only, mut on) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut other_photo = |t: &mut candor_core::IdentityTemplates| {
+            if let Some(p) = &mut t.photo {
+                p.whole = rng.random();
+                p.face = p.face.map(|_| rng.random());
+            }
+        };
+        let (mut off, mut tpl_only, mut on, mut on_big) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..25 {
             let t = Instant::now();
             run(false).await.map_err(|e| e.to_string())?;
@@ -244,18 +323,42 @@ fn enrolment() -> Result<String, String> {
             tpl_only.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
             let r = run(true).await.map_err(|e| e.to_string())?;
-            let tpl = r.identity.ok_or("no template")?;
+            let mut tpl = r.identity.ok_or("no template")?;
+            if tpl.face.is_none() || tpl.photo.is_none() {
+                return Err("the headshot gave no face template or no hashes".into());
+            }
+            other_photo(&mut tpl);
             reg.enroll_and_match("", &format!("applicant-{i}"), &r.input.sha256, Some(name), &tpl)
                 .await
                 .map_err(|e| e.to_string())?;
             on.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let r = run(true).await.map_err(|e| e.to_string())?;
+            let mut tpl = r.identity.ok_or("no template")?;
+            other_photo(&mut tpl);
+            let m = big
+                .enroll_and_match("", &format!("applicant-{i}"), &r.input.sha256, Some(name), &tpl)
+                .await
+                .map_err(|e| e.to_string())?;
+            on_big.push(t.elapsed().as_secs_f64() * 1e3);
+            if !m.is_empty() {
+                return Err(format!("unexpected matches: {m:?}"));
+            }
         }
-        let (p_off, p_tpl, p_on) = (pct(&mut off, 0.5), pct(&mut tpl_only, 0.5), pct(&mut on, 0.5));
+        let (p_off, p_tpl, p_on, p_big) = (
+            pct(&mut off, 0.5),
+            pct(&mut tpl_only, 0.5),
+            pct(&mut on, 0.5),
+            pct(&mut on_big, 0.5),
+        );
         Ok(format!(
-            "`samples/image/{name}` through the full image pipeline (decode, forensics, forgery CNN, YuNet, CLIP tower and heads), 25 interleaved runs of each row, after 3 warm-up runs. \"Template\" adds the SFace embedding of the largest face; \"enrolment\" also the registry's lookup (no match: the common case) and the insert of the template (SQLite).\n\n| | p50 | vs without |\n|---|---:|---:|\n| without the template | {p_off:.0} ms | 1.00x |\n| with the template | {p_tpl:.0} ms | {:.2}x |\n| with the template, lookup and enrolment | {p_on:.0} ms | {:.2}x |\n\nEnrolment adds {:.0}% to a headshot's time.\n",
+            "`samples/image/{name}` through the full image pipeline (decode, forensics, forgery CNN, YuNet, CLIP tower and heads), 25 interleaved runs of each row, after 3 warm-up runs. \"Templates\" adds the SFace embedding of the largest face and the picture's perceptual hashes; \"enrolment\" also the registry's lookups (no match: the common case) and the inserts of the templates (SQLite), in an empty registry and in one holding {n} other applicants' face templates and photo hashes ({} rows written straight into its table in {seed_s:.0} s, loaded by `Registry::open` in {load_s:.0} s). Each run's hashes are replaced by random ones before enrolment (another photograph), so that the repeated headshot matches no one.\n\n| | p50 | vs without |\n|---|---:|---:|\n| without the templates | {p_off:.0} ms | 1.00x |\n| with the templates | {p_tpl:.0} ms | {:.2}x |\n| with the templates, lookups and enrolment (empty registry) | {p_on:.0} ms | {:.2}x |\n| with the templates, lookups and enrolment ({n} applicants) | {p_big:.0} ms | {:.2}x |\n\nEnrolment adds {:.0}% to a headshot's time in an empty registry, {:.0}% among {n} applicants.\n",
+            2 * n,
             p_tpl / p_off,
             p_on / p_off,
-            (p_on / p_off - 1.0) * 100.0
+            p_big / p_off,
+            (p_on / p_off - 1.0) * 100.0,
+            (p_big / p_off - 1.0) * 100.0
         ))
     })
 }

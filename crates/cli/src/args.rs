@@ -152,6 +152,17 @@ pub struct AnalyzerArgs {
     #[arg(long, env = "CANDOR_INTRA_THREADS", default_value_t = 0)]
     pub intra_threads: usize,
 
+    /// Let ONNX Runtime's threads spin-wait between operators instead of
+    /// sleeping (ONNX Runtime's own default), `true` or `false` for every
+    /// model; unset, each model as its manifest entry says (the audio
+    /// models spin, the others sleep). Spinning shaves wake-ups off a model
+    /// running alone on idle cores, but an analysis runs several models in
+    /// turn, each with its own threads, and the spinning threads of one
+    /// take the cores from the next (measured on 2 cores, both ways, in
+    /// docs/benchmarks-served.md).
+    #[arg(long, env = "CANDOR_ORT_SPINNING")]
+    pub ort_spinning: Option<bool>,
+
     /// Run the text detector's language model on CPU through OpenBLAS (the
     /// library scripts/setup.sh installs from the PyPI scipy-openblas32
     /// wheel; `CANDOR_BLAS_LIBRARY` names another). Its AVX-512 kernels make
@@ -330,6 +341,7 @@ impl AnalyzerArgs {
             Device::Cuda => EngineDevice::Cuda(0),
         };
         c.intra_threads = (self.intra_threads > 0).then_some(self.intra_threads);
+        c.intra_spinning = self.ort_spinning;
         c.cpu_blas = self.cpu_blas;
         c.lm_statistics = Some(self.text_signals);
         c
@@ -861,9 +873,9 @@ impl OperatingPointArgs {
 /// workers, so that both enrol into, and match against, one registry.
 #[derive(Debug, Clone, Args)]
 pub struct IdentityArgs {
-    /// Keep a registry of applicants' face and voice embeddings and resume
-    /// texts and report other applicants whose face, voice or resume
-    /// matches (`matches` in results, `/v1/applicants/{id}/matches`,
+    /// Keep a registry of applicants' face and voice embeddings, photo
+    /// hashes and resume texts and report other applicants whose face,
+    /// photo, voice or resume matches (`matches` in results, `/v1/applicants/{id}/matches`,
     /// clusters in batch reports). Biometric data (GDPR art.
     /// 9, BIPA): off by default; turn it on only with a lawful basis, a
     /// retention period and notice to applicants. Costs one face or voice
@@ -912,6 +924,19 @@ pub struct IdentityArgs {
         default_value_t = 0.3
     )]
     pub text_threshold: f32,
+
+    /// Most bits (of 64) in which two pictures' perceptual hashes (the
+    /// whole picture, or the face aligned to a fixed framing) may differ
+    /// for the two to be reported as the same photograph, re-encoded,
+    /// resized or re-cropped. Higher catches heavier edits and takes
+    /// different photos taken in one sitting for the same one
+    /// (docs/identity.md has the measured rates).
+    #[arg(
+        long = "identity-photo-bits",
+        env = "CANDOR_IDENTITY_PHOTO_BITS",
+        default_value_t = 7
+    )]
+    pub photo_max_bits: u32,
 }
 
 impl IdentityArgs {
@@ -934,6 +959,11 @@ impl IdentityArgs {
                 "estimated Jaccard of word 3-shingles inside sentences >= {} (docs/identity-evaluation.md)",
                 self.text_threshold
             ),
+            photo_max_bits: self.photo_max_bits,
+            photo_operating_point: format!(
+                "perceptual hashes (whole picture or aligned face) differing in <= {} of 64 bits (false-match and non-match rates on LFW photos and edited copies in docs/identity-evaluation.md)",
+                self.photo_max_bits
+            ),
             max_matches: 10,
             scan_threads: 2,
         }
@@ -950,6 +980,10 @@ impl IdentityArgs {
         let reg = candor_identity::Registry::open(store.clone(), self.config())
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the identity registry: {e}"))?;
-        Ok(Some(std::sync::Arc::new(reg)))
+        let reg = std::sync::Arc::new(reg);
+        // Expiry on time however long the process runs, and other
+        // processes' enrolments seen even between this one's lookups.
+        reg.spawn_maintenance(std::time::Duration::from_secs(300));
+        Ok(Some(reg))
     }
 }

@@ -96,9 +96,38 @@ pub struct IdentityEvalArgs {
     #[arg(long, env = "CANDOR_IDENTITY_EVAL_FARM", default_value_t = 80)]
     pub farm: usize,
 
+    /// Photos (evenly spaced over those evaluated) whose edited copies
+    /// (re-encoded, resized, re-cropped, brightened, mirrored) measure how
+    /// often the perceptual hashes find the same photograph. More gives
+    /// tighter rates; each copy is one analysis.
+    #[arg(long, env = "CANDOR_IDENTITY_EVAL_PHOTO_EDITS", default_value_t = 150)]
+    pub photo_edits: usize,
+
+    /// Highest rate of pairs of different photographs reported as the same
+    /// photograph at the chosen number of differing bits. A registry of N
+    /// pictures makes about N × this false matches per lookup.
+    #[arg(
+        long,
+        env = "CANDOR_IDENTITY_EVAL_PHOTO_TARGET_FMR",
+        default_value_t = 0.000002
+    )]
+    pub photo_target_fmr: f64,
+
     /// Markdown report to write.
-    #[arg(long, env = "CANDOR_IDENTITY_EVAL_OUT", value_name = "FILE")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        env = "CANDOR_IDENTITY_EVAL_OUT",
+        value_name = "FILE",
+        required_unless_present = "dump_aligned"
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Instead of the report: write the largest face of every selected
+    /// photo, aligned by YuNet to the 112×112 five-point template the face
+    /// models take (DIR/person/photo.rgb: raw RGB bytes), for comparing face embedding
+    /// models on the same crops (scripts/identity/compare_face_models.py).
+    #[arg(long, value_name = "DIR")]
+    pub dump_aligned: Option<PathBuf>,
 }
 
 /// A deterministic reworded copy: sentences in another order (the first
@@ -281,11 +310,15 @@ fn spaced<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     (0..n).map(|i| v[i * v.len() / n].clone()).collect()
 }
 
-async fn embed(a: &Analyzer, path: &Path) -> anyhow::Result<Option<Vec<f32>>> {
-    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+/// The identity templates of a picture, as the service computes them.
+async fn templates_of(
+    a: &Analyzer,
+    bytes: Vec<u8>,
+    name: Option<String>,
+) -> anyhow::Result<candor_core::IdentityTemplates> {
     let input = InputSource::File(RawInput {
         bytes: bytes.into(),
-        name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        name,
         content_type: None,
     });
     let opts = AnalyzeOptions {
@@ -294,7 +327,18 @@ async fn embed(a: &Analyzer, path: &Path) -> anyhow::Result<Option<Vec<f32>>> {
         ..AnalyzeOptions::default()
     };
     let r = a.analyze(input, &opts).await?;
-    Ok(r.identity.and_then(|t| t.face).map(|f| f.embedding))
+    Ok(r.identity.unwrap_or_default())
+}
+
+/// The face embedding and the perceptual hashes of the photo at `path`.
+async fn embed(
+    a: &Analyzer,
+    path: &Path,
+) -> anyhow::Result<(Option<Vec<f32>>, Option<candor_core::PhotoTemplate>)> {
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let t = templates_of(a, bytes, name).await?;
+    Ok((t.face.map(|f| f.embedding), t.photo))
 }
 
 fn cos(a: &[f32], b: &[f32]) -> f32 {
@@ -342,6 +386,10 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
         args.lfw.display()
     );
 
+    if let Some(dir) = &args.dump_aligned {
+        // YuNet runs blocking: off the async workers.
+        return tokio::task::block_in_place(|| dump_aligned(&args, &people, &singles, dir));
+    }
     let mut engine = args.analyzer.engine_config();
     engine.models = Some(vec![
         yunet::MODEL.to_string(),
@@ -359,6 +407,8 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
     let mut emb: Vec<(String, Photos)> = Vec::new();
     let mut n_photos = 0usize;
     let mut no_face = 0usize;
+    // Every photo's hashes, with the index of its person.
+    let mut hashes: Vec<(usize, PathBuf, candor_core::PhotoTemplate)> = Vec::new();
     for (name, photos) in people
         .iter()
         .cloned()
@@ -366,7 +416,10 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
     {
         let mut v = Vec::new();
         for p in photos {
-            let e = embed(&analyzer, &p).await?;
+            let (e, photo) = embed(&analyzer, &p).await?;
+            if let Some(h) = photo {
+                hashes.push((emb.len(), p.clone(), h));
+            }
             n_photos += 1;
             no_face += usize::from(e.is_none());
             v.push((p, e));
@@ -435,6 +488,8 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
             voice_operating_point: "test".into(),
             text_threshold: 0.3,
             text_operating_point: String::new(),
+            photo_max_bits: 10,
+            photo_operating_point: "test".into(),
             max_matches: 50,
             scan_threads: 2,
         },
@@ -539,6 +594,8 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
         names.len() * (names.len().saturating_sub(1)) / 2 - expected
     ));
     md.push('\n');
+    let (photo_md, photo_bits) = photo_section(&args, &analyzer, &hashes).await?;
+    md.push_str(&photo_md);
     if let Some(dir) = &args.speech {
         let t = Instant::now();
         let spk = speakers(&args, &analyzer, dir).await?;
@@ -559,12 +616,13 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
         md.push_str(&full_farm(&args, &faces, &spk, &resumes, thr, voice_t).await?);
     }
     md.push_str(&text_section(&args)?);
-    std::fs::write(&args.out, md).with_context(|| args.out.display().to_string())?;
+    let out = args.out.as_deref().context("--out is required")?;
+    std::fs::write(out, md).with_context(|| out.display().to_string())?;
     eprintln!(
-        "identity-eval: threshold {thr:.2} (FMR {:.4}%, FNMR {:.2}%), persona farm {true_found}/{expected} found, {false_found} false; {}",
+        "identity-eval: threshold {thr:.2} (FMR {:.4}%, FNMR {:.2}%), persona farm {true_found}/{expected} found, {false_found} false; photo hashes <= {photo_bits} bits; {}",
         fmr_at * 100.0,
         fnmr_at * 100.0,
-        args.out.display()
+        out.display()
     );
     Ok(())
 }
@@ -932,6 +990,8 @@ async fn full_farm(
             voice_operating_point: format!("eval threshold {voice_t}"),
             text_threshold: args.text_threshold,
             text_operating_point: format!("eval threshold {}", args.text_threshold),
+            photo_max_bits: 10,
+            photo_operating_point: "test".into(),
             max_matches: 50,
             scan_threads: 2,
         },
@@ -1046,4 +1106,303 @@ async fn full_farm(
         union.len() - t
     );
     Ok(md)
+}
+
+/// An edit a photo goes through before it is reused under another name.
+struct Edit {
+    name: &'static str,
+    apply: fn(&image::RgbImage) -> image::RgbImage,
+    quality: Option<u8>,
+    /// Whether the hashes are meant to survive it.
+    expected: bool,
+}
+
+fn scaled(img: &image::RgbImage, f: f32) -> image::RgbImage {
+    let w = ((img.width() as f32 * f).round() as u32).max(1);
+    let h = ((img.height() as f32 * f).round() as u32).max(1);
+    image::imageops::resize(img, w, h, image::imageops::FilterType::CatmullRom)
+}
+
+/// Keeps the box (fractions of the width and height).
+fn cropped(img: &image::RgbImage, x0: f32, y0: f32, x1: f32, y1: f32) -> image::RgbImage {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let (x, y) = ((x0 * w) as u32, (y0 * h) as u32);
+    let cw = (((x1 - x0) * w) as u32).max(1);
+    let ch = (((y1 - y0) * h) as u32).max(1);
+    image::imageops::crop_imm(img, x, y, cw, ch).to_image()
+}
+
+const EDITS: &[Edit] = &[
+    Edit {
+        name: "re-encoded, JPEG quality 40",
+        apply: |i| i.clone(),
+        quality: Some(40),
+        expected: true,
+    },
+    Edit {
+        name: "half size, JPEG 75",
+        apply: |i| scaled(i, 0.5),
+        quality: Some(75),
+        expected: true,
+    },
+    Edit {
+        name: "1.6× larger, JPEG 90",
+        apply: |i| scaled(i, 1.6),
+        quality: Some(90),
+        expected: true,
+    },
+    Edit {
+        name: "10% cut off the left and the top, JPEG 85",
+        apply: |i| cropped(i, 0.1, 0.1, 1.0, 1.0),
+        quality: Some(85),
+        expected: true,
+    },
+    Edit {
+        name: "the central 80%, JPEG 85",
+        apply: |i| cropped(i, 0.1, 0.1, 0.9, 0.9),
+        quality: Some(85),
+        expected: true,
+    },
+    Edit {
+        name: "brighter (+20) and more contrast (+15%), JPEG 85",
+        apply: |i| {
+            let b = image::imageops::colorops::brighten(i, 20);
+            image::imageops::colorops::contrast(&b, 15.0)
+        },
+        quality: Some(85),
+        expected: true,
+    },
+    Edit {
+        name: "15% cut off the right, 70% size, JPEG 60",
+        apply: |i| scaled(&cropped(i, 0.0, 0.0, 0.85, 1.0), 0.7),
+        quality: Some(60),
+        expected: true,
+    },
+    Edit {
+        name: "lossless PNG",
+        apply: |i| i.clone(),
+        quality: None,
+        expected: true,
+    },
+    Edit {
+        name: "mirrored, JPEG 85 (the hashes are not built to survive it)",
+        apply: |i| image::imageops::flip_horizontal(i),
+        quality: Some(85),
+        expected: false,
+    },
+];
+
+fn encoded(img: &image::RgbImage, quality: Option<u8>) -> anyhow::Result<Vec<u8>> {
+    let mut b = Vec::new();
+    match quality {
+        Some(q) => {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut b, q).encode_image(img)?
+        }
+        None => img.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)?,
+    }
+    Ok(b)
+}
+
+/// Bits two photos' hashes differ in: the whole pictures, and the faces
+/// when both have one.
+fn photo_distances(
+    a: &candor_core::PhotoTemplate,
+    b: &candor_core::PhotoTemplate,
+) -> (u32, Option<u32>) {
+    (
+        (a.whole ^ b.whole).count_ones(),
+        a.face.zip(b.face).map(|(x, y)| (x ^ y).count_ones()),
+    )
+}
+
+/// The registry's rule: the closer of the two hashes.
+fn photo_rule((w, f): (u32, Option<u32>)) -> u32 {
+    w.min(f.unwrap_or(u32::MAX))
+}
+
+/// Same-photograph matching: perceptual hashes of different photographs
+/// (of one person, of different people) against edited copies of one.
+async fn photo_section(
+    args: &IdentityEvalArgs,
+    analyzer: &Analyzer,
+    photos: &[(usize, PathBuf, candor_core::PhotoTemplate)],
+) -> anyhow::Result<(String, u32)> {
+    // Different photographs: every pair.
+    let (mut same_person, mut other_people) = (Vec::new(), Vec::new());
+    for i in 0..photos.len() {
+        for j in i + 1..photos.len() {
+            let d = photo_distances(&photos[i].2, &photos[j].2);
+            if photos[i].0 == photos[j].0 {
+                same_person.push(d);
+            } else {
+                other_people.push(d);
+            }
+        }
+    }
+    // Edited copies of evenly spaced photos.
+    let t = Instant::now();
+    let chosen = spaced(photos, args.photo_edits);
+    let mut edited: Vec<Vec<(u32, Option<u32>)>> = vec![Vec::new(); EDITS.len()];
+    let mut lost_face = vec![0usize; EDITS.len()];
+    for (_, path, orig) in &chosen {
+        let img = image::open(path)
+            .with_context(|| path.display().to_string())?
+            .to_rgb8();
+        for (k, e) in EDITS.iter().enumerate() {
+            let bytes = encoded(&(e.apply)(&img), e.quality)?;
+            let t = templates_of(analyzer, bytes, None).await?;
+            let Some(p) = t.photo else {
+                anyhow::bail!(
+                    "{}: no photo hashes for the edit `{}`",
+                    path.display(),
+                    e.name
+                );
+            };
+            if orig.face.is_some() && p.face.is_none() {
+                lost_face[k] += 1;
+            }
+            edited[k].push(photo_distances(orig, &p));
+        }
+    }
+    eprintln!(
+        "identity-eval: {} edited copies hashed in {:.0} s",
+        chosen.len() * EDITS.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let share = |v: &[(u32, Option<u32>)], f: &dyn Fn((u32, Option<u32>)) -> bool| {
+        v.iter().filter(|d| f(**d)).count() as f64 / v.len().max(1) as f64
+    };
+    let fmr = |v: &[(u32, Option<u32>)], t: u32| share(v, &|d| photo_rule(d) <= t);
+    let all_different: Vec<(u32, Option<u32>)> =
+        same_person.iter().chain(&other_people).copied().collect();
+    // A photo match between two photos of one person links two names of
+    // one person (right, if under the wrong modality); between different
+    // people it is a false link: the operating point bounds those.
+    let chosen_bits = (0..=32u32)
+        .take_while(|t| fmr(&other_people, *t) <= args.photo_target_fmr)
+        .last()
+        .context("even identical hashes exceed the photo target FMR")?;
+    let mut md = String::new();
+    md.push_str("## The same photograph (perceptual hashes)\n\n");
+    md.push_str(&format!(
+        "Two 64-bit DCT hashes per picture (`crates/detectors/src/image/phash.rs`): the whole picture, and the largest face aligned to a fixed framing that takes in hair and background. Two pictures are reported as the same photograph when either hash differs in at most the chosen number of bits. Different photographs: every pair of the {} LFW photos above ({} pairs of one person's different photos, {} pairs of different people; LFW photos are all 250×250 crops centred on a face, a hard case for the whole-picture hash). The same photograph: {} photos, evenly spaced, each edited as below and analysed again by the service's code ({} photos had a face; a lost face is a copy where YuNet no longer found one).\n\n",
+        photos.len(),
+        same_person.len(),
+        other_people.len(),
+        chosen.len(),
+        chosen.iter().filter(|(_, _, p)| p.face.is_some()).count(),
+    ));
+    md.push_str("| bits ≤ | different people | one person, another photo |");
+    for e in EDITS {
+        md.push_str(&format!(" {} |", e.name));
+    }
+    md.push_str("\n|---:|---:|---:|");
+    md.push_str(&"---:|".repeat(EDITS.len()));
+    md.push('\n');
+    for t in [0u32, 2, 4, 6, 8, 10, 12, 14, 16, 20] {
+        md.push_str(&format!(
+            "| {t}{} | {:.5}% | {:.4}% |",
+            if t == chosen_bits { " (chosen)" } else { "" },
+            100.0 * fmr(&other_people, t),
+            100.0 * fmr(&same_person, t)
+        ));
+        for v in &edited {
+            md.push_str(&format!(" {:.1}% |", 100.0 * fmr(v, t)));
+        }
+        md.push('\n');
+    }
+    md.push_str(&format!(
+        "\nThe columns of different photographs are false-match rates; the edit columns are the share of edited copies found (1 − FNMR). Operating point for a false-match rate ≤ {:.4}% between different people (a false link between applicants; one person's other photo reported as the same photograph still links the right names): **≤ {chosen_bits} bits** (`CANDOR_IDENTITY_PHOTO_BITS`), where {} of {} pairs of different photographs match ({} of them one person's).\n\n",
+        args.photo_target_fmr * 100.0,
+        all_different.iter().filter(|d| photo_rule(**d) <= chosen_bits).count(),
+        all_different.len(),
+        same_person.iter().filter(|d| photo_rule(**d) <= chosen_bits).count(),
+    ));
+    md.push_str("At that operating point, which hash finds each edit:\n\n| edit | whole picture | aligned face | either | face lost |\n|---|---:|---:|---:|---:|\n");
+    let mut missed_expected = 0usize;
+    let mut total_expected = 0usize;
+    for (k, e) in EDITS.iter().enumerate() {
+        let v = &edited[k];
+        if e.expected {
+            total_expected += v.len();
+            missed_expected += v.iter().filter(|d| photo_rule(**d) > chosen_bits).count();
+        }
+        md.push_str(&format!(
+            "| {} | {:.1}% | {:.1}% | {:.1}% | {} |\n",
+            e.name,
+            100.0 * share(v, &|d| d.0 <= chosen_bits),
+            100.0 * share(v, &|d| d.1.is_some_and(|f| f <= chosen_bits)),
+            100.0 * fmr(v, chosen_bits),
+            lost_face[k]
+        ));
+    }
+    md.push_str(&format!(
+        "\nOver the edits the hashes are built to survive: {} of {} copies found ({:.1}%).\n\n",
+        total_expected - missed_expected,
+        total_expected,
+        100.0 * (total_expected - missed_expected) as f64 / total_expected.max(1) as f64
+    ));
+    Ok((md, chosen_bits))
+}
+
+/// Writes the aligned largest face of each photo (see
+/// [`IdentityEvalArgs::dump_aligned`]).
+fn dump_aligned(
+    args: &IdentityEvalArgs,
+    people: &[(String, Vec<PathBuf>)],
+    singles: &[(String, PathBuf)],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let mut cfg = args.analyzer.engine_config();
+    cfg.models = Some(vec![yunet::MODEL.to_string()]);
+    cfg.required = vec![yunet::MODEL.to_string()];
+    let engine = candor_engine::Engine::load(cfg).context("cannot load YuNet")?;
+    let det = yunet::YuNet::new(engine.model(yunet::MODEL).context("YuNet not loaded")?);
+    let (mut written, mut no_face) = (0usize, 0usize);
+    let all = people
+        .iter()
+        .cloned()
+        .chain(singles.iter().map(|(n, p)| (n.clone(), vec![p.clone()])));
+    for (name, photos) in all {
+        let out = dir.join(&name);
+        std::fs::create_dir_all(&out)?;
+        for p in photos {
+            let img = image::open(&p)
+                .with_context(|| p.display().to_string())?
+                .to_rgb8();
+            let faces = det
+                .detect(&img, candor_core::Priority::Bulk, None)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let largest = faces
+                .iter()
+                .max_by(|a, b| a.eye_distance().total_cmp(&b.eye_distance()));
+            let crop = largest.and_then(|f| {
+                yunet::align(
+                    &img,
+                    &f.landmarks,
+                    yunet::AlignSpec {
+                        side: sface::SIDE,
+                        zoom: 1.0,
+                    },
+                )
+            });
+            let Some((crop, _)) = crop else {
+                no_face += 1;
+                continue;
+            };
+            let stem = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            // Raw RGB bytes, 112 rows of 112 pixels: readable anywhere.
+            std::fs::write(out.join(format!("{stem}.rgb")), crop.as_raw())?;
+            written += 1;
+        }
+    }
+    eprintln!(
+        "identity-eval: {written} aligned faces written to {} ({no_face} photos without a face)",
+        dir.display()
+    );
+    Ok(())
 }

@@ -278,6 +278,9 @@ pub struct AnalysisResult {
 #[derive(Clone, Default, PartialEq)]
 pub struct IdentityTemplates {
     pub face: Option<FaceTemplate>,
+    /// Perceptual hashes of the picture itself: the same photograph
+    /// re-encoded, resized or re-cropped, whoever is in it.
+    pub photo: Option<PhotoTemplate>,
     pub voice: Option<VoiceTemplate>,
     pub text: Option<String>,
 }
@@ -301,6 +304,27 @@ impl std::fmt::Debug for VoiceTemplate {
     }
 }
 
+/// Perceptual hashes of a picture (64-bit DCT hashes): close hashes mean
+/// the same photograph, re-encoded or resized; the face hash, taken on the
+/// largest face aligned to a fixed framing, survives re-cropping too.
+#[derive(Clone, PartialEq)]
+pub struct PhotoTemplate {
+    /// Hash of the whole picture.
+    pub whole: u64,
+    /// Hash of the largest face, aligned (none without a face).
+    pub face: Option<u64>,
+    /// The hash's id and version.
+    pub model: String,
+    /// Width and height of the picture.
+    pub size: [u32; 2],
+}
+
+impl std::fmt::Debug for PhotoTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PhotoTemplate(<redacted>)")
+    }
+}
+
 /// The embedding of the largest face of a picture.
 #[derive(Clone, PartialEq)]
 pub struct FaceTemplate {
@@ -316,6 +340,7 @@ impl std::fmt::Debug for IdentityTemplates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityTemplates")
             .field("face", &self.face.as_ref().map(|_| "<redacted>"))
+            .field("photo", &self.photo.as_ref().map(|_| "<redacted>"))
             .field("voice", &self.voice.as_ref().map(|_| "<redacted>"))
             .field("text", &self.text.as_ref().map(|_| "<redacted>"))
             .finish()

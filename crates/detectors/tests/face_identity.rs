@@ -78,3 +78,81 @@ async fn one_person_is_closer_than_two_and_templates_stay_inside() {
         .and_then(|t| t.face.as_ref())
         .is_none());
 }
+
+async fn analyse_bytes(a: &Analyzer, bytes: Vec<u8>) -> candor_core::AnalysisResult {
+    let input = InputSource::File(RawInput {
+        bytes: bytes.into(),
+        name: None,
+        content_type: None,
+    });
+    let opts = AnalyzeOptions {
+        deadline: Some(Instant::now() + std::time::Duration::from_secs(120)),
+        identity: true,
+        ..AnalyzeOptions::default()
+    };
+    a.analyze(input, &opts).await.unwrap()
+}
+
+fn jpeg(img: &image::RgbImage, q: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut b, q)
+        .encode_image(img)
+        .unwrap();
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_photograph_keeps_its_hashes_through_edits() {
+    let Some(a) = analyzer() else { return };
+    let photo = |r: &candor_core::AnalysisResult| {
+        r.identity
+            .as_ref()
+            .and_then(|t| t.photo.clone())
+            .expect("photo hashes")
+    };
+    let d = |x: u64, y: u64| (x ^ y).count_ones();
+    let orig = photo(&embed(&a, "authentic-face-astronaut.jpg", true).await);
+    let img = image::open(repo().join("samples/image/authentic-face-astronaut.jpg"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(orig.size, [img.width(), img.height()]);
+    let of = orig.face.expect("the astronaut's face hash");
+    // Smaller and re-encoded: both hashes stay close.
+    let small = image::imageops::resize(
+        &img,
+        img.width() * 7 / 10,
+        img.height() * 7 / 10,
+        image::imageops::FilterType::Triangle,
+    );
+    let s = photo(&analyse_bytes(&a, jpeg(&small, 50)).await);
+    eprintln!(
+        "re-encoded: whole {} face {:?}",
+        d(orig.whole, s.whole),
+        s.face.map(|f| d(of, f))
+    );
+    assert!(d(orig.whole, s.whole) <= 4);
+    assert!(d(of, s.face.unwrap()) <= 4);
+    // Re-cropped (5% off the left and the top): the whole picture's hash
+    // moves, the face's holds.
+    let (w, h) = img.dimensions();
+    let crop = image::imageops::crop_imm(&img, w / 20, h / 20, w, h).to_image();
+    let c = photo(&analyse_bytes(&a, jpeg(&crop, 85)).await);
+    eprintln!(
+        "re-cropped: whole {} face {:?}",
+        d(orig.whole, c.whole),
+        c.face.map(|f| d(of, f))
+    );
+    assert!(d(of, c.face.unwrap()) <= 6 && d(orig.whole, c.whole) > 6);
+    // Another photograph of another person: far on both.
+    let other = photo(&embed(&a, "authentic-face-hopper.jpg", true).await);
+    eprintln!(
+        "another photograph: whole {} face {:?}",
+        d(orig.whole, other.whole),
+        other.face.map(|f| d(of, f))
+    );
+    assert!(d(orig.whole, other.whole) >= 16);
+    assert!(d(of, other.face.unwrap()) >= 16);
+    // No face: the whole-picture hash only.
+    let coffee = photo(&embed(&a, "authentic-coffee.png", true).await);
+    assert!(coffee.face.is_none());
+}

@@ -39,6 +39,15 @@ pub struct EngineConfig {
     pub device: Device,
     /// Intra-op threads per ONNX session (default: available cores).
     pub intra_threads: Option<usize>,
+    /// Let ONNX sessions' intra-op threads spin-wait for the next operator
+    /// instead of sleeping (ONNX Runtime's own default is to spin), for
+    /// every model (`Some`), or as each model's manifest entry says
+    /// (`None`, the default; a model without `intra_spinning` sleeps).
+    /// Spinning saves a wake-up per operator when one model runs alone on
+    /// idle cores, but an analysis runs several models one after another,
+    /// each with its own thread pool: the previous model's spinning
+    /// threads then take the cores from the next.
+    pub intra_spinning: Option<bool>,
     /// Batching overrides applied to every model (after the manifest's).
     pub batching: BatchingSpec,
     /// Per-model batching overrides (applied last).
@@ -65,6 +74,7 @@ impl Default for EngineConfig {
             required: Vec::new(),
             device: Device::Auto,
             intra_threads: None,
+            intra_spinning: None,
             batching: BatchingSpec::default(),
             overrides: BTreeMap::new(),
             verify_hashes: true,
@@ -457,6 +467,10 @@ impl Engine {
                         device: config.device,
                         intra_threads: threads,
                         sessions: cfg.workers,
+                        spinning: config
+                            .intra_spinning
+                            .or(spec.intra_spinning)
+                            .unwrap_or(false),
                     };
                     Arc::new(OnnxBackend::load(&r, &spec.id, &path, &opts)?)
                 }

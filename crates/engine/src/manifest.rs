@@ -199,6 +199,11 @@ pub struct ModelSpec {
     /// Batching overrides.
     #[serde(default)]
     pub batching: BatchingSpec,
+    /// Whether this model's ONNX Runtime threads spin-wait between
+    /// operators (default false; the engine's `intra_spinning` overrides
+    /// it for every model when set).
+    #[serde(default)]
+    pub intra_spinning: Option<bool>,
     /// Inputs, in graph order.
     #[serde(default)]
     pub inputs: Vec<InputSpec>,

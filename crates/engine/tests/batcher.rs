@@ -483,6 +483,7 @@ async fn usable_from_tokio_with_many_submitters() {
             committed: "x".into(),
         },
         batching: Default::default(),
+        intra_spinning: None,
         inputs: i,
         outputs: o,
         head: None,

@@ -6,10 +6,13 @@
 //!   lookup on two cores (`docs/benchmarks-identity.md`).
 //! * [`minhash`]: near-duplicate resumes and reused passages (MinHash over
 //!   word shingles, LSH banding, the longest shared passages as evidence).
+//! * [`photo`]: the same photograph, by the Hamming distance of
+//!   perceptual hashes (whole picture, aligned face).
 //! * [`registry`]: templates per applicant in the bulk store's database,
 //!   matches with their evidence, retention, erasure and an audit log.
 
 pub mod minhash;
+pub mod photo;
 pub mod registry;
 pub mod vector;
 

@@ -25,6 +25,7 @@ use sqlx::Row;
 use tokio::sync::RwLock;
 
 use crate::minhash::{self, LshIndex, Signature};
+use crate::photo::{PhotoHashes, PhotoIndex};
 use crate::vector::VectorIndex;
 
 const SCHEMA: &str = r#"
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS candor_identity_templates (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS candor_identity_templates_applicant ON candor_identity_templates(scope, applicant_id);
+CREATE INDEX IF NOT EXISTS candor_identity_templates_created ON candor_identity_templates(created_at);
 CREATE TABLE IF NOT EXISTS candor_identity_matches (
     match_id TEXT PRIMARY KEY,
     scope TEXT NOT NULL,
@@ -64,7 +66,15 @@ CREATE TABLE IF NOT EXISTS candor_identity_audit (
     applicant_id TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS candor_identity_audit_at ON candor_identity_audit(at);
 "#;
+
+/// How far back [`Registry::sync`] looks past its last run: rows another
+/// process wrote with a clock up to this much behind ours are still seen.
+pub const SYNC_OVERLAP_MS: i64 = 10_000;
+/// Lookups sync first when the last sync is older than this: another
+/// process's enrolment is seen within about this long.
+pub const SYNC_EVERY_MS: i64 = 1_000;
 
 /// Errors of the registry.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +103,12 @@ pub struct RegistryConfig {
     /// reported as reuse.
     pub text_threshold: f32,
     pub text_operating_point: String,
+    /// Most bits (of 64) in which two pictures' perceptual hashes, of the
+    /// whole picture or of the aligned face, may differ for the two to be
+    /// reported as the same photograph.
+    pub photo_max_bits: u32,
+    /// Where `photo_max_bits` comes from (shown with every photo match).
+    pub photo_operating_point: String,
     /// Most matches reported per input.
     pub max_matches: usize,
     /// Threads of a face scan.
@@ -109,10 +125,12 @@ pub struct Match {
     pub applicant_id: String,
     /// The other applicant whose material matches.
     pub other_applicant_id: String,
-    /// `face`, `voice` or `text`.
+    /// `face`, `photo` (the same photograph), `voice` or `text`.
     pub modality: String,
-    /// Cosine of the face or speaker embeddings, or the estimated Jaccard
-    /// similarity of the texts' word 3-shingles inside sentences.
+    /// Cosine of the face or speaker embeddings, the share of equal bits of
+    /// the pictures' perceptual hashes (1 − differing bits / 64), or the
+    /// estimated Jaccard similarity of the texts' word 3-shingles inside
+    /// sentences.
     pub similarity: f64,
     /// The threshold the similarity passed.
     pub threshold: f64,
@@ -136,6 +154,7 @@ struct Meta {
     input_name: Option<String>,
     evidence: String,
     text: Option<String>,
+    expires_at: i64,
 }
 
 /// The indexes of one scope.
@@ -144,17 +163,31 @@ struct Scope {
     faces: VectorIndex,
     voices: VectorIndex,
     texts: LshIndex,
+    photos: PhotoIndex,
 }
 
 #[derive(Default)]
 struct Inner {
     scopes: HashMap<String, Scope>,
     metas: HashMap<u64, Meta>,
+    /// Template id (the table's key) → index id.
+    known: HashMap<String, u64>,
+    /// No template expires before this (Unix ms; a lower bound).
+    first_expiry: i64,
     next: u64,
 }
 
 impl Inner {
-    fn add(&mut self, meta: Meta, vector: Option<&[f32]>, sig: Option<Signature>) {
+    fn add(
+        &mut self,
+        meta: Meta,
+        vector: Option<&[f32]>,
+        sig: Option<Signature>,
+        photo: Option<PhotoHashes>,
+    ) -> bool {
+        if self.known.contains_key(&meta.template_id) {
+            return false;
+        }
         let id = self.next;
         self.next += 1;
         let sc = self
@@ -164,6 +197,7 @@ impl Inner {
                 faces: VectorIndex::new(FACE_DIM),
                 voices: VectorIndex::new(VOICE_DIM),
                 texts: LshIndex::default(),
+                photos: PhotoIndex::default(),
             });
         match (meta.modality.as_str(), vector) {
             ("face", Some(v)) if v.len() == FACE_DIM => {
@@ -177,7 +211,32 @@ impl Inner {
         if let Some(s) = sig {
             sc.texts.insert(id, s);
         }
+        if let Some(p) = photo {
+            sc.photos.insert(id, p);
+        }
+        self.known.insert(meta.template_id.clone(), id);
+        self.first_expiry = if self.metas.is_empty() {
+            meta.expires_at
+        } else {
+            self.first_expiry.min(meta.expires_at)
+        };
         self.metas.insert(id, meta);
+        true
+    }
+
+    /// Forgets the templates expired at `now` (a scan only when one is due).
+    fn expire(&mut self, now: i64) -> usize {
+        if self.metas.is_empty() || now <= self.first_expiry {
+            return 0;
+        }
+        let n = self.remove(|m| m.expires_at < now);
+        self.first_expiry = self
+            .metas
+            .values()
+            .map(|m| m.expires_at)
+            .min()
+            .unwrap_or(i64::MAX);
+        n
     }
 
     fn remove(&mut self, gone: impl Fn(&Meta) -> bool) -> usize {
@@ -187,12 +246,17 @@ impl Inner {
             .filter(|(_, m)| gone(m))
             .map(|(id, _)| *id)
             .collect();
+        if ids.is_empty() {
+            return 0;
+        }
         for sc in self.scopes.values_mut() {
             sc.faces.remove_where(|id| ids.contains(&id));
             sc.voices.remove_where(|id| ids.contains(&id));
             sc.texts.remove_where(|id| ids.contains(&id));
+            sc.photos.remove_where(|id| ids.contains(&id));
         }
         self.metas.retain(|id, _| !ids.contains(id));
+        self.known.retain(|_, id| !ids.contains(id));
         ids.len()
     }
 
@@ -206,6 +270,10 @@ impl Inner {
 
     fn texts(&self) -> usize {
         self.scopes.values().map(|s| s.texts.len()).sum()
+    }
+
+    fn photos(&self) -> usize {
+        self.scopes.values().map(|s| s.photos.len()).sum()
     }
 }
 
@@ -228,6 +296,8 @@ pub struct Registry {
     /// Held through a whole lookup-then-enrol, so that two inputs enrolled
     /// at once (bulk workers, parallel requests) each see the other.
     enrolling: tokio::sync::Mutex<()>,
+    /// When [`Registry::sync`] last read the tables (Unix ms).
+    synced: std::sync::Mutex<i64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -238,7 +308,9 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-fn encode_vec(v: &[f32]) -> String {
+/// How an embedding is stored in the `vector` column (hex of its
+/// little-endian f32s).
+pub fn encode_vec(v: &[f32]) -> String {
     hex::encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
 }
 
@@ -257,6 +329,7 @@ fn meta_from_row<R: Row>(r: &R) -> std::result::Result<Loaded, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     Ok((
         Meta {
@@ -268,6 +341,7 @@ where
             input_name: r.try_get("input_name")?,
             evidence: r.try_get("evidence")?,
             text: r.try_get("text")?,
+            expires_at: r.try_get("expires_at")?,
         },
         r.try_get("vector")?,
     ))
@@ -331,27 +405,17 @@ impl Registry {
             cfg,
             inner: RwLock::new(Inner::default()),
             enrolling: tokio::sync::Mutex::new(()),
+            synced: std::sync::Mutex::new(i64::MIN),
         };
         reg.sweep().await?;
-        let rows = candor_bulk::fetch!(
-            reg.store.db(),
-            meta_from_row,
-            "SELECT * FROM candor_identity_templates ORDER BY created_at, template_id"
-        )?;
-        let mut inner = reg.inner.write().await;
-        for (meta, vector) in rows {
-            let vector = vector.as_deref().and_then(decode_vec);
-            let sig = meta
-                .text
-                .as_deref()
-                .and_then(|t| Signature::of(&minhash::shingles(&minhash::words(t))));
-            inner.add(meta, vector.as_deref(), sig);
-        }
+        reg.sync().await?;
+        let inner = reg.inner.read().await;
         tracing::info!(
             templates = inner.metas.len(),
             faces = inner.faces(),
             voices = inner.voices(),
             texts = inner.texts(),
+            photos = inner.photos(),
             "identity registry loaded"
         );
         drop(inner);
@@ -360,6 +424,137 @@ impl Registry {
 
     pub fn config(&self) -> &RegistryConfig {
         &self.cfg
+    }
+
+    /// Brings the in-process index up to date with the tables, which
+    /// other processes (servers, bulk workers on other machines sharing
+    /// the PostgreSQL store) write too: loads the templates written since
+    /// the last sync (looking [`SYNC_OVERLAP_MS`] further back, for clocks
+    /// a little apart and writes still in flight), drops the applicants
+    /// erased since, and forgets expired templates. Lookups run it first
+    /// when the last sync is older than [`SYNC_EVERY_MS`]. Gives the
+    /// templates added.
+    pub async fn sync(&self) -> Result<usize, RegistryError> {
+        let last = self.synced.lock().map(|s| *s).unwrap_or(i64::MIN);
+        let first = last == i64::MIN;
+        let since = last.saturating_sub(SYNC_OVERLAP_MS);
+        let now = now_ms();
+        let rows = if first {
+            candor_bulk::fetch!(
+                self.store.db(),
+                meta_from_row,
+                "SELECT * FROM candor_identity_templates WHERE expires_at >= $1 ORDER BY created_at, template_id",
+                now
+            )?
+        } else {
+            // The ids first (small); whole rows only when some are new.
+            let recent = candor_bulk::fetch!(
+                self.store.db(),
+                id_time_from_row,
+                "SELECT template_id, created_at FROM candor_identity_templates WHERE created_at >= $1",
+                since
+            )?;
+            let oldest_new = {
+                let inner = self.inner.read().await;
+                recent
+                    .iter()
+                    .filter(|(id, _)| !inner.known.contains_key(id))
+                    .map(|(_, t)| *t)
+                    .min()
+            };
+            match oldest_new {
+                Some(t) => candor_bulk::fetch!(
+                    self.store.db(),
+                    meta_from_row,
+                    "SELECT * FROM candor_identity_templates WHERE created_at >= $1 AND expires_at >= $2 \
+                     ORDER BY created_at, template_id",
+                    t,
+                    now
+                )?,
+                None => Vec::new(),
+            }
+        };
+        let erased = if first {
+            Vec::new()
+        } else {
+            candor_bulk::fetch!(
+                self.store.db(),
+                pair_from_row,
+                "SELECT DISTINCT scope, applicant_id FROM candor_identity_audit WHERE action = 'erase' AND at >= $1",
+                since
+            )?
+        };
+        // What is still stored for each erased applicant (enrolled again
+        // after the erasure, perhaps).
+        let mut kept = Vec::new();
+        for (scope, applicant) in &erased {
+            let ids = candor_bulk::fetch!(
+                self.store.db(),
+                id_from_row,
+                "SELECT template_id FROM candor_identity_templates WHERE scope = $1 AND applicant_id = $2",
+                scope,
+                applicant
+            )?;
+            kept.push(
+                ids.into_iter()
+                    .collect::<std::collections::HashSet<String>>(),
+            );
+        }
+        let mut inner = self.inner.write().await;
+        let mut added = 0;
+        for (meta, vector) in rows {
+            if inner.known.contains_key(&meta.template_id) {
+                continue;
+            }
+            let (vector, photo) = if meta.modality == "photo" {
+                (None, vector.as_deref().and_then(PhotoHashes::decode))
+            } else {
+                (vector.as_deref().and_then(decode_vec), None)
+            };
+            let sig = meta
+                .text
+                .as_deref()
+                .and_then(|t| Signature::of(&minhash::shingles(&minhash::words(t))));
+            added += usize::from(inner.add(meta, vector.as_deref(), sig, photo));
+        }
+        for ((scope, applicant), kept) in erased.iter().zip(&kept) {
+            inner.remove(|m| {
+                &m.scope == scope && &m.applicant_id == applicant && !kept.contains(&m.template_id)
+            });
+        }
+        inner.expire(now);
+        drop(inner);
+        if let Ok(mut s) = self.synced.lock() {
+            *s = now;
+        }
+        if added > 0 && !first {
+            tracing::debug!(added, "identity templates from other processes");
+        }
+        Ok(added)
+    }
+
+    /// Sweeps expired templates and syncs every `every`, until the
+    /// registry is dropped (a server or worker that runs for months still
+    /// forgets on time, and sees what other processes enrol between its
+    /// own lookups).
+    pub fn spawn_maintenance(self: &std::sync::Arc<Self>, every: Duration) {
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(reg) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = reg.sweep().await {
+                    tracing::warn!(error = %e, "identity registry sweep failed");
+                }
+                if let Err(e) = reg.sync().await {
+                    tracing::warn!(error = %e, "identity registry sync failed");
+                }
+            }
+        });
     }
 
     /// Templates held in memory.
@@ -386,6 +581,10 @@ impl Registry {
             return Err(RegistryError::Invalid("empty applicant id".into()));
         }
         let _one_at_a_time = self.enrolling.lock().await;
+        let last = self.synced.lock().map(|s| *s).unwrap_or(i64::MIN);
+        if now_ms().saturating_sub(last) >= SYNC_EVERY_MS {
+            self.sync().await?;
+        }
         let now = now_ms();
         let sig = t
             .text
@@ -466,6 +665,9 @@ impl Registry {
                     }
                 }
             }
+            if let Some(p) = &t.photo {
+                found.extend(self.photo_matches(&inner, sc, applicant, p, now));
+            }
             if let (Some(sig), Some(text)) = (&sig, t.text.as_deref()) {
                 let mut seen = std::collections::HashSet::new();
                 let mut n = 0;
@@ -543,13 +745,14 @@ impl Registry {
         }
         // Enrol, once per (applicant, file, modality).
         let expires = now + self.cfg.retention.as_millis() as i64;
-        // (modality, evidence, model, face vector, text)
+        // (modality, evidence, model, vector, text, hashes)
         type Part = (
             &'static str,
             String,
             String,
             Option<Vec<f32>>,
             Option<String>,
+            Option<PhotoHashes>,
         );
         let mut parts: Vec<Part> = Vec::new();
         if let Some(f) = &t.face {
@@ -562,6 +765,20 @@ impl Registry {
                 f.model.clone(),
                 Some(f.embedding.clone()),
                 None,
+                None,
+            ));
+        }
+        if let Some(p) = &t.photo {
+            parts.push((
+                "photo",
+                photo_evidence(p),
+                p.model.clone(),
+                None,
+                None,
+                Some(PhotoHashes {
+                    whole: p.whole,
+                    face: p.face,
+                }),
             ));
         }
         if let Some(v) = &t.voice {
@@ -570,6 +787,7 @@ impl Registry {
                 voice_evidence(v),
                 v.model.clone(),
                 Some(v.embedding.clone()),
+                None,
                 None,
             ));
         }
@@ -580,9 +798,15 @@ impl Registry {
                 "minhash-w3s-128".into(),
                 None,
                 Some(text.clone()),
+                None,
             ));
         }
-        for (modality, evidence, model, vector, text) in parts {
+        for (modality, evidence, model, vector, text, photo) in parts {
+            let stored = match (&vector, &photo) {
+                (Some(v), _) => Some(encode_vec(v)),
+                (None, Some(p)) => Some(p.encode()),
+                (None, None) => None,
+            };
             let template_id = hex::encode(sha2_digest(&[scope, applicant, input_sha256, modality]));
             let n = candor_bulk::exec!(
                 self.store.db(),
@@ -596,7 +820,7 @@ impl Registry {
                 input_name,
                 &evidence,
                 &model,
-                vector.as_deref().map(encode_vec),
+                stored,
                 text.as_deref(),
                 now,
                 expires
@@ -611,17 +835,78 @@ impl Registry {
                     input_name: input_name.map(str::to_owned),
                     evidence,
                     text: text.clone(),
+                    expires_at: expires,
                 };
                 let s = text
                     .as_deref()
                     .and_then(|x| Signature::of(&minhash::shingles(&minhash::words(x))));
-                self.inner.write().await.add(meta, vector.as_deref(), s);
+                self.inner
+                    .write()
+                    .await
+                    .add(meta, vector.as_deref(), s, photo);
                 metrics::counter!("candor_identity_enrolled_total", "modality" => modality)
                     .increment(1);
             }
         }
         found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
         Ok(found)
+    }
+
+    /// Other applicants' pictures whose whole-picture or face hash is
+    /// within `photo_max_bits` of `p`'s: the same photograph. Closest first,
+    /// one per applicant.
+    fn photo_matches(
+        &self,
+        inner: &Inner,
+        sc: &Scope,
+        applicant: &str,
+        p: &candor_core::PhotoTemplate,
+        now: i64,
+    ) -> Vec<Match> {
+        let probe = PhotoHashes {
+            whole: p.whole,
+            face: p.face,
+        };
+        let max = self.cfg.photo_max_bits;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for h in sc.photos.search(&probe, max) {
+            let (d, w, f, id) = (h.bits, h.whole_bits, h.face_bits, h.id);
+            let Some(m) = inner.metas.get(&id) else {
+                continue;
+            };
+            if m.applicant_id == applicant || !seen.insert(m.applicant_id.clone()) {
+                continue;
+            }
+            let mut how = format!("whole-picture hashes differ in {w} of 64 bits");
+            if let Some(f) = f {
+                how.push_str(&format!(", face hashes in {f} of 64"));
+            }
+            out.push(Match {
+                input_index: None,
+                applicant_id: applicant.to_owned(),
+                other_applicant_id: m.applicant_id.clone(),
+                modality: "photo".into(),
+                similarity: round4(1.0 - d as f32 / 64.0),
+                threshold: round4(1.0 - max as f32 / 64.0),
+                operating_point: self.cfg.photo_operating_point.clone(),
+                evidence: vec![
+                    format!("this picture: {}", photo_evidence(p)),
+                    format!(
+                        "their picture: {} (sha256 {}…), {}",
+                        m.input_name.as_deref().unwrap_or("unnamed"),
+                        short(&m.input_sha256),
+                        m.evidence
+                    ),
+                    format!("the same photograph: {how}"),
+                ],
+                created_at_ms: now,
+            });
+            if out.len() >= self.cfg.max_matches {
+                break;
+            }
+        }
+        out
     }
 
     /// Matches recorded for `applicant` of `scope` (either side), newest
@@ -687,26 +972,17 @@ impl Registry {
     /// Deletes expired templates (from the database and the index).
     pub async fn sweep(&self) -> Result<u64, RegistryError> {
         let now = now_ms();
-        let gone = candor_bulk::fetch!(
-            self.store.db(),
-            id_from_row,
-            "SELECT template_id FROM candor_identity_templates WHERE expires_at < $1",
-            now
-        )?;
-        if gone.is_empty() {
-            return Ok(0);
-        }
         let n = candor_bulk::exec!(
             self.store.db(),
             "DELETE FROM candor_identity_templates WHERE expires_at < $1",
             now
         )?;
-        let gone: std::collections::HashSet<String> = gone.into_iter().collect();
-        self.inner
-            .write()
-            .await
-            .remove(|m| gone.contains(&m.template_id));
-        tracing::info!(expired = n, "identity templates expired");
+        // Whoever deleted the rows (this process or another), the index
+        // forgets them by their own expiry.
+        let dropped = self.inner.write().await.expire(now);
+        if n > 0 || dropped > 0 {
+            tracing::info!(expired = n, dropped, "identity templates expired");
+        }
         Ok(n)
     }
 
@@ -749,6 +1025,23 @@ impl candor_bulk::Enroller for Registry {
     }
 }
 
+fn id_time_from_row<R: Row>(r: &R) -> std::result::Result<(String, i64), sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((r.try_get(0usize)?, r.try_get(1usize)?))
+}
+
+fn pair_from_row<R: Row>(r: &R) -> std::result::Result<(String, String), sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((r.try_get(0usize)?, r.try_get(1usize)?))
+}
+
 fn id_from_row<R: Row>(r: &R) -> std::result::Result<String, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
@@ -771,6 +1064,15 @@ fn sha2_digest(parts: &[&str]) -> Vec<u8> {
 const FACE_DIM: usize = 128;
 /// Embedding length of the voice model (GE2E).
 const VOICE_DIM: usize = 256;
+
+fn photo_evidence(p: &candor_core::PhotoTemplate) -> String {
+    format!(
+        "{}x{} picture{}",
+        p.size[0],
+        p.size[1],
+        if p.face.is_some() { " with a face" } else { "" }
+    )
+}
 
 fn voice_evidence(v: &candor_core::VoiceTemplate) -> String {
     format!(

@@ -35,6 +35,8 @@ fn cfg() -> RegistryConfig {
         voice_operating_point: "test".into(),
         text_threshold: 0.3,
         text_operating_point: "test".into(),
+        photo_max_bits: 10,
+        photo_operating_point: "test".into(),
         max_matches: 10,
         scan_threads: 1,
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use candor_bulk::testpg::PgServer;
 use candor_bulk::Store;
-use candor_core::{FaceTemplate, IdentityTemplates, VoiceTemplate};
+use candor_core::{FaceTemplate, IdentityTemplates, PhotoTemplate, VoiceTemplate};
 use candor_identity::{Registry, RegistryConfig};
 use rand::{Rng, SeedableRng};
 
@@ -19,6 +19,8 @@ fn cfg(retention: Duration) -> RegistryConfig {
         voice_operating_point: "test".into(),
         text_threshold: 0.5,
         text_operating_point: "test".into(),
+        photo_max_bits: 10,
+        photo_operating_point: "test".into(),
         max_matches: 5,
         scan_threads: 2,
     }
@@ -42,6 +44,18 @@ fn voice(v: &[f32]) -> IdentityTemplates {
             model: "test 1".into(),
             speech_s: 12.5,
             span_s: [0.4, 14.0],
+        }),
+        ..Default::default()
+    }
+}
+
+fn photo(whole: u64, face: Option<u64>) -> IdentityTemplates {
+    IdentityTemplates {
+        photo: Some(PhotoTemplate {
+            whole,
+            face,
+            model: "test 1".into(),
+            size: [640, 480],
         }),
         ..Default::default()
     }
@@ -170,9 +184,66 @@ async fn scenario(store: Store) {
         .await
         .unwrap();
     assert!(m.is_empty(), "{m:?}");
+    // Photos: ann's headshot; a reopened registry loads its hashes.
+    let (whole, face_hash) = (0x9a3c_5e71_0f2d_b486u64, 0x1234_5678_9abc_def0u64);
+    let m = reg2
+        .enroll_and_match(
+            "",
+            "ann",
+            "sha-p1",
+            Some("ann.jpg"),
+            &photo(whole, Some(face_hash)),
+        )
+        .await
+        .unwrap();
+    assert!(m.is_empty(), "{m:?}");
     let reg3 = Registry::open(store.clone(), cfg(Duration::from_secs(3600)))
         .await
         .unwrap();
+    // Re-cropped: the whole picture moved, the aligned face did not.
+    let m = reg3
+        .enroll_and_match(
+            "",
+            "lea",
+            "sha-p2",
+            Some("lea.jpg"),
+            &photo(whole ^ 0xffff_ffff, Some(face_hash ^ 0b1011)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(
+        (m[0].other_applicant_id.as_str(), m[0].modality.as_str()),
+        ("ann", "photo")
+    );
+    assert_eq!((m[0].similarity, m[0].threshold), (0.9531, 0.8438));
+    assert!(
+        m[0].evidence.iter().any(|e| e.contains("ann.jpg"))
+            && m[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("differ in 32 of 64 bits, face hashes in 3 of 64")),
+        "{m:?}"
+    );
+    // Re-encoded without a face found: the whole picture alone; another
+    // photograph (half the bits) matches no one.
+    let m = reg3
+        .enroll_and_match("", "max", "sha-p3", None, &photo(whole ^ 0b11_0000, None))
+        .await
+        .unwrap();
+    let others: Vec<&str> = m.iter().map(|x| x.other_applicant_id.as_str()).collect();
+    assert_eq!(others, ["ann"], "{m:?}");
+    let m = reg3
+        .enroll_and_match(
+            "",
+            "ned",
+            "sha-p4",
+            None,
+            &photo(whole ^ 0x00ff_00ff_00ff_00ff, Some(!face_hash)),
+        )
+        .await
+        .unwrap();
+    assert!(m.is_empty(), "{m:?}");
     let m = reg3
         .enroll_and_match(
             "",
@@ -195,7 +266,7 @@ async fn scenario(store: Store) {
     );
 
     // Erasure: ann's templates and matches go.
-    assert_eq!(reg2.erase("", "ann").await.unwrap(), 4);
+    assert_eq!(reg2.erase("", "ann").await.unwrap(), 5);
     assert!(reg2.matches_of("", "ann").await.unwrap().is_empty());
     let m = reg2
         .enroll_and_match("", "fay", "sha-f", None, &face(&noisy(&person, &mut rng)))
@@ -220,6 +291,51 @@ async fn scenario(store: Store) {
         .await
         .unwrap()
         .is_empty());
+
+    // Two processes on one store (servers or bulk workers sharing the
+    // PostgreSQL store): each sees the other's enrolments and erasures.
+    let a = Registry::open(store.clone(), cfg(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let b = Registry::open(store.clone(), cfg(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let m = a
+        .enroll_and_match("shared", "pat", "sha-s1", None, &face(&person))
+        .await
+        .unwrap();
+    assert!(m.is_empty(), "{m:?}");
+    assert_eq!(b.sync().await.unwrap(), 1);
+    let m = b
+        .enroll_and_match(
+            "shared",
+            "quin",
+            "sha-s2",
+            None,
+            &face(&noisy(&person, &mut rng)),
+        )
+        .await
+        .unwrap();
+    let others: Vec<&str> = m.iter().map(|x| x.other_applicant_id.as_str()).collect();
+    assert_eq!(others, ["pat"], "{m:?}");
+    a.erase("shared", "pat").await.unwrap();
+    b.sync().await.unwrap();
+    let m = b
+        .enroll_and_match(
+            "shared",
+            "rui",
+            "sha-s3",
+            None,
+            &face(&noisy(&person, &mut rng)),
+        )
+        .await
+        .unwrap();
+    let others: Vec<&str> = m.iter().map(|x| x.other_applicant_id.as_str()).collect();
+    assert_eq!(
+        others,
+        ["quin"],
+        "pat was erased by the other process: {m:?}"
+    );
 
     // Expiry: a registry with no retention forgets at its next sweep.
     let short = Registry::open(store.clone(), cfg(Duration::ZERO))

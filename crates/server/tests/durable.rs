@@ -411,6 +411,8 @@ async fn the_identity_registry_reports_a_resume_reused_under_another_name() {
             voice_operating_point: "test".into(),
             text_threshold: 0.3,
             text_operating_point: "test".into(),
+            photo_max_bits: 10,
+            photo_operating_point: "test".into(),
             max_matches: 5,
             scan_threads: 1,
         },

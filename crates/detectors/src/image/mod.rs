@@ -26,6 +26,7 @@ pub mod cnn;
 pub mod facehead;
 pub mod faces;
 pub mod forensics;
+pub mod phash;
 pub mod picture;
 pub mod provenance;
 pub mod sface;
@@ -136,8 +137,9 @@ pub struct PixelAnalysis {
     pub clip_logit: Option<f64>,
     /// Time spent waiting for the engine's models, ms.
     pub queue_ms: f64,
-    /// The largest face's embedding, when identity templates were asked for.
-    pub face_template: Option<candor_core::FaceTemplate>,
+    /// The registry's templates (the largest face's embedding, the
+    /// picture's hashes), when identity templates were asked for.
+    pub identity: Option<candor_core::IdentityTemplates>,
 }
 
 /// Names of the measures reported as signals: the forensic measures and the
@@ -384,7 +386,7 @@ impl PixelLayers {
                 .unwrap_or_else(|_| Err("face analysis failed on this image".to_string()));
             (face, forensic)
         });
-        let (faces, faces_searched, face, face_queue_ms, face_template) = face_part?;
+        let (faces, faces_searched, face, face_queue_ms, identity) = face_part?;
         let (forensics, cnn) = forensic_part?;
         let clip_logit = match &self.probe {
             Some(p) => Some(p.score(&img.image, priority, deadline)?),
@@ -403,13 +405,13 @@ impl PixelLayers {
             faces_searched,
             face,
             queue_ms,
-            face_template,
+            identity,
         })
     }
 
     /// Faces, then the largest one (by eye distance) aligned and through
-    /// the tower and the heads (and, with `identity`, through the face
-    /// embedding of the identity registry).
+    /// the tower and the heads (and, with `identity`, the registry's
+    /// templates: the face embedding and the picture's hashes).
     #[allow(clippy::type_complexity)]
     fn face_path(
         &self,
@@ -423,12 +425,18 @@ impl PixelLayers {
             bool,
             Option<FaceAnalysis>,
             f64,
-            Option<candor_core::FaceTemplate>,
+            Option<candor_core::IdentityTemplates>,
         ),
         String,
     > {
+        let photo = |largest: Option<&yunet::Face>| {
+            identity.then(|| candor_core::IdentityTemplates {
+                photo: Some(phash::template(img, largest)),
+                ..Default::default()
+            })
+        };
         let Some(det) = &self.yunet else {
-            return Ok((Vec::new(), false, None, 0.0, None));
+            return Ok((Vec::new(), false, None, 0.0, photo(None)));
         };
         let faces = det.detect(img, priority, deadline)?;
         let largest = faces
@@ -443,7 +451,11 @@ impl PixelLayers {
             (true, Some(m), Some((_, face))) => sface::embed(m, img, face, priority, deadline)?,
             _ => None,
         };
-        Ok((faces, true, analysis, 0.0, template))
+        let templates = photo(largest.as_ref().map(|(_, f)| f)).map(|mut t| {
+            t.face = template;
+            t
+        });
+        Ok((faces, true, analysis, 0.0, templates))
     }
 
     /// The largest face through the tower and the heads.
@@ -864,10 +876,20 @@ impl Detector for ImageDetector {
             })
         };
         let faces_used = pixels.as_ref().is_some_and(|a| a.faces_searched);
-        let face_template = pixels.and_then(|a| a.face_template);
+        let identity = pixels.and_then(|a| a.identity);
         let mut models = self.models(faces_used);
-        if let (Some(_), Some(m)) = (&face_template, &self.layers.sface) {
+        if let (Some(_), Some(m)) = (
+            identity.as_ref().and_then(|t| t.face.as_ref()),
+            &self.layers.sface,
+        ) {
             models.push(m.model_ref());
+        }
+        if identity.as_ref().is_some_and(|t| t.photo.is_some()) {
+            models.push(ModelRef {
+                id: phash::MODEL.into(),
+                version: phash::VERSION.into(),
+                sha256: None,
+            });
         }
         Ok(Finding {
             outcome,
@@ -877,10 +899,7 @@ impl Detector for ImageDetector {
             warnings,
             queue_ms,
             inference_ms: t.elapsed().as_secs_f64() * 1e3 - queue_ms,
-            identity: face_template.map(|f| candor_core::IdentityTemplates {
-                face: Some(f),
-                ..Default::default()
-            }),
+            identity,
         })
     }
 }

@@ -131,6 +131,9 @@ pub struct OnnxOptions {
     pub intra_threads: usize,
     /// Sessions to create (one per batcher worker, so workers run in parallel).
     pub sessions: usize,
+    /// Let the intra-op threads spin-wait for work after an operator
+    /// instead of sleeping (see [`crate::EngineConfig::intra_spinning`]).
+    pub spinning: bool,
 }
 
 /// An ONNX model: one or more sessions over the same file.
@@ -154,13 +157,18 @@ fn session(
     rt: &OrtRuntime,
     model: &str,
     path: &Path,
-    threads: usize,
+    opts: &OnnxOptions,
     cuda: Option<i32>,
 ) -> Result<Session> {
     let err = |e: &dyn std::fmt::Display| EngineError::backend(model, e);
     let mut b = Session::builder(&rt.env).map_err(|e| err(&e))?;
-    b = b.with_intra_threads(threads.max(1)).map_err(|e| err(&e))?;
+    b = b
+        .with_intra_threads(opts.intra_threads.max(1))
+        .map_err(|e| err(&e))?;
     b = b.with_inter_threads(1).map_err(|e| err(&e))?;
+    b = b
+        .with_intra_op_spinning(opts.spinning)
+        .map_err(|e| err(&e))?;
     if let Some(id) = cuda {
         b = cuda_ep(b, id).map_err(|e| err(&e))?;
     }
@@ -196,15 +204,11 @@ impl OnnxBackend {
             Device::Auto if cfg!(feature = "cuda") => (Some(0), "cuda:0".to_string()),
             Device::Auto => (None, "cpu".to_string()),
         };
-        let first = match session(rt, model, path, opts.intra_threads, cuda) {
+        let first = match session(rt, model, path, opts, cuda) {
             Ok(s) => (s, device, cuda),
             Err(e) if opts.device == Device::Auto && cuda.is_some() => {
                 tracing::warn!(model, error = %e, "CUDA unavailable, using CPU");
-                (
-                    session(rt, model, path, opts.intra_threads, None)?,
-                    "cpu".into(),
-                    None,
-                )
+                (session(rt, model, path, opts, None)?, "cpu".into(), None)
             }
             Err(e) => return Err(e),
         };
@@ -212,13 +216,7 @@ impl OnnxBackend {
         let outputs = s0.outputs().iter().map(|o| o.name().to_string()).collect();
         let mut sessions = vec![Mutex::new(s0)];
         for _ in 1..opts.sessions.max(1) {
-            sessions.push(Mutex::new(session(
-                rt,
-                model,
-                path,
-                opts.intra_threads,
-                cuda,
-            )?));
+            sessions.push(Mutex::new(session(rt, model, path, opts, cuda)?));
         }
         Ok(OnnxBackend {
             model: model.to_string(),

