@@ -126,7 +126,7 @@ pub struct IdentityEvalArgs {
     /// photo, aligned by YuNet to the 112×112 five-point template the face
     /// models take (DIR/person/photo.rgb: raw RGB bytes), for comparing face embedding
     /// models on the same crops (scripts/identity/compare_face_models.py).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "CANDOR_IDENTITY_EVAL_DUMP_ALIGNED", value_name = "DIR")]
     pub dump_aligned: Option<PathBuf>,
 }
 
