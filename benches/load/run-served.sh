@@ -3,7 +3,8 @@
 # port), runs benches/load/served_latency.py against it (one request at a time per
 # workload: 1024 px headshot, 30 s of speech, 700-token resume; the resume again against
 # a second server with CANDOR_TEXT_SIGNALS=true, as the reference; the headshot and the
-# speech again against a third with CANDOR_ORT_SPINNING=true, as the reference), writes
+# speech again against a third with CANDOR_ORT_SPINNING=true, as the reference; the
+# headshot against a fourth with CANDOR_IMAGE_PICTURE=false, as the reference), writes
 # docs/benchmarks-served.md, stops the server. Needs ffmpeg (for the headshot).
 #
 # Usage: benches/load/run-served.sh [served_latency.py flags...]   e.g. --requests 30
@@ -17,8 +18,12 @@ ref_port=$port
 # Reference: ONNX Runtime's own default, its threads spinning between operators.
 start_candor "$target_dir/served-server-spinning.log" CANDOR_ORT_SPINNING=true
 spin_port=$port
+# Reference: no evidence pictures (what drawing and encoding them costs).
+start_candor "$target_dir/served-server-nopicture.log" CANDOR_IMAGE_PICTURE=false
+nopic_port=$port
 start_candor "$target_dir/served-server.log"
 
 python3 benches/load/served_latency.py --url "http://127.0.0.1:$port" \
-    --signals-url "http://127.0.0.1:$ref_port" --spinning-url "http://127.0.0.1:$spin_port" "$@" >docs/benchmarks-served.md
+    --signals-url "http://127.0.0.1:$ref_port" --spinning-url "http://127.0.0.1:$spin_port" \
+    --nopicture-url "http://127.0.0.1:$nopic_port" "$@" >docs/benchmarks-served.md
 cat docs/benchmarks-served.md

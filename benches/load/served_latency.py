@@ -89,9 +89,12 @@ def main():
                     "resume is timed there too, as the reference for the text row")
     ap.add_argument("--spinning-url", help="a server started with CANDOR_ORT_SPINNING=true: the headshot "
                     "and the speech are timed there too, as the reference for ONNX Runtime's own default")
+    ap.add_argument("--nopicture-url", help="a server started with CANDOR_IMAGE_PICTURE=false: the "
+                    "headshot is timed there too, as the reference for what drawing and encoding the "
+                    "evidence pictures costs")
     a = ap.parse_args()
     loopback_only(a.url)
-    for u in (a.signals_url, a.spinning_url):
+    for u in (a.signals_url, a.spinning_url, a.nopicture_url):
         if u:
             loopback_only(u)
     tmp = tempfile.mkdtemp(prefix="candor-served-")
@@ -110,6 +113,9 @@ def main():
             ("audio: the same speech, ONNX Runtime threads spinning (`CANDOR_ORT_SPINNING=true`; reference)",
              workloads[1][1], "audio", a.spinning_url),
         ]
+    if a.nopicture_url:
+        workloads.append(("image: the same headshot, no pictures (`CANDOR_IMAGE_PICTURE=false`; reference)",
+                          workloads[0][1], "image", a.nopicture_url))
     ready = []
     for _ in range(a.requests):
         t = time.perf_counter()
@@ -155,6 +161,10 @@ def main():
                   f"models' spin between operators, the others' sleep) against the reference with every "
                   f"model's spinning (ONNX Runtime's own default), same input, same run: "
                   f"served p50 ratio {w[0] / w[1]:.2f}x.")
+    if a.nopicture_url:
+        w = [statistics.median(w) for t, _, w, _, _ in rows if t.startswith("image:")]
+        print(f"\nImage with its evidence pictures (heatmap, face map, spectrum; PNG) against the same "
+              f"headshot without them, same run: served p50 ratio {w[0] / w[-1]:.2f}x.")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use candor_detectors::image::{sface, yunet};
 use candor_detectors::{AnalyzeOptions, Analyzer, InputSource, RawInput};
+use candor_identity::photo::PhotoHashes;
 use clap::Args;
 
 use crate::args::AnalyzerArgs;
@@ -1204,20 +1205,12 @@ fn encoded(img: &image::RgbImage, quality: Option<u8>) -> anyhow::Result<Vec<u8>
 }
 
 /// Bits two photos' hashes differ in: the whole pictures, and the faces
-/// when both have one.
+/// when both have one (as the registry measures them).
 fn photo_distances(
     a: &candor_core::PhotoTemplate,
     b: &candor_core::PhotoTemplate,
 ) -> (u32, Option<u32>) {
-    (
-        (a.whole ^ b.whole).count_ones(),
-        a.face.zip(b.face).map(|(x, y)| (x ^ y).count_ones()),
-    )
-}
-
-/// The registry's rule: the closer of the two hashes.
-fn photo_rule((w, f): (u32, Option<u32>)) -> u32 {
-    w.min(f.unwrap_or(u32::MAX))
+    PhotoHashes::from(a).distances(&PhotoHashes::from(b))
 }
 
 /// Same-photograph matching: perceptual hashes of different photographs
@@ -1272,7 +1265,7 @@ async fn photo_section(
     let share = |v: &[(u32, Option<u32>)], f: &dyn Fn((u32, Option<u32>)) -> bool| {
         v.iter().filter(|d| f(**d)).count() as f64 / v.len().max(1) as f64
     };
-    let fmr = |v: &[(u32, Option<u32>)], t: u32| share(v, &|d| photo_rule(d) <= t);
+    let fmr = |v: &[(u32, Option<u32>)], t: u32| share(v, &|d| PhotoHashes::bits(d) <= t);
     let all_different: Vec<(u32, Option<u32>)> =
         same_person.iter().chain(&other_people).copied().collect();
     // A photo match between two photos of one person links two names of
@@ -1314,9 +1307,9 @@ async fn photo_section(
     md.push_str(&format!(
         "\nThe columns of different photographs are false-match rates; the edit columns are the share of edited copies found (1 − FNMR). Operating point for a false-match rate ≤ {:.4}% between different people (a false link between applicants; one person's other photo reported as the same photograph still links the right names): **≤ {chosen_bits} bits** (`CANDOR_IDENTITY_PHOTO_BITS`), where {} of {} pairs of different photographs match ({} of them one person's).\n\n",
         args.photo_target_fmr * 100.0,
-        all_different.iter().filter(|d| photo_rule(**d) <= chosen_bits).count(),
+        all_different.iter().filter(|d| PhotoHashes::bits(**d) <= chosen_bits).count(),
         all_different.len(),
-        same_person.iter().filter(|d| photo_rule(**d) <= chosen_bits).count(),
+        same_person.iter().filter(|d| PhotoHashes::bits(**d) <= chosen_bits).count(),
     ));
     md.push_str("At that operating point, which hash finds each edit:\n\n| edit | whole picture | aligned face | either | face lost |\n|---|---:|---:|---:|---:|\n");
     let mut missed_expected = 0usize;
@@ -1325,7 +1318,10 @@ async fn photo_section(
         let v = &edited[k];
         if e.expected {
             total_expected += v.len();
-            missed_expected += v.iter().filter(|d| photo_rule(**d) > chosen_bits).count();
+            missed_expected += v
+                .iter()
+                .filter(|d| PhotoHashes::bits(**d) > chosen_bits)
+                .count();
         }
         md.push_str(&format!(
             "| {} | {:.1}% | {:.1}% | {:.1}% | {} |\n",

@@ -47,6 +47,21 @@ impl PhotoHashes {
             self.face.zip(other.face).map(|(a, b)| (a ^ b).count_ones()),
         )
     }
+
+    /// The matching rule: the closer of the two distances (a picture
+    /// matches when either its whole or its face is the same photograph).
+    pub fn bits((whole, face): (u32, Option<u32>)) -> u32 {
+        whole.min(face.unwrap_or(u32::MAX))
+    }
+}
+
+impl From<&candor_core::PhotoTemplate> for PhotoHashes {
+    fn from(p: &candor_core::PhotoTemplate) -> Self {
+        PhotoHashes {
+            whole: p.whole,
+            face: p.face,
+        }
+    }
 }
 
 /// One hit: the id, and the bits the whole pictures and the faces differ in.
@@ -148,7 +163,7 @@ impl PhotoIndex {
                 };
                 let (whole_bits, face_bits) = q.distances(&stored);
                 PhotoHit {
-                    bits: whole_bits.min(face_bits.unwrap_or(u32::MAX)),
+                    bits: PhotoHashes::bits((whole_bits, face_bits)),
                     whole_bits,
                     face_bits,
                     id: self.ids[r],

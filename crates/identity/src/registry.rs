@@ -775,10 +775,7 @@ impl Registry {
                 p.model.clone(),
                 None,
                 None,
-                Some(PhotoHashes {
-                    whole: p.whole,
-                    face: p.face,
-                }),
+                Some(PhotoHashes::from(p)),
             ));
         }
         if let Some(v) = &t.voice {
@@ -837,9 +834,8 @@ impl Registry {
                     text: text.clone(),
                     expires_at: expires,
                 };
-                let s = text
-                    .as_deref()
-                    .and_then(|x| Signature::of(&minhash::shingles(&minhash::words(x))));
+                // The text's signature, computed once above for the lookup.
+                let s = if text.is_some() { sig.clone() } else { None };
                 self.inner
                     .write()
                     .await
@@ -863,10 +859,7 @@ impl Registry {
         p: &candor_core::PhotoTemplate,
         now: i64,
     ) -> Vec<Match> {
-        let probe = PhotoHashes {
-            whole: p.whole,
-            face: p.face,
-        };
+        let probe = PhotoHashes::from(p);
         let max = self.cfg.photo_max_bits;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();

@@ -113,11 +113,6 @@ pub fn face(img: &RgbImage, face: &Face) -> Option<u64> {
     Some(dct_hash(&grid(&crop)))
 }
 
-/// Bits in which two hashes differ (0-64).
-pub fn distance(a: u64, b: u64) -> u32 {
-    (a ^ b).count_ones()
-}
-
 /// The registry's template of a picture.
 pub fn template(img: &RgbImage, largest: Option<&Face>) -> candor_core::PhotoTemplate {
     candor_core::PhotoTemplate {
@@ -131,6 +126,11 @@ pub fn template(img: &RgbImage, largest: Option<&Face>) -> candor_core::PhotoTem
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bits in which two hashes differ (0-64).
+    fn distance(a: u64, b: u64) -> u32 {
+        (a ^ b).count_ones()
+    }
 
     fn scene(w: u32, h: u32, seed: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
