@@ -247,6 +247,7 @@ fn image_report(rows: &BTreeMap<(String, String), Row>) -> String {
     if let Some((_, r)) = rows.iter().find(|((_, f), _)| f == "single") {
         let _ = writeln!(md, "\nLatency per headshot on this machine (`single`): p50 {} (median of the criterion samples), mean {}.", human(r.median_ns), human(r.mean_ns));
     }
+    let _ = writeln!(md, "\nThe same headshot through `POST /v1/analyze` of a release server, pictures included, against the same request without pictures and other references: [`benchmarks-served.md`](benchmarks-served.md) (`benches/load/run-served.sh`).");
     md
 }
 

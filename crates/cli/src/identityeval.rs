@@ -131,27 +131,50 @@ pub struct IdentityEvalArgs {
     pub dump_aligned: Option<PathBuf>,
 }
 
-/// A deterministic reworded copy: sentences in another order (the first
-/// and last swapped, the rest reversed) and every seventh word replaced.
-fn rework(text: &str) -> String {
+/// A deterministic reworded copy of `text`: its sentences put in another
+/// order by `reorder`, then every `every`-th word from the `first`-th
+/// replaced by `mark` and the word's length.
+fn reword(
+    text: &str,
+    reorder: fn(&mut Vec<&str>),
+    every: usize,
+    first: usize,
+    mark: char,
+) -> String {
     let mut sentences: Vec<&str> = text
         .split_inclusive(['.', '!', '?', '\n'])
         .filter(|x| !x.trim().is_empty())
         .collect();
-    sentences.reverse();
-    let joined = sentences.join(" ");
-    joined
+    reorder(&mut sentences);
+    sentences
+        .join(" ")
         .split_whitespace()
         .enumerate()
         .map(|(i, w)| {
-            if i % 7 == 3 {
-                format!("x{}", w.len())
+            if i % every == first {
+                format!("{mark}{}", w.len())
             } else {
                 w.to_owned()
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Sentences in reverse order, every seventh word replaced.
+fn rework(text: &str) -> String {
+    reword(text, |s| s.reverse(), 7, 3, 'x')
+}
+
+/// Another reworded copy: sentences rotated by one and every eleventh
+/// word replaced.
+fn rework2(text: &str) -> String {
+    let rotate = |s: &mut Vec<&str>| {
+        if !s.is_empty() {
+            s.rotate_left(1);
+        }
+    };
+    reword(text, rotate, 11, 5, 'y')
 }
 
 /// Human resumes, cover letters and bios (at least 40 words) of the
@@ -187,31 +210,6 @@ fn load_texts(args: &IdentityEvalArgs) -> anyhow::Result<Texts> {
         }
     }
     Ok((by_domain, sources))
-}
-
-/// Another reworded copy: sentences rotated by one and every eleventh
-/// word replaced.
-fn rework2(text: &str) -> String {
-    let mut sentences: Vec<&str> = text
-        .split_inclusive(['.', '!', '?', '\n'])
-        .filter(|x| !x.trim().is_empty())
-        .collect();
-    if !sentences.is_empty() {
-        sentences.rotate_left(1);
-    }
-    sentences
-        .join(" ")
-        .split_whitespace()
-        .enumerate()
-        .map(|(i, w)| {
-            if i % 11 == 5 {
-                format!("y{}", w.len())
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The text-reuse section of the report (empty without `--texts`).
@@ -1401,4 +1399,24 @@ fn dump_aligned(
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reworded_copies_are_the_ones_the_report_describes() {
+        let t = "Led a team of five engineers. Shipped the billing service on time!\nCut cloud costs by a third? Mentored two interns.";
+        assert_eq!(
+            rework(t),
+            "Mentored two interns. x3 cloud costs by a third? Shipped x3 billing service on time! Led a x4 of five engineers."
+        );
+        assert_eq!(
+            rework2(t),
+            "Shipped the billing service on y5 Cut cloud costs by a third? Mentored two interns. Led y1 team of five engineers."
+        );
+        assert_eq!(rework(""), "");
+        assert_eq!(rework2(""), "");
+    }
 }
