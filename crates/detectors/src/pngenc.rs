@@ -3,10 +3,10 @@
 /// Encodes `pixels` (row-major, 3 bytes per pixel when `rgb`, else 1) as PNG.
 ///
 /// With the `png` crate's fast (fdeflate) compression, not its default
-/// zlib level: the default spent longer on a headshot's three pictures than
-/// on any model but the CLIP tower, for about 6% fewer bytes. What the
-/// pictures add to a request: `benches/load/run-served.sh` times the
-/// headshot against a server with `CANDOR_IMAGE_PICTURE=false`.
+/// zlib level: at the default, deflate took about a fifth of the CPU
+/// samples in a `perf` profile of headshot analyses, for about 6% fewer
+/// bytes. What the pictures add to a request: `benches/load/run-served.sh`
+/// times the headshot against a server with `CANDOR_IMAGE_PICTURE=false`.
 pub fn encode(pixels: &[u8], width: usize, height: usize, rgb: bool) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     {
