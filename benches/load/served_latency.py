@@ -113,9 +113,9 @@ def main():
             ("audio: the same speech, ONNX Runtime threads spinning (`CANDOR_ORT_SPINNING=true`; reference)",
              workloads[1][1], "audio", a.spinning_url),
         ]
+    nopicture_title = "image: the same headshot, no pictures (`CANDOR_IMAGE_PICTURE=false`; reference)"
     if a.nopicture_url:
-        workloads.append(("image: the same headshot, no pictures (`CANDOR_IMAGE_PICTURE=false`; reference)",
-                          workloads[0][1], "image", a.nopicture_url))
+        workloads.append((nopicture_title, workloads[0][1], "image", a.nopicture_url))
     ready = []
     for _ in range(a.requests):
         t = time.perf_counter()
@@ -162,9 +162,10 @@ def main():
                   f"model's spinning (ONNX Runtime's own default), same input, same run: "
                   f"served p50 ratio {w[0] / w[1]:.2f}x.")
     if a.nopicture_url:
-        w = [statistics.median(w) for t, _, w, _, _ in rows if t.startswith("image:")]
+        by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
+        with_pictures, without = by_title[workloads[0][0]], by_title[nopicture_title]
         print(f"\nImage with its evidence pictures (heatmap, face map, spectrum; PNG) against the same "
-              f"headshot without them, same run: served p50 ratio {w[0] / w[-1]:.2f}x.")
+              f"headshot without them, same run: served p50 ratio {with_pictures / without:.2f}x.")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 /// Encodes `pixels` (row-major, 3 bytes per pixel when `rgb`, else 1) as PNG.
 ///
 /// With the `png` crate's fast (fdeflate) compression, not its default
-/// zlib level: at the default, deflate took about a fifth of the CPU
-/// samples in a `perf` profile of headshot analyses, for about 6% fewer
-/// bytes. What the pictures add to a request: `benches/load/run-served.sh`
-/// times the headshot against a server with `CANDOR_IMAGE_PICTURE=false`.
+/// zlib level, which showed as the largest CPU item outside ONNX Runtime
+/// in a `perf` profile of headshot analyses (the pictures come out a little
+/// larger). What the pictures add to a request is measured, not assumed:
+/// `benches/load/run-served.sh` times the headshot against a server with
+/// `CANDOR_IMAGE_PICTURE=false`.
 pub fn encode(pixels: &[u8], width: usize, height: usize, rgb: bool) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     {

@@ -370,9 +370,13 @@ impl PixelLayers {
         // rotation moved it.
         let luma_table = luma_table.filter(|_| img.orientation.unwrap_or(1) == 1);
         // The face path (detector, alignment, tower, heads) and the forensic
-        // path (measures, CNN) are independent: run them side by side.
-        let (face_part, forensic_part) = std::thread::scope(|s| {
-            let face = s.spawn(|| self.face_path(&img.image, priority, deadline, identity));
+        // path (measures, CNN) are independent: run them side by side. The
+        // registry's templates need only the detector's faces: they are
+        // computed on the forensic side once its CNN is done, while the face
+        // side is still in the tower (its longest model), not after it.
+        let (largest_tx, largest_rx) = std::sync::mpsc::sync_channel(1);
+        let (face_part, forensic_part, templates) = std::thread::scope(|s| {
+            let face = s.spawn(|| self.face_path(&img.image, priority, deadline, largest_tx));
             let forensic = (|| -> Result<_, String> {
                 let f = forensics::analyze(&img.image, luma_table, &self.cfg.forensics)?;
                 let c = match &self.cnn {
@@ -381,13 +385,22 @@ impl PixelLayers {
                 };
                 Ok((f, c))
             })();
+            // A closed channel: the face path failed before its detector
+            // answered, and its error is the one reported.
+            let templates = match largest_rx.recv() {
+                Ok(largest) if identity && forensic.is_ok() => {
+                    self.templates(&img.image, largest.as_ref(), priority, deadline)
+                }
+                _ => Ok(None),
+            };
             let face = face
                 .join()
                 .unwrap_or_else(|_| Err("face analysis failed on this image".to_string()));
-            (face, forensic)
+            (face, forensic, templates)
         });
-        let (faces, faces_searched, face, face_queue_ms, identity) = face_part?;
+        let (faces, faces_searched, face, face_queue_ms) = face_part?;
         let (forensics, cnn) = forensic_part?;
+        let identity = templates?;
         let clip_logit = match &self.probe {
             Some(p) => Some(p.score(&img.image, priority, deadline)?),
             None => None,
@@ -410,52 +423,49 @@ impl PixelLayers {
     }
 
     /// Faces, then the largest one (by eye distance) aligned and through
-    /// the tower and the heads (and, with `identity`, the registry's
-    /// templates: the face embedding and the picture's hashes).
-    #[allow(clippy::type_complexity)]
+    /// the tower and the heads. The largest face (or `None`: no face, or no
+    /// detector) goes to `largest` as soon as the detector has answered.
     fn face_path(
         &self,
         img: &image::RgbImage,
         priority: Priority,
         deadline: Option<Instant>,
-        identity: bool,
-    ) -> Result<
-        (
-            Vec<yunet::Face>,
-            bool,
-            Option<FaceAnalysis>,
-            f64,
-            Option<candor_core::IdentityTemplates>,
-        ),
-        String,
-    > {
-        let photo = |largest: Option<&yunet::Face>| {
-            identity.then(|| candor_core::IdentityTemplates {
-                photo: Some(phash::template(img, largest)),
-                ..Default::default()
-            })
-        };
+        largest: std::sync::mpsc::SyncSender<Option<yunet::Face>>,
+    ) -> Result<(Vec<yunet::Face>, bool, Option<FaceAnalysis>, f64), String> {
         let Some(det) = &self.yunet else {
-            return Ok((Vec::new(), false, None, 0.0, photo(None)));
+            // The receiver may be gone (its side failed): nothing to tell.
+            let _ = largest.send(None);
+            return Ok((Vec::new(), false, None, 0.0));
         };
         let faces = det.detect(img, priority, deadline)?;
-        let largest = faces
+        let biggest = faces
             .iter()
             .enumerate()
             .max_by(|a, b| a.1.eye_distance().total_cmp(&b.1.eye_distance()))
             .map(|(i, f)| (i, *f));
-        let analysis = self.face_heads(img, largest, priority, deadline)?;
-        // After the tower, not beside it: on a busy CPU two models at once
-        // only fight over the cores (measured slower).
-        let template = match (identity, &self.sface, &largest) {
-            (true, Some(m), Some((_, face))) => sface::embed(m, img, face, priority, deadline)?,
+        let _ = largest.send(biggest.map(|(_, f)| f));
+        let analysis = self.face_heads(img, biggest, priority, deadline)?;
+        Ok((faces, true, analysis, 0.0))
+    }
+
+    /// The identity registry's templates: the largest face's embedding
+    /// (when the model is loaded) and the picture's perceptual hashes.
+    fn templates(
+        &self,
+        img: &image::RgbImage,
+        largest: Option<&yunet::Face>,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<Option<candor_core::IdentityTemplates>, String> {
+        let face = match (&self.sface, largest) {
+            (Some(m), Some(f)) => sface::embed(m, img, f, priority, deadline)?,
             _ => None,
         };
-        let templates = photo(largest.as_ref().map(|(_, f)| f)).map(|mut t| {
-            t.face = template;
-            t
-        });
-        Ok((faces, true, analysis, 0.0, templates))
+        Ok(Some(candor_core::IdentityTemplates {
+            photo: Some(phash::template(img, largest)),
+            face,
+            ..Default::default()
+        }))
     }
 
     /// The largest face through the tower and the heads.
