@@ -1100,11 +1100,57 @@ async fn full_farm(
         100.0 * (union.len() - t) as f64 / (all_pairs - expected).max(1) as f64,
         all_pairs - expected
     ));
+    // What the batch report's `clusters` show: names linked directly or
+    // through other names (connected components of the reported pairs).
+    let (ct, cf) = cluster_pairs(&names, &union);
+    md.push_str(&format!(
+        "In the batch report's clusters (names linked directly or through other names, as `clusters` lists them): **{ct} of {expected}** shared-identity pairs in one cluster, **{cf}** pairs of different people in one cluster ({:.4}%). A missed pair is linked there when both names matched a third one; a false link joins two people's clusters whole.\n\n",
+        100.0 * cf as f64 / (all_pairs - expected).max(1) as f64,
+    ));
     eprintln!(
-        "identity-eval: full persona farm {t}/{expected} found, {} false",
+        "identity-eval: full persona farm {t}/{expected} found, {} false; in clusters {ct} found, {cf} false",
         union.len() - t
     );
     Ok(md)
+}
+
+/// Pairs of names in one connected component of the reported pairs:
+/// (same person, different people).
+fn cluster_pairs(names: &[FarmName], pairs: &BTreeSet<(String, String)>) -> (usize, usize) {
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let index: BTreeMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.applicant.as_str(), i))
+        .collect();
+    let mut parent: Vec<usize> = (0..names.len()).collect();
+    for (a, b) in pairs {
+        let (Some(&x), Some(&y)) = (index.get(a.as_str()), index.get(b.as_str())) else {
+            continue;
+        };
+        let (x, y) = (root(&mut parent, x), root(&mut parent, y));
+        parent[x] = y;
+    }
+    let roots: Vec<usize> = (0..names.len()).map(|i| root(&mut parent, i)).collect();
+    let (mut same, mut different) = (0, 0);
+    for i in 0..names.len() {
+        for j in i + 1..names.len() {
+            if roots[i] == roots[j] {
+                if names[i].person == names[j].person {
+                    same += 1;
+                } else {
+                    different += 1;
+                }
+            }
+        }
+    }
+    (same, different)
 }
 
 /// An edit a photo goes through before it is reused under another name.
@@ -1418,5 +1464,31 @@ mod tests {
         );
         assert_eq!(rework(""), "");
         assert_eq!(rework2(""), "");
+    }
+
+    #[test]
+    fn clusters_link_names_through_each_other() {
+        let name = |applicant: &str, person: &str| FarmName {
+            applicant: applicant.into(),
+            person: person.into(),
+            face: None,
+            voice: None,
+            text: None,
+        };
+        let names = [
+            name("a0", "A"),
+            name("a1", "A"),
+            name("a2", "A"),
+            name("b", "B"),
+            name("c", "C"),
+        ];
+        let pair = |x: &str, y: &str| (x.to_owned(), y.to_owned());
+        // a0–a2 is not reported, but both match a1: one cluster.
+        let mut pairs: BTreeSet<_> = [pair("a0", "a1"), pair("a1", "a2")].into();
+        assert_eq!(cluster_pairs(&names, &pairs), (3, 0));
+        // One false link joins B to all three of A's names.
+        pairs.insert(pair("a2", "b"));
+        assert_eq!(cluster_pairs(&names, &pairs), (3, 3));
+        assert_eq!(cluster_pairs(&names, &BTreeSet::new()), (0, 0));
     }
 }
