@@ -252,6 +252,41 @@ where
     ))
 }
 
+/// Connected components of the links between applicant ids (union-find):
+/// each linked id and the number of its component (ids in no link are
+/// absent). The batch report's `clusters`, and the identity evaluation's
+/// count of what they show.
+pub fn components<'a>(
+    links: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, usize> {
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    for (a, b) in links {
+        let mut id = |s: &str| {
+            *index.entry(s.to_owned()).or_insert_with(|| {
+                parent.push(parent.len());
+                parent.len() - 1
+            })
+        };
+        let (x, y) = (id(a), id(b));
+        let (rx, ry) = (root(&mut parent, x), root(&mut parent, y));
+        if rx != ry {
+            parent[rx] = ry;
+        }
+    }
+    index
+        .into_iter()
+        .map(|(k, i)| (k, root(&mut parent, i)))
+        .collect()
+}
+
 /// The batch's identity clusters: connected components of the matches
 /// recorded (in `owner`'s scope) between two of its applicants. `None`
 /// when the identity tables do not exist.
@@ -290,45 +325,11 @@ pub async fn clusters(
         owner.unwrap_or(""),
         batch_id
     )?;
-    // Union-find over applicant ids.
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut parent: Vec<usize> = Vec::new();
-    fn root(p: &mut [usize], mut i: usize) -> usize {
-        while p[i] != i {
-            p[i] = p[p[i]];
-            i = p[i];
-        }
-        i
-    }
-    let mut id = |s: &str, parent: &mut Vec<usize>| -> usize {
-        *index.entry(s.to_owned()).or_insert_with(|| {
-            parent.push(parent.len());
-            parent.len() - 1
-        })
-    };
-    let mut links = Vec::with_capacity(rows.len());
-    for (a, b, m, sim) in rows {
-        let (x, y) = (id(&a, &mut parent), id(&b, &mut parent));
-        let (rx, ry) = (root(&mut parent, x), root(&mut parent, y));
-        if rx != ry {
-            parent[rx] = ry;
-        }
-        links.push((
-            x,
-            ClusterLink {
-                applicant_id: a,
-                other_applicant_id: b,
-                modality: m,
-                similarity: sim,
-            },
-        ));
-    }
-    let names: BTreeMap<usize, String> = index.iter().map(|(k, v)| (*v, k.clone())).collect();
+    let component = components(rows.iter().map(|(a, b, _, _)| (a.as_str(), b.as_str())));
     let mut groups: BTreeMap<usize, IdentityCluster> = BTreeMap::new();
-    for (i, name) in &names {
-        let r = root(&mut parent, *i);
+    for (name, c) in &component {
         groups
-            .entry(r)
+            .entry(*c)
             .or_insert_with(|| IdentityCluster {
                 applicants: Vec::new(),
                 links: Vec::new(),
@@ -336,10 +337,14 @@ pub async fn clusters(
             .applicants
             .push(name.clone());
     }
-    for (x, link) in links {
-        let r = root(&mut parent, x);
-        if let Some(g) = groups.get_mut(&r) {
-            g.links.push(link);
+    for (a, b, m, sim) in rows {
+        if let Some(g) = groups.get_mut(&component[&a]) {
+            g.links.push(ClusterLink {
+                applicant_id: a,
+                other_applicant_id: b,
+                modality: m,
+                similarity: sim,
+            });
         }
     }
     let mut out: Vec<IdentityCluster> = groups

@@ -1117,32 +1117,17 @@ async fn full_farm(
 /// Pairs of names in one connected component of the reported pairs:
 /// (same person, different people).
 fn cluster_pairs(names: &[FarmName], pairs: &BTreeSet<(String, String)>) -> (usize, usize) {
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
-    let index: BTreeMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.applicant.as_str(), i))
-        .collect();
-    let mut parent: Vec<usize> = (0..names.len()).collect();
-    for (a, b) in pairs {
-        let (Some(&x), Some(&y)) = (index.get(a.as_str()), index.get(b.as_str())) else {
-            continue;
-        };
-        let (x, y) = (root(&mut parent, x), root(&mut parent, y));
-        parent[x] = y;
-    }
-    let roots: Vec<usize> = (0..names.len()).map(|i| root(&mut parent, i)).collect();
+    let component =
+        candor_bulk::report::components(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())));
     let (mut same, mut different) = (0, 0);
-    for i in 0..names.len() {
-        for j in i + 1..names.len() {
-            if roots[i] == roots[j] {
-                if names[i].person == names[j].person {
+    for (i, x) in names.iter().enumerate() {
+        for y in &names[i + 1..] {
+            let (Some(cx), Some(cy)) = (component.get(&x.applicant), component.get(&y.applicant))
+            else {
+                continue;
+            };
+            if cx == cy {
+                if x.person == y.person {
                     same += 1;
                 } else {
                     different += 1;

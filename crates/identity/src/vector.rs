@@ -242,6 +242,15 @@ fn scan_rows_vnni(rows: Rows<'_>, q: &Query, k: usize, min: f32) -> Vec<Hit> {
     top.hits
 }
 
+/// Whether [`scan_rows_vnni`] takes rows of `n` bytes on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn vnni_fits(n: usize) -> bool {
+    n.is_multiple_of(64)
+        && n > 0
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+}
+
 /// A slice of the index's rows.
 #[derive(Clone, Copy)]
 struct Rows<'a> {
@@ -266,12 +275,7 @@ fn scan(rows: Rows<'_>, q: &Query, k: usize, min: f32) -> Vec<Hit> {
         fn v256(rows: Rows<'_>, q: &Query, k: usize, min: f32) -> Vec<Hit> {
             scan_rows(rows, q, k, min)
         }
-        let n = q.even.len();
-        if n.is_multiple_of(64)
-            && n > 0
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
+        if vnni_fits(q.even.len()) {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { scan_rows_vnni(rows, q, k, min) };
         }
@@ -437,17 +441,22 @@ mod tests {
         (0..d).map(|_| rng.random_range(-1.0f32..1.0)).collect()
     }
 
-    #[test]
-    fn finds_the_planted_neighbour_with_cosines_close_to_exact() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let d = 128;
+    /// An index of `n` random vectors (ids 0..n), and the vectors.
+    fn filled(rng: &mut rand_chacha::ChaCha8Rng, d: usize, n: u64) -> (VectorIndex, Vec<Vec<f32>>) {
         let mut idx = VectorIndex::new(d);
         let mut all = Vec::new();
-        for id in 0..20_000u64 {
-            let v = random(&mut rng, d);
+        for id in 0..n {
+            let v = random(rng, d);
             assert!(idx.insert(id, &v));
             all.push(v);
         }
+        (idx, all)
+    }
+
+    #[test]
+    fn finds_the_planted_neighbour_with_cosines_close_to_exact() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (idx, all) = filled(&mut rng, 128, 20_000);
         // A noisy copy of template 1234 (the same face in another photo).
         let q: Vec<f32> = all[1234]
             .iter()
@@ -492,13 +501,7 @@ mod tests {
     fn every_scan_path_gives_the_hits_of_the_whole_codes() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for d in [5, 64, 100, 128, 256] {
-            let mut idx = VectorIndex::new(d);
-            let mut all = Vec::new();
-            for id in 0..3_000u64 {
-                let v = random(&mut rng, d);
-                assert!(idx.insert(id, &v));
-                all.push(v);
-            }
+            let (mut idx, all) = filled(&mut rng, d, 3_000);
             // Extreme codes too (every lane at ±127), and their round trip.
             assert!(idx.insert(9_000, &vec![1.0; d]));
             assert!(idx.insert(9_001, &vec![-1.0; d]));
@@ -529,7 +532,7 @@ mod tests {
                     ids: &idx.ids,
                 };
                 for (k, min) in [(50, -1.0f32), (5, 0.0), (10, 0.2)] {
-                    let mut want: Vec<Hit> = (0..idx.ids.len())
+                    let want: Vec<Hit> = (0..idx.ids.len())
                         .map(|r| {
                             let dot: i32 = codes(&idx, r).iter().zip(&qc).map(|(c, q)| c * q).sum();
                             Hit {
@@ -539,16 +542,14 @@ mod tests {
                         })
                         .filter(|h| h.similarity >= min)
                         .collect();
-                    want.sort_by(|a, b| {
-                        b.similarity.total_cmp(&a.similarity).then(a.id.cmp(&b.id))
-                    });
-                    want.truncate(k);
                     let sorted = |mut h: Vec<Hit>| {
                         h.sort_by(|a, b| {
                             b.similarity.total_cmp(&a.similarity).then(a.id.cmp(&b.id))
                         });
                         h
                     };
+                    let mut want = sorted(want);
+                    want.truncate(k);
                     assert_eq!(
                         sorted(scan_rows(rows, &query, k, min)),
                         want,
@@ -556,10 +557,7 @@ mod tests {
                     );
                     assert_eq!(sorted(scan(rows, &query, k, min)), want, "dimension {d}");
                     #[cfg(target_arch = "x86_64")]
-                    if idx.row.is_multiple_of(64)
-                        && std::arch::is_x86_feature_detected!("avx512vnni")
-                        && std::arch::is_x86_feature_detected!("avx512bw")
-                    {
+                    if vnni_fits(idx.row) {
                         // SAFETY: the CPU has the features.
                         let v = unsafe { scan_rows_vnni(rows, &query, k, min) };
                         assert_eq!(sorted(v), want, "dimension {d}");
