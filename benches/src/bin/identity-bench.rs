@@ -215,6 +215,11 @@ fn registry_config() -> candor_identity::RegistryConfig {
         // random ones (another photograph), so none matches either.
         photo_max_bits: 10,
         photo_operating_point: String::new(),
+        // The service's defaults: the joint rule is on and finds no
+        // text to start from (the applicants send headshots only).
+        joint_face_threshold: 0.3,
+        joint_text_threshold: 0.2,
+        joint_operating_point: String::new(),
         max_matches: 10,
         scan_threads: 2,
     }

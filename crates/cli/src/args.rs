@@ -937,6 +937,30 @@ pub struct IdentityArgs {
         default_value_t = 7
     )]
     pub photo_max_bits: u32,
+
+    /// Face cosine of the joint rule: two applicants whose faces reach it
+    /// and whose texts reach `--identity-joint-text-threshold`, neither
+    /// reaching its own threshold, are reported as one person
+    /// (`face+text`). Lower links more reworded, re-photographed personas
+    /// and more strangers who happen to share boilerplate; at or above
+    /// `--identity-face-threshold` the rule is off (docs/identity.md has
+    /// the measured rates).
+    #[arg(
+        long = "identity-joint-face-threshold",
+        env = "CANDOR_IDENTITY_JOINT_FACE_THRESHOLD",
+        default_value_t = 0.29
+    )]
+    pub joint_face_threshold: f32,
+
+    /// Text Jaccard of the joint rule (see `--identity-joint-face-threshold`).
+    /// Lower links more reworded resumes and more pairs that merely share
+    /// a template; at or above `--identity-text-threshold` the rule is off.
+    #[arg(
+        long = "identity-joint-text-threshold",
+        env = "CANDOR_IDENTITY_JOINT_TEXT_THRESHOLD",
+        default_value_t = 0.20
+    )]
+    pub joint_text_threshold: f32,
 }
 
 impl IdentityArgs {
@@ -963,6 +987,12 @@ impl IdentityArgs {
             photo_operating_point: format!(
                 "perceptual hashes (whole picture or aligned face) differing in <= {} of 64 bits (false-match and non-match rates on LFW photos and edited copies in docs/identity-evaluation.md)",
                 self.photo_max_bits
+            ),
+            joint_face_threshold: self.joint_face_threshold,
+            joint_text_threshold: self.joint_text_threshold,
+            joint_operating_point: format!(
+                "face cosine >= {} and text Jaccard >= {}, each short of its own threshold (joint false-match rate estimated from the face and text rates in docs/identity-evaluation.md)",
+                self.joint_face_threshold, self.joint_text_threshold
             ),
             max_matches: 10,
             scan_threads: 2,

@@ -76,6 +76,16 @@ pub struct IdentityEvalArgs {
     )]
     pub text_threshold: f32,
 
+    /// The text side of the joint rule (`face+text`, the service default);
+    /// the face side is chosen so that the product of the two measured
+    /// false-match rates stays within `--target-fmr`.
+    #[arg(
+        long,
+        env = "CANDOR_IDENTITY_EVAL_JOINT_TEXT_THRESHOLD",
+        default_value_t = 0.2
+    )]
+    pub joint_text_threshold: f32,
+
     /// Folder of real speech named LibriSpeech-style (`SPEAKER-CHAPTER-UTT.flac`, one
     /// speaker per leading number; e.g. ../shared/train/audio/audio_data/librispeech_train-clean-100)
     /// for the voice rates and the full persona farm. Each recording is cut in halves
@@ -213,10 +223,12 @@ fn load_texts(args: &IdentityEvalArgs) -> anyhow::Result<Texts> {
 }
 
 /// The text-reuse section of the report (empty without `--texts`).
-fn text_section(args: &IdentityEvalArgs) -> anyhow::Result<String> {
+/// The text reuse section, and the share of pairs of different documents
+/// at or above the joint rule's text threshold (`None` without texts).
+fn text_section(args: &IdentityEvalArgs) -> anyhow::Result<(String, Option<f64>)> {
     use candor_identity::minhash::{shingles, words, Signature};
     if args.texts.is_empty() {
-        return Ok(String::new());
+        return Ok((String::new(), None));
     }
     let (by_domain, sources) = load_texts(args)?;
     let mut md = String::from("## Text reuse (MinHash over word 3-shingles inside sentences)\n\n");
@@ -227,7 +239,7 @@ fn text_section(args: &IdentityEvalArgs) -> anyhow::Result<String> {
     ));
     md.push_str("| domain | documents | non-match pairs | false matches at 0.2 / 0.3 / 0.4 | reworded copies found at 0.2 / 0.3 / 0.4 |\n|---|---:|---:|---:|---:|\n");
     let thresholds = [0.2f32, 0.3, 0.4];
-    let (mut all_pairs, mut all_false_at) = (0usize, 0usize);
+    let (mut all_pairs, mut all_false_at, mut joint_false) = (0usize, 0usize, 0usize);
     for (domain, docs) in &by_domain {
         let docs = spaced(docs, args.texts_per_domain);
         let sigs: Vec<Signature> = docs
@@ -240,6 +252,7 @@ fn text_section(args: &IdentityEvalArgs) -> anyhow::Result<String> {
             for j in i + 1..sigs.len() {
                 let jac = sigs[i].jaccard(&sigs[j]);
                 pairs += 1;
+                joint_false += usize::from(jac >= args.joint_text_threshold);
                 for (k, t) in thresholds.iter().enumerate() {
                     false_m[k] += usize::from(jac >= *t);
                 }
@@ -282,7 +295,13 @@ fn text_section(args: &IdentityEvalArgs) -> anyhow::Result<String> {
         all_pairs,
         100.0 * all_false_at as f64 / all_pairs.max(1) as f64
     ));
-    Ok(md)
+    let joint = joint_false as f64 / all_pairs.max(1) as f64;
+    md.push_str(&format!(
+        "\nAt the joint rule's text threshold {:.2}: {joint_false} of {all_pairs} pairs of different documents ({:.4}%).\n",
+        args.joint_text_threshold,
+        100.0 * joint
+    ));
+    Ok((md, Some(joint)))
 }
 
 fn photos_of(dir: &Path) -> Vec<PathBuf> {
@@ -471,6 +490,20 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
     }
     let (thr, fmr_at, fnmr_at) =
         chosen.context("no threshold up to 0.80 reaches the target FMR")?;
+    // The joint rule: the text side at its threshold, the face side the
+    // lowest cosine at which the product of the two measured false-match
+    // rates (faces and texts of different people are independent) stays
+    // within the target.
+    let (text_md, text_joint_fmr) = text_section(&args)?;
+    let joint = text_joint_fmr.and_then(|tf| {
+        (10..=80).map(|k| k as f32 / 100.0).find_map(|t| {
+            let ff = rate(&impostor, &|x| x >= t);
+            (t < thr && ff * tf <= args.target_fmr).then(|| {
+                let fnmr = rate(&genuine, &|x| x < t);
+                (t, ff, tf, fnmr)
+            })
+        })
+    });
 
     // Persona farm: each person with several photos applies under up to
     // three names (one photo each); the singles apply once each.
@@ -489,6 +522,10 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
             text_operating_point: String::new(),
             photo_max_bits: 10,
             photo_operating_point: "test".into(),
+            // Faces only: nothing for the joint rule.
+            joint_face_threshold: 1.0,
+            joint_text_threshold: 1.0,
+            joint_operating_point: String::new(),
             max_matches: 50,
             scan_threads: 2,
         },
@@ -593,6 +630,21 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
         names.len() * (names.len().saturating_sub(1)) / 2 - expected
     ));
     md.push('\n');
+    match joint {
+        Some((t, ff, tf, fnmr)) => md.push_str(&format!(
+            "### Joint rule (face + text)\n\nTwo names whose faces reach a lower cosine and whose texts reach Jaccard ≥ {:.2} (the text side, `CANDOR_IDENTITY_JOINT_TEXT_THRESHOLD`), each short of its own threshold, are reported as one person (`face+text`). The face side is the lowest cosine at which the product of the two measured false-match rates stays within {:.4}%, the faces and the texts of different people being independent: cosine ≥ **{t:.2}** (`CANDOR_IDENTITY_JOINT_FACE_THRESHOLD`; face FMR {:.4}% × text FMR {:.4}% (the text section below) = **{:.5}%**; face FNMR {:.2}%). Pairs whose texts share a template (two cover letters for one advert) are not independent of that reading: for them the joint rule's false-match rate is the face's at {t:.2}. The persona farm below counts what the rule adds.\n\n",
+            args.joint_text_threshold,
+            args.target_fmr * 100.0,
+            ff * 100.0,
+            tf * 100.0,
+            ff * tf * 100.0,
+            fnmr * 100.0,
+        )),
+        None if !args.texts.is_empty() => md.push_str(
+            "### Joint rule (face + text)\n\nNo face cosine below the face threshold keeps the joint false-match rate within the target.\n\n",
+        ),
+        None => {}
+    }
     let (photo_md, photo_bits) = photo_section(&args, &analyzer, &hashes).await?;
     md.push_str(&photo_md);
     if let Some(dir) = &args.speech {
@@ -612,9 +664,10 @@ async fn run_inner(args: IdentityEvalArgs) -> anyhow::Result<()> {
             .collect();
         let (texts, _) = load_texts(&args)?;
         let resumes = texts.get("resume").cloned().unwrap_or_default();
-        md.push_str(&full_farm(&args, &faces, &spk, &resumes, thr, voice_t).await?);
+        let joint = joint.map(|(t, ..)| (t, args.joint_text_threshold));
+        md.push_str(&full_farm(&args, &faces, &spk, &resumes, thr, voice_t, joint).await?);
     }
-    md.push_str(&text_section(&args)?);
+    md.push_str(&text_md);
     let out = args.out.as_deref().context("--out is required")?;
     std::fs::write(out, md).with_context(|| out.display().to_string())?;
     eprintln!(
@@ -930,6 +983,7 @@ async fn full_farm(
     resumes: &[String],
     face_t: f32,
     voice_t: f32,
+    joint: Option<(f32, f32)>,
 ) -> anyhow::Result<String> {
     let multi: Vec<&(String, Vec<Option<Vec<f32>>>)> = faces
         .iter()
@@ -991,6 +1045,10 @@ async fn full_farm(
             text_operating_point: format!("eval threshold {}", args.text_threshold),
             photo_max_bits: 10,
             photo_operating_point: "test".into(),
+            // Off (1.0) without a measured joint operating point.
+            joint_face_threshold: joint.map_or(1.0, |j| j.0),
+            joint_text_threshold: joint.map_or(1.0, |j| j.1),
+            joint_operating_point: "eval joint thresholds".into(),
             max_matches: 50,
             scan_threads: 2,
         },
@@ -1061,9 +1119,12 @@ async fn full_farm(
         .count();
     let all_pairs = n * (n - 1) / 2;
     let mut union: BTreeSet<(String, String)> = BTreeSet::new();
+    let joint_rule = joint.map_or(String::new(), |(f, t)| {
+        format!(", and by the joint rule (`face+text`) at face cosine ≥ {f:.2} with text Jaccard ≥ {t:.2}")
+    });
     let mut md = String::from("## Persona farm: face, voice and resume\n\n");
     md.push_str(&format!(
-        "{farm} people each apply under three names: one of their LFW photos per name, one half of their LibriSpeech recording for the first two names (the third name sends no recording; a voice pair is expected only where both halves hold {} s of speech) and their resume — as written, reworded (sentences reversed, every 7th word replaced) and reworded again (sentences rotated, every 11th word replaced). {unrelated} unrelated applicants each bring a photo of another LFW person, another speaker's recording and, while they last, another human resume ({} human resumes from the `--texts` records). {n} names, {} real people; every photo, recording and resume enrolled one by one in a real registry (SQLite) at face cosine ≥ {face_t:.2}, voice cosine ≥ {voice_t:.2}, text Jaccard ≥ {:.2}; {enrol_ms:.2} ms per enrolment (lookup + insert). {expected} shared-identity pairs exist among {all_pairs} pairs.\n\n",
+        "{farm} people each apply under three names: one of their LFW photos per name, one half of their LibriSpeech recording for the first two names (the third name sends no recording; a voice pair is expected only where both halves hold {} s of speech) and their resume — as written, reworded (sentences reversed, every 7th word replaced) and reworded again (sentences rotated, every 11th word replaced). {unrelated} unrelated applicants each bring a photo of another LFW person, another speaker's recording and, while they last, another human resume ({} human resumes from the `--texts` records). {n} names, {} real people; every photo, recording and resume enrolled one by one in a real registry (SQLite) at face cosine ≥ {face_t:.2}, voice cosine ≥ {voice_t:.2}, text Jaccard ≥ {:.2}{joint_rule}; {enrol_ms:.2} ms per enrolment (lookup + insert). {expected} shared-identity pairs exist among {all_pairs} pairs.\n\n",
         candor_detectors::audio::voice::MIN_SPEECH_S,
         resumes.len(),
         farm + unrelated,

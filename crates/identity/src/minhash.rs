@@ -197,6 +197,11 @@ impl LshIndex {
         self.sigs.len()
     }
 
+    /// The signature stored under `id`.
+    pub fn get(&self, id: u64) -> Option<&Signature> {
+        self.sigs.get(&id)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sigs.is_empty()
     }

@@ -109,6 +109,16 @@ pub struct RegistryConfig {
     pub photo_max_bits: u32,
     /// Where `photo_max_bits` comes from (shown with every photo match).
     pub photo_operating_point: String,
+    /// The joint rule: two applicants whose faces reach this cosine and
+    /// whose texts reach `joint_text_threshold`, while neither reaches its
+    /// own threshold, are reported as one person (modality `face+text`).
+    /// The rule is off when either joint threshold is not below its
+    /// modality's own.
+    pub joint_face_threshold: f32,
+    /// The text side of the joint rule (estimated Jaccard).
+    pub joint_text_threshold: f32,
+    /// Where the joint thresholds come from (shown with every joint match).
+    pub joint_operating_point: String,
     /// Most matches reported per input.
     pub max_matches: usize,
     /// Threads of a face scan.
@@ -125,12 +135,15 @@ pub struct Match {
     pub applicant_id: String,
     /// The other applicant whose material matches.
     pub other_applicant_id: String,
-    /// `face`, `photo` (the same photograph), `voice` or `text`.
+    /// `face`, `photo` (the same photograph), `voice`, `text`, or
+    /// `face+text` (the joint rule: a face and a text each short of their
+    /// own threshold, both past the joint ones).
     pub modality: String,
     /// Cosine of the face or speaker embeddings, the share of equal bits of
     /// the pictures' perceptual hashes (1 − differing bits / 64), or the
     /// estimated Jaccard similarity of the texts' word 3-shingles inside
-    /// sentences.
+    /// sentences; for `face+text`, the face cosine (the texts' Jaccard is
+    /// in the evidence).
     pub similarity: f64,
     /// The threshold the similarity passed.
     pub threshold: f64,
@@ -172,6 +185,11 @@ struct Inner {
     metas: HashMap<u64, Meta>,
     /// Template id (the table's key) → index id.
     known: HashMap<String, u64>,
+    /// Hash of (scope, applicant) → index ids of the applicant's templates
+    /// (a hash, not the two strings again: 10^6 applicants cost tens of
+    /// MiB, not hundreds; a collision only adds ids that [`Inner::of`]
+    /// filters out).
+    applicants: HashMap<u64, Vec<u64>>,
     /// No template expires before this (Unix ms; a lower bound).
     first_expiry: i64,
     next: u64,
@@ -215,6 +233,10 @@ impl Inner {
             sc.photos.insert(id, p);
         }
         self.known.insert(meta.template_id.clone(), id);
+        self.applicants
+            .entry(applicant_key(&meta.scope, &meta.applicant_id))
+            .or_default()
+            .push(id);
         self.first_expiry = if self.metas.is_empty() {
             meta.expires_at
         } else {
@@ -255,9 +277,34 @@ impl Inner {
             sc.texts.remove_where(|id| ids.contains(&id));
             sc.photos.remove_where(|id| ids.contains(&id));
         }
-        self.metas.retain(|id, _| !ids.contains(id));
+        for id in &ids {
+            let Some(m) = self.metas.remove(id) else {
+                continue;
+            };
+            let key = applicant_key(&m.scope, &m.applicant_id);
+            if let Some(v) = self.applicants.get_mut(&key) {
+                v.retain(|x| x != id);
+                if v.is_empty() {
+                    self.applicants.remove(&key);
+                }
+            }
+        }
         self.known.retain(|_, id| !ids.contains(id));
         ids.len()
+    }
+
+    /// Index ids of an applicant's templates.
+    fn of<'a>(&'a self, scope: &'a str, applicant: &'a str) -> impl Iterator<Item = u64> + 'a {
+        self.applicants
+            .get(&applicant_key(scope, applicant))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |id| {
+                self.metas
+                    .get(id)
+                    .is_some_and(|m| m.scope == scope && m.applicant_id == applicant)
+            })
     }
 
     fn faces(&self) -> usize {
@@ -305,6 +352,33 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("store", &self.store.url())
             .finish_non_exhaustive()
+    }
+}
+
+/// The key of an applicant in [`Inner::applicants`].
+fn applicant_key(scope: &str, applicant: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (scope, applicant).hash(&mut h);
+    h.finish()
+}
+
+/// What [`Registry::joint_matches`] looks up: this input's face (unit)
+/// and text, and the applicants it already matched directly.
+struct Joint<'a> {
+    scope: &'a str,
+    applicant: &'a str,
+    face: Option<&'a [f32]>,
+    text: Option<(&'a Signature, &'a str)>,
+    linked: &'a std::collections::HashSet<String>,
+}
+
+impl RegistryConfig {
+    /// Whether the joint rule is on: both its thresholds below their
+    /// modalities' own.
+    pub fn joint_on(&self) -> bool {
+        self.joint_face_threshold < self.face_threshold
+            && self.joint_text_threshold < self.text_threshold
     }
 }
 
@@ -708,6 +782,23 @@ impl Registry {
                     }
                 }
             }
+            if self.cfg.joint_on() {
+                let linked: std::collections::HashSet<String> =
+                    found.iter().map(|m| m.other_applicant_id.clone()).collect();
+                let face = t
+                    .face
+                    .as_ref()
+                    .and_then(|f| crate::vector::normalize(&f.embedding));
+                let text = sig.as_ref().zip(t.text.as_deref());
+                let probe = Joint {
+                    scope,
+                    applicant,
+                    face: face.as_deref(),
+                    text,
+                    linked: &linked,
+                };
+                found.extend(self.joint_matches(&inner, sc, probe, now));
+            }
         }
         for m in &found {
             let detail = serde_json::json!({
@@ -846,6 +937,165 @@ impl Registry {
         }
         found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
         Ok(found)
+    }
+
+    /// Joint evidence (the `face+text` rule): other applicants whose text
+    /// reaches `joint_text_threshold` against one of this applicant's texts
+    /// and whose face reaches `joint_face_threshold` against one of this
+    /// applicant's faces, where neither reaches its own threshold (those are
+    /// face or text matches) and this input supplies one side of the pair
+    /// (an input that adds nothing to the pair does not report it again).
+    /// The candidates come from the texts' LSH buckets; only their faces
+    /// are compared, directly: no second face scan.
+    fn joint_matches(&self, inner: &Inner, sc: &Scope, p: Joint<'_>, now: i64) -> Vec<Match> {
+        if p.face.is_none() && p.text.is_none() {
+            return Vec::new();
+        }
+        let (jf, jt) = (self.cfg.joint_face_threshold, self.cfg.joint_text_threshold);
+        // This applicant's faces and texts: this input's (no id) and the
+        // stored ones.
+        let mut faces: Vec<(Option<u64>, Vec<f32>)> =
+            p.face.map(|f| (None, f.to_vec())).into_iter().collect();
+        let mut texts: Vec<(Option<u64>, &Signature, &str)> =
+            p.text.map(|(s, t)| (None, s, t)).into_iter().collect();
+        for id in inner.of(p.scope, p.applicant) {
+            let Some(m) = inner.metas.get(&id) else {
+                continue;
+            };
+            match m.modality.as_str() {
+                "face" => faces.extend(sc.faces.get(id).map(|v| (Some(id), v))),
+                "text" => {
+                    if let (Some(s), Some(t)) = (sc.texts.get(id), m.text.as_deref()) {
+                        texts.push((Some(id), s, t));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if faces.is_empty() || texts.is_empty() {
+            return Vec::new();
+        }
+        let mut candidates = std::collections::BTreeSet::new();
+        for (_, s, _) in &texts {
+            for (id, _) in sc.texts.search(s, jt) {
+                if let Some(m) = inner.metas.get(&id) {
+                    if m.applicant_id != p.applicant && !p.linked.contains(&m.applicant_id) {
+                        candidates.insert(m.applicant_id.as_str());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for other in candidates {
+            // The best pair of each modality: (similarity, this side's
+            // index, their template id), and the best with this input.
+            let mut face: Option<(f32, usize, u64)> = None;
+            let mut text: Option<(f32, usize, u64)> = None;
+            let (mut this_face, mut this_text) = (f32::MIN, f32::MIN);
+            for id in inner.of(p.scope, other) {
+                let Some(m) = inner.metas.get(&id) else {
+                    continue;
+                };
+                match m.modality.as_str() {
+                    "face" => {
+                        let Some(v) = sc.faces.get(id) else { continue };
+                        for (k, (src, f)) in faces.iter().enumerate() {
+                            let c = VectorIndex::cosine(f, &v).unwrap_or(f32::MIN);
+                            if src.is_none() {
+                                this_face = this_face.max(c);
+                            }
+                            if face.is_none_or(|b| c > b.0) {
+                                face = Some((c, k, id));
+                            }
+                        }
+                    }
+                    "text" => {
+                        let Some(s) = sc.texts.get(id) else { continue };
+                        for (k, (src, mine, _)) in texts.iter().enumerate() {
+                            let j = mine.jaccard(s);
+                            if src.is_none() {
+                                this_text = this_text.max(j);
+                            }
+                            if text.is_none_or(|b| j > b.0) {
+                                text = Some((j, k, id));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let (Some(face), Some(text)) = (face, text) else {
+                continue;
+            };
+            let joint = face.0 >= jf && text.0 >= jt;
+            let direct = face.0 >= self.cfg.face_threshold || text.0 >= self.cfg.text_threshold;
+            let supplied = this_face >= jf || this_text >= jt;
+            if !joint || direct || !supplied {
+                continue;
+            }
+            let (Some(their_face), Some(their_text)) =
+                (inner.metas.get(&face.2), inner.metas.get(&text.2))
+            else {
+                continue;
+            };
+            let mine = |src: Option<u64>, this: &str| match src.and_then(|id| inner.metas.get(&id))
+            {
+                None => this.to_owned(),
+                Some(m) => format!(
+                    "this applicant's {} {} (sha256 {}…), {}",
+                    if m.modality == "face" {
+                        "picture"
+                    } else {
+                        "text"
+                    },
+                    m.input_name.as_deref().unwrap_or("unnamed"),
+                    short(&m.input_sha256),
+                    m.evidence
+                ),
+            };
+            let my_text = texts[text.1].2;
+            let mut evidence = vec![
+                mine(faces[face.1].0, "this picture"),
+                format!(
+                    "their picture: {} (sha256 {}…), {}: face cosine {:.3} (joint threshold {jf:.2}, short of the face threshold {:.2})",
+                    their_face.input_name.as_deref().unwrap_or("unnamed"),
+                    short(&their_face.input_sha256),
+                    their_face.evidence,
+                    face.0,
+                    self.cfg.face_threshold
+                ),
+                mine(texts[text.1].0, "this text"),
+                format!(
+                    "their text: {} (sha256 {}…): Jaccard {:.3} (joint threshold {jt:.2}, short of the text threshold {:.2})",
+                    their_text.input_name.as_deref().unwrap_or("unnamed"),
+                    short(&their_text.input_sha256),
+                    text.0,
+                    self.cfg.text_threshold
+                ),
+            ];
+            let theirs = their_text.text.as_deref().unwrap_or("");
+            for s in minhash::shared_passages(my_text, theirs, 8, 3) {
+                evidence.push(format!(
+                    "shared passage of {} words: “{}”",
+                    s.words,
+                    quote(my_text, s.a, 240)
+                ));
+            }
+            out.push(Match {
+                input_index: None,
+                applicant_id: p.applicant.to_owned(),
+                other_applicant_id: other.to_owned(),
+                modality: "face+text".into(),
+                similarity: round4(face.0),
+                threshold: round4(jf),
+                operating_point: self.cfg.joint_operating_point.clone(),
+                evidence,
+                created_at_ms: now,
+            });
+        }
+        out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        out.truncate(self.cfg.max_matches);
+        out
     }
 
     /// Other applicants' pictures whose whole-picture or face hash is

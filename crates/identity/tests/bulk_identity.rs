@@ -37,6 +37,9 @@ fn cfg() -> RegistryConfig {
         text_operating_point: "test".into(),
         photo_max_bits: 10,
         photo_operating_point: "test".into(),
+        joint_face_threshold: 1.0,
+        joint_text_threshold: 1.0,
+        joint_operating_point: String::new(),
         max_matches: 10,
         scan_threads: 1,
     }

@@ -21,6 +21,9 @@ fn cfg(retention: Duration) -> RegistryConfig {
         text_operating_point: "test".into(),
         photo_max_bits: 10,
         photo_operating_point: "test".into(),
+        joint_face_threshold: 1.0,
+        joint_text_threshold: 1.0,
+        joint_operating_point: String::new(),
         max_matches: 5,
         scan_threads: 2,
     }
@@ -369,4 +372,199 @@ async fn registry_on_postgres() {
         return;
     };
     scenario(Store::open(&pg.url(), 2).await.unwrap()).await;
+}
+
+/// A unit vector at cosine `c` to the unit vector `p` (random otherwise).
+fn at_cosine(p: &[f32], c: f32, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+    let mut o: Vec<f32> = (0..p.len())
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    let along: f32 = o.iter().zip(p).map(|(x, y)| x * y).sum();
+    o.iter_mut().zip(p).for_each(|(x, y)| *x -= along * y);
+    let n = o.iter().map(|x| x * x).sum::<f32>().sqrt();
+    p.iter()
+        .zip(&o)
+        .map(|(y, x)| c * y + (1.0 - c * c).sqrt() * x / n)
+        .collect()
+}
+
+fn unit(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+    let v: Vec<f32> = (0..128).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+const KIM: [&str; 8] = [
+    "Designed the settlement ledger that reconciles card payments across four acquiring banks every night.",
+    "Cut the monthly cloud bill by a third by moving batch analytics onto spot instances and columnar storage.",
+    "Wrote the incident handbook that the whole platform group still follows during outages and postmortems.",
+    "Introduced contract tests between the billing and invoicing services and removed two release freezes a year.",
+    "Ran hiring loops for backend engineers and trained eleven interviewers on structured scoring rubrics.",
+    "Migrated the customer database from a single primary to a sharded cluster without a minute of downtime.",
+    "Built a feature flag service in Go that serves forty thousand evaluations per second at the edge.",
+    "Taught an internal course on distributed tracing that two hundred engineers have completed so far.",
+];
+const LOU: [&str; 4] = [
+    "Maintained the mobile checkout flow for a grocery delivery app with two million weekly orders.",
+    "Automated the accessibility audit of every release candidate with a headless browser pipeline.",
+    "Partnered with designers to ship a new onboarding journey that lifted activation by nine points.",
+    "Volunteered as a mentor at a coding school for career changers on weekends and evenings.",
+];
+const PIA: [&str; 4] = [
+    "Led a small team that rebuilt the warehouse scanning firmware for rugged handheld terminals.",
+    "Negotiated service levels with three logistics carriers and tracked them on a public dashboard.",
+    "Replaced a nightly spreadsheet export with an event stream that finance reads in near real time.",
+    "Presented quarterly platform reviews to the executive board with cost and reliability figures.",
+];
+const OTHER: &str =
+    "Pastry chef with ten years in hotel kitchens. Created a seasonal dessert menu \
+    for a two hundred seat banquet hall. Trained apprentices in laminated doughs and sugar work. \
+    Managed ordering and stock rotation for a busy brunch service every weekend.";
+
+/// The joint rule (`face+text`): a face and a resume each short of their
+/// own thresholds link two names together, whichever arrives last; an
+/// input that adds nothing to the pair does not report it again; neither
+/// side alone links; the rule can be switched off; erasure forgets.
+async fn joint_scenario(store: Store) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut on = cfg(Duration::from_secs(3600));
+    (on.joint_face_threshold, on.joint_text_threshold) = (0.3, 0.2);
+    on.joint_operating_point = "joint test".into();
+    let reg = Registry::open(store.clone(), on.clone()).await.unwrap();
+    let p = unit(&mut rng);
+    // Half of kim's sentences reused (Jaccard about 1/3, short of 0.5).
+    let kim = KIM.join(" ");
+    let lou = [&KIM[..4], &LOU[..]].concat().join(" ");
+    let pia = [&KIM[4..], &PIA[..]].concat().join(" ");
+    let enrol = |who: &'static str, sha: &'static str, t: IdentityTemplates| {
+        let reg = &reg;
+        async move {
+            reg.enroll_and_match("", who, sha, Some(sha), &t)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(enrol("kim", "kim.jpg", face(&p)).await.is_empty());
+    assert!(enrol("kim", "kim.txt", text(&kim)).await.is_empty());
+    // The resume first: alone it links no one.
+    let m = enrol("lou", "lou.txt", text(&lou)).await;
+    assert!(m.is_empty(), "a text short of 0.5 alone: {m:?}");
+    // Then a face at cosine 0.4 (short of 0.5): together, one person.
+    let m = enrol("lou", "lou.jpg", face(&at_cosine(&p, 0.4, &mut rng))).await;
+    assert_eq!(m.len(), 1, "{m:?}");
+    let j = &m[0];
+    assert_eq!(
+        (j.other_applicant_id.as_str(), j.modality.as_str()),
+        ("kim", "face+text")
+    );
+    assert!(
+        (j.similarity - 0.4).abs() < 0.01 && j.threshold == 0.3,
+        "{j:?}"
+    );
+    assert_eq!(j.operating_point, "joint test");
+    let ev = j.evidence.join("\n");
+    for want in [
+        "this picture",
+        "kim.jpg",
+        "face cosine 0.4",
+        "this applicant's text lou.txt",
+        "kim.txt",
+        "Jaccard 0.",
+        "shared passage",
+        "settlement ledger",
+    ] {
+        assert!(ev.contains(want), "{want:?} not in:\n{ev}");
+    }
+    // The face first, then the resume: the same link from the other side.
+    assert!(enrol("pia", "pia.jpg", face(&at_cosine(&p, 0.4, &mut rng)))
+        .await
+        .is_empty());
+    let m = enrol("pia", "pia.txt", text(&pia)).await;
+    let others: Vec<(&str, &str)> = m
+        .iter()
+        .map(|x| (x.other_applicant_id.as_str(), x.modality.as_str()))
+        .collect();
+    assert_eq!(others, [("kim", "face+text")], "{m:?}");
+    assert!(m[0]
+        .evidence
+        .iter()
+        .any(|e| e.contains("this applicant's picture pia.jpg")));
+    // pia's next inputs add nothing to that pair: not reported again.
+    assert!(enrol("pia", "pia2.jpg", face(&unit(&mut rng)))
+        .await
+        .is_empty());
+    assert!(enrol("pia", "pia.wav", voice(&vec![0.5; 256]))
+        .await
+        .is_empty());
+    // Either side alone: a close-ish face with another resume, a shared
+    // resume with another face.
+    assert!(enrol("mo", "mo.txt", text(OTHER)).await.is_empty());
+    assert!(enrol("mo", "mo.jpg", face(&at_cosine(&p, 0.4, &mut rng)))
+        .await
+        .is_empty());
+    assert!(enrol("ned", "ned.jpg", face(&at_cosine(&p, 0.1, &mut rng)))
+        .await
+        .is_empty());
+    assert!(enrol("ned", "ned.txt", text(&lou))
+        .await
+        .iter()
+        .all(|x| x.modality == "text"));
+    // Already linked by the text itself: the face adds no joint match.
+    let m = enrol("sue", "sue.txt", text(&kim)).await;
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].modality, "text");
+    let m = enrol("sue", "sue.jpg", face(&at_cosine(&p, 0.4, &mut rng))).await;
+    assert!(m.is_empty(), "{m:?}");
+    assert!(reg
+        .matches_of("", "kim")
+        .await
+        .unwrap()
+        .iter()
+        .all(|x| x.other_applicant_id != "mo" && x.other_applicant_id != "ned"));
+
+    // Off: both joint thresholds at their modalities' own.
+    let mut off = on.clone();
+    (off.joint_face_threshold, off.joint_text_threshold) = (0.5, 0.5);
+    let reg_off = Registry::open(store.clone(), off).await.unwrap();
+    reg_off
+        .enroll_and_match("", "oz", "oz.txt", None, &text(&lou))
+        .await
+        .unwrap();
+    let m = reg_off
+        .enroll_and_match(
+            "",
+            "oz",
+            "oz.jpg",
+            None,
+            &face(&at_cosine(&p, 0.4, &mut rng)),
+        )
+        .await
+        .unwrap();
+    assert!(m.iter().all(|x| x.modality != "face+text"), "{m:?}");
+
+    // Erased: kim's templates no longer link anyone.
+    reg.erase("", "kim").await.unwrap();
+    assert!(enrol("ray", "ray.txt", text(&lou))
+        .await
+        .iter()
+        .all(|x| x.other_applicant_id != "kim"));
+    let m = enrol("ray", "ray.jpg", face(&at_cosine(&p, 0.4, &mut rng))).await;
+    assert!(m.iter().all(|x| x.other_applicant_id != "kim"), "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joint_rule_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bulk.db").display().to_string(), 2)
+        .await
+        .unwrap();
+    joint_scenario(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joint_rule_on_postgres() {
+    let Some(pg) = PgServer::start("identity-joint") else {
+        return;
+    };
+    joint_scenario(Store::open(&pg.url(), 2).await.unwrap()).await;
 }
