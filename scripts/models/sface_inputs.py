@@ -15,6 +15,12 @@ models/manifest.toml, so the edit must be, and is, deterministic.
    convolution with its batch normalisation. Same outputs to 2e-6, half
    the time per face on CPU (56 -> 30 ms on one core), 39 MB instead of
    11 MB.
+3. PRelu: ONNX Runtime's PRelu broadcasts its per-channel slope element by
+   element and leaves the blocked (NCHWc) layout around it; it took a third
+   of the time. Each PRelu(x, a) becomes a*x + (1-a)*Relu(x) (Relu, two
+   per-channel Mul, Add; the slopes lie in -0.81..1.12, so max(x, a*x)
+   would not do). Same outputs to 3e-6, about a quarter less time per face
+   (20 -> 14 ms on one core here).
 
   data [1, 3, 112, 112]  RGB, 0-255, the face aligned to the 5-point ArcFace
                           template at 112x112
@@ -75,6 +81,28 @@ def main() -> int:
     g.node.extend(rest)
     for name, v in zip(needed, values):
         g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(v, dtype=np.float32), name))
+    # PRelu -> a*x + (1-a)*Relu(x), the slope an initialiser by now.
+    weights = {i.name: i for i in g.initializer}
+    nodes = []
+    for n in g.node:
+        if n.op_type != "PRelu":
+            nodes.append(n)
+            continue
+        x, slope = n.input
+        if slope not in weights:
+            print(f"PRelu {n.name}: slope {slope} is not a weight", file=sys.stderr)
+            return 1
+        a = numpy_helper.to_array(weights[slope]).astype(np.float32)
+        y = n.output[0]
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(1.0 - a), slope + "_one_minus"))
+        nodes += [
+            helper.make_node("Relu", [x], [y + "_relu"], name=n.name + "_relu"),
+            helper.make_node("Mul", [x, slope], [y + "_ax"], name=n.name + "_ax"),
+            helper.make_node("Mul", [y + "_relu", slope + "_one_minus"], [y + "_rest"], name=n.name + "_rest"),
+            helper.make_node("Add", [y + "_ax", y + "_rest"], [y], name=n.name + "_sum"),
+        ]
+    del g.node[:]
+    g.node.extend(nodes)
     used = {i for n in g.node for i in n.input}
     live = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
