@@ -305,14 +305,18 @@ impl std::fmt::Debug for VoiceTemplate {
 }
 
 /// Perceptual hashes of a picture (64-bit DCT hashes): close hashes mean
-/// the same photograph, re-encoded or resized; the face hash, taken on the
-/// largest face aligned to a fixed framing, survives re-cropping too.
+/// the same photograph, re-encoded or resized; the face hashes, taken on
+/// the largest face aligned to two fixed framings, survive re-cropping too.
 #[derive(Clone, PartialEq)]
 pub struct PhotoTemplate {
     /// Hash of the whole picture.
     pub whole: u64,
-    /// Hash of the largest face, aligned (none without a face).
+    /// Hash of the largest face, aligned to a framing with hair and
+    /// background (none without a face).
     pub face: Option<u64>,
+    /// Hash of the largest face aligned to a close framing (the face
+    /// alone), which a crop into the background moves less.
+    pub face_close: Option<u64>,
     /// The hash's id and version.
     pub model: String,
     /// Width and height of the picture.

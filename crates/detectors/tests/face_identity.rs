@@ -117,6 +117,9 @@ async fn the_same_photograph_keeps_its_hashes_through_edits() {
         .to_rgb8();
     assert_eq!(orig.size, [img.width(), img.height()]);
     let of = orig.face.expect("the astronaut's face hash");
+    let oc = orig
+        .face_close
+        .expect("the astronaut's close-framed face hash");
     // Smaller and re-encoded: both hashes stay close.
     let small = image::imageops::resize(
         &img,
@@ -126,33 +129,38 @@ async fn the_same_photograph_keeps_its_hashes_through_edits() {
     );
     let s = photo(&analyse_bytes(&a, jpeg(&small, 50)).await);
     eprintln!(
-        "re-encoded: whole {} face {:?}",
+        "re-encoded: whole {} face {:?} close {:?}",
         d(orig.whole, s.whole),
-        s.face.map(|f| d(of, f))
+        s.face.map(|f| d(of, f)),
+        s.face_close.map(|f| d(oc, f))
     );
     assert!(d(orig.whole, s.whole) <= 4);
     assert!(d(of, s.face.unwrap()) <= 4);
+    assert!(d(oc, s.face_close.unwrap()) <= 6);
     // Re-cropped (5% off the left and the top): the whole picture's hash
     // moves, the face's holds.
     let (w, h) = img.dimensions();
     let crop = image::imageops::crop_imm(&img, w / 20, h / 20, w, h).to_image();
     let c = photo(&analyse_bytes(&a, jpeg(&crop, 85)).await);
     eprintln!(
-        "re-cropped: whole {} face {:?}",
+        "re-cropped: whole {} face {:?} close {:?}",
         d(orig.whole, c.whole),
-        c.face.map(|f| d(of, f))
+        c.face.map(|f| d(of, f)),
+        c.face_close.map(|f| d(oc, f))
     );
     assert!(d(of, c.face.unwrap()) <= 6 && d(orig.whole, c.whole) > 6);
     // Another photograph of another person: far on both.
     let other = photo(&embed(&a, "authentic-face-hopper.jpg", true).await);
     eprintln!(
-        "another photograph: whole {} face {:?}",
+        "another photograph: whole {} face {:?} close {:?}",
         d(orig.whole, other.whole),
-        other.face.map(|f| d(of, f))
+        other.face.map(|f| d(of, f)),
+        other.face_close.map(|f| d(oc, f))
     );
     assert!(d(orig.whole, other.whole) >= 16);
     assert!(d(of, other.face.unwrap()) >= 16);
+    assert!(d(oc, other.face_close.unwrap()) >= 16);
     // No face: the whole-picture hash only.
     let coffee = photo(&embed(&a, "authentic-coffee.png", true).await);
-    assert!(coffee.face.is_none());
+    assert!(coffee.face.is_none() && coffee.face_close.is_none());
 }

@@ -1,57 +1,84 @@
-//! Same-photograph lookup: a picture's two 64-bit perceptual hashes (the
-//! whole picture, the aligned face; see the image detector's `phash`) and
-//! an exact scan by Hamming distance.
+//! Same-photograph lookup: a picture's three 64-bit perceptual hashes
+//! (the whole picture, the aligned face in a wide and in a close framing;
+//! see the image detector's `phash`) and an exact scan by Hamming distance.
 //!
-//! The scan reads 24 bytes per picture (id and two hashes, in three
-//! arrays) and does two XOR-popcounts each, compiled for the CPU's
+//! The scan reads 32 bytes per picture (id and three hashes, in four
+//! arrays) and does three XOR-popcounts each, compiled for the CPU's
 //! `popcnt` when it has one (the build's x86-64 baseline lacks it).
 
-/// A picture's hashes. The face hash is absent when no face was found.
+/// A picture's hashes. The face hashes are absent when no face was found
+/// (the close one also in pictures hashed before it existed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhotoHashes {
     pub whole: u64,
     pub face: Option<u64>,
+    pub close: Option<u64>,
 }
 
-/// Stands for "no face" in the face array. A DCT hash never has bit 0
+/// Stands for "no face" in the face arrays. A DCT hash never has bit 0
 /// set (the mean term's bit), so no real hash equals it.
 const NO_FACE: u64 = u64::MAX;
 
+/// Bits in which two pictures' hashes differ: the whole pictures, and the
+/// faces in each framing (when both have one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Distances {
+    pub whole: u32,
+    pub face: Option<u32>,
+    pub close: Option<u32>,
+}
+
+impl Distances {
+    /// The matching rule: the closest of the distances (a picture matches
+    /// when its whole or either face framing is the same photograph).
+    pub fn bits(&self) -> u32 {
+        self.whole
+            .min(self.face.unwrap_or(u32::MAX))
+            .min(self.close.unwrap_or(u32::MAX))
+    }
+}
+
+fn hex(h: Option<u64>) -> String {
+    h.map_or(String::new(), |h| format!("{h:016x}"))
+}
+
 impl PhotoHashes {
-    /// The stored form: `whole` or `whole:face`, 16 hex digits each.
+    /// The stored form: `whole`, `whole:face` or `whole:face:close`, 16 hex
+    /// digits each (an empty field for a missing hash).
     pub fn encode(&self) -> String {
-        match self.face {
-            Some(f) => format!("{:016x}:{f:016x}", self.whole),
-            None => format!("{:016x}", self.whole),
+        match (self.face, self.close) {
+            (None, None) => format!("{:016x}", self.whole),
+            (f, None) => format!("{:016x}:{}", self.whole, hex(f)),
+            (f, c) => format!("{:016x}:{}:{}", self.whole, hex(f), hex(c)),
         }
     }
 
     pub fn decode(s: &str) -> Option<Self> {
-        let mut it = s.split(':');
-        let whole = u64::from_str_radix(it.next()?, 16).ok()?;
-        let face = match it.next() {
-            Some(f) => Some(u64::from_str_radix(f, 16).ok()?),
-            None => None,
-        };
-        if it.next().is_some() {
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() > 3 {
             return None;
         }
-        Some(PhotoHashes { whole, face })
+        let field = |i: usize| -> Option<Option<u64>> {
+            match parts.get(i) {
+                None | Some(&"") => Some(None),
+                Some(x) => u64::from_str_radix(x, 16).ok().map(Some),
+            }
+        };
+        Some(PhotoHashes {
+            whole: u64::from_str_radix(parts[0], 16).ok()?,
+            face: field(1)?,
+            close: field(2)?,
+        })
     }
 
-    /// Bits in which the whole pictures differ, and the faces (when both
-    /// have one).
-    pub fn distances(&self, other: &PhotoHashes) -> (u32, Option<u32>) {
-        (
-            (self.whole ^ other.whole).count_ones(),
-            self.face.zip(other.face).map(|(a, b)| (a ^ b).count_ones()),
-        )
-    }
-
-    /// The matching rule: the closer of the two distances (a picture
-    /// matches when either its whole or its face is the same photograph).
-    pub fn bits((whole, face): (u32, Option<u32>)) -> u32 {
-        whole.min(face.unwrap_or(u32::MAX))
+    /// Bits in which the two pictures differ.
+    pub fn distances(&self, other: &PhotoHashes) -> Distances {
+        let d = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| (a ^ b).count_ones());
+        Distances {
+            whole: (self.whole ^ other.whole).count_ones(),
+            face: d(self.face, other.face),
+            close: d(self.close, other.close),
+        }
     }
 }
 
@@ -60,17 +87,17 @@ impl From<&candor_core::PhotoTemplate> for PhotoHashes {
         PhotoHashes {
             whole: p.whole,
             face: p.face,
+            close: p.face_close,
         }
     }
 }
 
-/// One hit: the id, and the bits the whole pictures and the faces differ in.
+/// One hit: the id, and the bits in which the hashes differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PhotoHit {
-    /// The closer of the two distances (what the threshold applies to).
+    /// The closest of the distances (what the threshold applies to).
     pub bits: u32,
-    pub whole_bits: u32,
-    pub face_bits: Option<u32>,
+    pub distances: Distances,
     pub id: u64,
 }
 
@@ -80,20 +107,37 @@ pub struct PhotoIndex {
     ids: Vec<u64>,
     whole: Vec<u64>,
     face: Vec<u64>,
+    close: Vec<u64>,
+}
+
+/// A query's hashes, [`NO_FACE`] for a missing one.
+#[derive(Clone, Copy)]
+struct Query {
+    whole: u64,
+    face: u64,
+    close: u64,
 }
 
 #[inline(always)]
-fn scan_rows(whole: &[u64], face: &[u64], w: u64, f: u64, max: u32) -> Vec<usize> {
+fn dist(a: u64, b: u64) -> u32 {
+    // A missing face on either side never matches by face.
+    if a == NO_FACE || b == NO_FACE {
+        u32::MAX
+    } else {
+        (a ^ b).count_ones()
+    }
+}
+
+#[inline(always)]
+fn scan_rows(idx: &PhotoIndex, q: Query, max: u32) -> Vec<usize> {
     let mut out = Vec::new();
-    for (r, (&a, &b)) in whole.iter().zip(face).enumerate() {
-        let dw = (a ^ w).count_ones();
-        // A missing face on either side never matches by face.
-        let df = if b == NO_FACE || f == NO_FACE {
-            u32::MAX
-        } else {
-            (b ^ f).count_ones()
-        };
-        if dw.min(df) <= max {
+    let rows = idx.whole.iter().zip(&idx.face).zip(&idx.close).enumerate();
+    for (r, ((&w, &f), &c)) in rows {
+        let d = (w ^ q.whole)
+            .count_ones()
+            .min(dist(f, q.face))
+            .min(dist(c, q.close));
+        if d <= max {
             out.push(r);
         }
     }
@@ -101,19 +145,19 @@ fn scan_rows(whole: &[u64], face: &[u64], w: u64, f: u64, max: u32) -> Vec<usize
 }
 
 /// [`scan_rows`] with the CPU's `popcnt` when it has one.
-fn scan(whole: &[u64], face: &[u64], w: u64, f: u64, max: u32) -> Vec<usize> {
+fn scan(idx: &PhotoIndex, q: Query, max: u32) -> Vec<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "popcnt")]
-        fn fast(whole: &[u64], face: &[u64], w: u64, f: u64, max: u32) -> Vec<usize> {
-            scan_rows(whole, face, w, f, max)
+        fn fast(idx: &PhotoIndex, q: Query, max: u32) -> Vec<usize> {
+            scan_rows(idx, q, max)
         }
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU has the feature `fast` is compiled for.
-            return unsafe { fast(whole, face, w, f, max) };
+            return unsafe { fast(idx, q, max) };
         }
     }
-    scan_rows(whole, face, w, f, max)
+    scan_rows(idx, q, max)
 }
 
 impl PhotoIndex {
@@ -121,6 +165,7 @@ impl PhotoIndex {
         self.ids.push(id);
         self.whole.push(h.whole);
         self.face.push(h.face.unwrap_or(NO_FACE));
+        self.close.push(h.close.unwrap_or(NO_FACE));
     }
 
     pub fn len(&self) -> usize {
@@ -142,30 +187,37 @@ impl PhotoIndex {
             self.ids[w] = self.ids[r];
             self.whole[w] = self.whole[r];
             self.face[w] = self.face[r];
+            self.close[w] = self.close[r];
             w += 1;
         }
         self.ids.truncate(w);
         self.whole.truncate(w);
         self.face.truncate(w);
+        self.close.truncate(w);
         before - w
     }
 
-    /// Pictures whose whole-picture or face hash differs from `q`'s in at
-    /// most `max_bits` bits, closest first.
+    /// Pictures whose whole-picture or either face hash differs from
+    /// `q`'s in at most `max_bits` bits, closest first.
     pub fn search(&self, q: &PhotoHashes, max_bits: u32) -> Vec<PhotoHit> {
-        let f = q.face.unwrap_or(NO_FACE);
-        let mut hits: Vec<PhotoHit> = scan(&self.whole, &self.face, q.whole, f, max_bits)
+        let query = Query {
+            whole: q.whole,
+            face: q.face.unwrap_or(NO_FACE),
+            close: q.close.unwrap_or(NO_FACE),
+        };
+        let some = |h: u64| (h != NO_FACE).then_some(h);
+        let mut hits: Vec<PhotoHit> = scan(self, query, max_bits)
             .into_iter()
             .map(|r| {
                 let stored = PhotoHashes {
                     whole: self.whole[r],
-                    face: (self.face[r] != NO_FACE).then_some(self.face[r]),
+                    face: some(self.face[r]),
+                    close: some(self.close[r]),
                 };
-                let (whole_bits, face_bits) = q.distances(&stored);
+                let distances = q.distances(&stored);
                 PhotoHit {
-                    bits: PhotoHashes::bits((whole_bits, face_bits)),
-                    whole_bits,
-                    face_bits,
+                    bits: distances.bits(),
+                    distances,
                     id: self.ids[r],
                 }
             })
@@ -179,59 +231,72 @@ impl PhotoIndex {
 mod tests {
     use super::*;
 
+    fn hashes(whole: u64, face: Option<u64>, close: Option<u64>) -> PhotoHashes {
+        PhotoHashes { whole, face, close }
+    }
+
     #[test]
-    fn finds_by_either_hash_and_round_trips() {
+    fn finds_by_any_hash_and_round_trips() {
         let mut idx = PhotoIndex::default();
-        let a = PhotoHashes {
-            whole: 0xf0f0_0000_1234_5670,
-            face: Some(0x0ff0_aaaa_0000_0002),
-        };
+        let a = hashes(
+            0xf0f0_0000_1234_5670,
+            Some(0x0ff0_aaaa_0000_0002),
+            Some(0x1234_0000_ffff_0010),
+        );
         idx.insert(1, a);
-        idx.insert(
-            2,
-            PhotoHashes {
-                whole: !a.whole,
-                face: None,
-            },
+        idx.insert(2, hashes(!a.whole, None, None));
+        idx.insert(3, hashes(a.whole ^ 0b111, None, None));
+        // Re-cropped: the whole hash moved, the faces did not.
+        let q = hashes(
+            a.whole ^ 0xffff_ffff,
+            Some(a.face.unwrap() ^ 0b110),
+            Some(a.close.unwrap() ^ 0b1110),
         );
-        idx.insert(
-            3,
-            PhotoHashes {
-                whole: a.whole ^ 0b111,
-                face: None,
-            },
-        );
-        // Re-cropped: the whole hash moved, the face did not.
-        let q = PhotoHashes {
-            whole: a.whole ^ 0xffff_ffff,
-            face: Some(a.face.unwrap() ^ 0b110),
-        };
         let hits = idx.search(&q, 8);
         assert_eq!(hits.len(), 1, "{hits:?}");
-        assert_eq!((hits[0].id, hits[0].bits, hits[0].whole_bits), (1, 2, 32));
-        assert_eq!(hits[0].face_bits, Some(2));
-        // The whole hash alone; closest first.
-        let hits = idx.search(
-            &PhotoHashes {
-                whole: a.whole,
-                face: None,
-            },
-            8,
+        assert_eq!((hits[0].id, hits[0].bits), (1, 2));
+        assert_eq!(
+            hits[0].distances,
+            Distances {
+                whole: 32,
+                face: Some(2),
+                close: Some(3)
+            }
         );
+        // Cut into the background: the wide framing moved too, the close
+        // one did not.
+        let q = hashes(
+            !a.whole,
+            Some(!a.face.unwrap()),
+            Some(a.close.unwrap() ^ 0b10),
+        );
+        let hits = idx.search(&q, 8);
+        assert_eq!(
+            hits.iter().map(|h| (h.id, h.bits)).collect::<Vec<_>>(),
+            [(1, 1)]
+        );
+        // The whole hash alone; closest first.
+        let hits = idx.search(&hashes(a.whole, None, None), 8);
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(hits[1].bits, 3);
         assert_eq!(idx.remove_where(|id| id == 1), 1);
         assert_eq!(idx.len(), 2);
+        assert!(idx.search(&q, 8).is_empty());
         for h in [
             a,
-            PhotoHashes {
-                whole: 5,
-                face: None,
-            },
+            hashes(5, None, None),
+            hashes(5, Some(6), None),
+            hashes(5, None, Some(7)),
         ] {
             assert_eq!(PhotoHashes::decode(&h.encode()), Some(h));
         }
+        // Rows stored before the close framing existed.
+        assert_eq!(
+            PhotoHashes::decode("00000000000000f0:0000000000000e00"),
+            Some(hashes(0xf0, Some(0xe00), None))
+        );
         assert_eq!(PhotoHashes::decode("zz"), None);
-        assert_eq!(PhotoHashes::decode("1:2:3"), None);
+        assert_eq!(PhotoHashes::decode("1:2:zz"), None);
+        assert_eq!(PhotoHashes::decode("1:2:3:4"), None);
     }
 }

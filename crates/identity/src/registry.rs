@@ -1114,16 +1114,20 @@ impl Registry {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for h in sc.photos.search(&probe, max) {
-            let (d, w, f, id) = (h.bits, h.whole_bits, h.face_bits, h.id);
+            let (d, id) = (h.bits, h.id);
             let Some(m) = inner.metas.get(&id) else {
                 continue;
             };
             if m.applicant_id == applicant || !seen.insert(m.applicant_id.clone()) {
                 continue;
             }
-            let mut how = format!("whole-picture hashes differ in {w} of 64 bits");
-            if let Some(f) = f {
+            let ds = h.distances;
+            let mut how = format!("whole-picture hashes differ in {} of 64 bits", ds.whole);
+            if let Some(f) = ds.face {
                 how.push_str(&format!(", face hashes in {f} of 64"));
+            }
+            if let Some(c) = ds.close {
+                how.push_str(&format!(", close-framed face hashes in {c} of 64"));
             }
             out.push(Match {
                 input_index: None,

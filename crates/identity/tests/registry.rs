@@ -57,6 +57,7 @@ fn photo(whole: u64, face: Option<u64>) -> IdentityTemplates {
         photo: Some(PhotoTemplate {
             whole,
             face,
+            face_close: None,
             model: "test 1".into(),
             size: [640, 480],
         }),

@@ -7,9 +7,11 @@
 //! top-left 8×8 block (the mean term left out, its bit always 0): set when
 //! the coefficient is above their median. Re-encoding, resizing and small
 //! colour changes move few bits; another photograph moves about half.
-//! Two hashes are kept: the whole picture, and the largest face aligned
-//! to a fixed framing with some hair and background, which a re-crop of
-//! the picture does not move. The distances that decide a match are
+//! Three hashes are kept: the whole picture, and the largest face aligned
+//! to two fixed framings, which a re-crop of the picture does not move: a
+//! wide one with some hair and background, and a close one (the face
+//! alone), which a crop into the background or hair moves less and
+//! landmark jitter moves more. The distances that decide a match are
 //! measured in docs/identity-evaluation.md (`candor identity-eval`).
 
 use image::RgbImage;
@@ -19,7 +21,7 @@ use super::yunet::{self, AlignSpec, Face};
 /// Id of the hash (reported as the template's model).
 pub const MODEL: &str = "candor-photo-dct-hash";
 /// Version: changes whenever a hash of the same picture would change.
-pub const VERSION: &str = "1";
+pub const VERSION: &str = "2";
 /// Side of the grid the DCT runs on.
 const N: usize = 32;
 /// Side of the low-frequency block kept.
@@ -28,6 +30,12 @@ const K: usize = 8;
 pub const FACE_SPEC: AlignSpec = AlignSpec {
     side: 64,
     zoom: 0.55,
+};
+
+/// The close framing: the five-point template over 80% of the crop.
+pub const CLOSE_SPEC: AlignSpec = AlignSpec {
+    side: 64,
+    zoom: 0.8,
 };
 
 /// Luma of `img` averaged over a 32×32 grid of boxes (a picture smaller
@@ -106,10 +114,10 @@ pub fn whole(img: &RgbImage) -> u64 {
     dct_hash(&grid(img))
 }
 
-/// Hash of `face` aligned to [`FACE_SPEC`] (none when it cannot be
-/// aligned).
-pub fn face(img: &RgbImage, face: &Face) -> Option<u64> {
-    let (crop, _) = yunet::align(img, &face.landmarks, FACE_SPEC)?;
+/// Hash of `face` aligned to `spec` ([`FACE_SPEC`], [`CLOSE_SPEC`]; none
+/// when it cannot be aligned).
+pub fn face(img: &RgbImage, face: &Face, spec: AlignSpec) -> Option<u64> {
+    let (crop, _) = yunet::align(img, &face.landmarks, spec)?;
     Some(dct_hash(&grid(&crop)))
 }
 
@@ -117,7 +125,8 @@ pub fn face(img: &RgbImage, face: &Face) -> Option<u64> {
 pub fn template(img: &RgbImage, largest: Option<&Face>) -> candor_core::PhotoTemplate {
     candor_core::PhotoTemplate {
         whole: whole(img),
-        face: largest.and_then(|f| face(img, f)),
+        face: largest.and_then(|f| face(img, f, FACE_SPEC)),
+        face_close: largest.and_then(|f| face(img, f, CLOSE_SPEC)),
         model: format!("{MODEL} {VERSION}"),
         size: [img.width(), img.height()],
     }
