@@ -180,14 +180,14 @@ async fn seed(url: &str, n: usize) -> Result<(), String> {
         );
         for i in start..(start + 500).min(n) {
             let v = candor_identity::registry::encode_vec(&unit(&mut rng, 128));
-            let (w, f): (u64, u64) = (rng.random(), rng.random());
+            let (w, f, c): (u64, u64, u64) = (rng.random(), rng.random(), rng.random());
             if i > start {
                 sql.push(',');
             }
             write!(
                 sql,
                 "('seed-{i}', '', 'seed-{i}', 'face', 'seed-{i}', NULL, 'face', 'synthetic', '{v}', NULL, 0, {far}), \
-                 ('seed-photo-{i}', '', 'seed-{i}', 'photo', 'seed-{i}', NULL, 'picture', 'synthetic', '{w:016x}:{f:016x}', NULL, 0, {far})"
+                 ('seed-photo-{i}', '', 'seed-{i}', 'photo', 'seed-{i}', NULL, 'picture', 'synthetic', '{w:016x}:{f:016x}:{c:016x}', NULL, 0, {far})"
             )
             .unwrap();
         }
@@ -212,12 +212,13 @@ fn registry_config() -> candor_identity::RegistryConfig {
         text_threshold: 0.3,
         text_operating_point: String::new(),
         // The service's default; every run's hashes are replaced by
-        // random ones (another photograph), so none matches either.
-        photo_max_bits: 10,
+        // random ones (another photograph), so none matches either (two
+        // random hashes lie within 7 bits once in about 3e10 pairs).
+        photo_max_bits: 7,
         photo_operating_point: String::new(),
         // The service's defaults: the joint rule is on and finds no
         // text to start from (the applicants send headshots only).
-        joint_face_threshold: 0.3,
+        joint_face_threshold: 0.29,
         joint_text_threshold: 0.2,
         joint_operating_point: String::new(),
         max_matches: 10,
@@ -315,6 +316,7 @@ fn enrolment(n: usize) -> Result<String, String> {
             if let Some(p) = &mut t.photo {
                 p.whole = rng.random();
                 p.face = p.face.map(|_| rng.random());
+                p.face_close = p.face_close.map(|_| rng.random());
             }
         };
         let (mut off, mut tpl_only, mut on, mut on_big) =

@@ -1113,7 +1113,7 @@ impl Registry {
         let max = self.cfg.photo_max_bits;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for h in sc.photos.search(&probe, max) {
+        for h in sc.photos.search(&probe, max, self.cfg.scan_threads) {
             let (d, id) = (h.bits, h.id);
             let Some(m) = inner.metas.get(&id) else {
                 continue;
