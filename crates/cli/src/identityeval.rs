@@ -222,9 +222,9 @@ fn load_texts(args: &IdentityEvalArgs) -> anyhow::Result<Texts> {
     Ok((by_domain, sources))
 }
 
-/// The text-reuse section of the report (empty without `--texts`).
-/// The text reuse section, and the share of pairs of different documents
-/// at or above the joint rule's text threshold (`None` without texts).
+/// The text-reuse section of the report (empty without `--texts`), and the
+/// share of pairs of different documents at or above the joint rule's text
+/// threshold (`None` without texts).
 fn text_section(args: &IdentityEvalArgs) -> anyhow::Result<(String, Option<f64>)> {
     use candor_identity::minhash::{shingles, words, Signature};
     if args.texts.is_empty() {
