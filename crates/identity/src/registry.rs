@@ -469,6 +469,30 @@ fn quote(text: &str, range: (usize, usize), max_chars: usize) -> String {
     q.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A stored input as evidence names it: its name and sha256 prefix.
+fn source(m: &Meta) -> String {
+    format!(
+        "{} (sha256 {}…)",
+        m.input_name.as_deref().unwrap_or("unnamed"),
+        short(&m.input_sha256)
+    )
+}
+
+/// Evidence lines quoting the longest passages `mine` shares with `theirs`
+/// (quoted from `mine`).
+fn passage_evidence(mine: &str, theirs: &str) -> Vec<String> {
+    minhash::shared_passages(mine, theirs, 8, 3)
+        .into_iter()
+        .map(|p| {
+            format!(
+                "shared passage of {} words: “{}”",
+                p.words,
+                quote(mine, p.a, 240)
+            )
+        })
+        .collect()
+}
+
 impl Registry {
     /// Opens the registry in `store`'s database (creating its tables) and
     /// loads the templates that have not expired.
@@ -724,12 +748,7 @@ impl Registry {
                         operating_point: operating_point.clone(),
                         evidence: vec![
                             this.clone(),
-                            format!(
-                                "their {what}: {} (sha256 {}…), {}",
-                                m.input_name.as_deref().unwrap_or("unnamed"),
-                                short(&m.input_sha256),
-                                m.evidence
-                            ),
+                            format!("their {what}: {}, {}", source(m), m.evidence),
                         ],
                         created_at_ms: now,
                     });
@@ -753,18 +772,8 @@ impl Registry {
                         continue;
                     }
                     let other = m.text.as_deref().unwrap_or("");
-                    let mut evidence = vec![format!(
-                        "their text: {} (sha256 {}…)",
-                        m.input_name.as_deref().unwrap_or("unnamed"),
-                        short(&m.input_sha256)
-                    )];
-                    for p in minhash::shared_passages(text, other, 8, 3) {
-                        evidence.push(format!(
-                            "shared passage of {} words: “{}”",
-                            p.words,
-                            quote(text, p.a, 240)
-                        ));
-                    }
+                    let mut evidence = vec![format!("their text: {}", source(m))];
+                    evidence.extend(passage_evidence(text, other));
                     found.push(Match {
                         input_index: None,
                         applicant_id: applicant.to_owned(),
@@ -1042,14 +1051,13 @@ impl Registry {
             {
                 None => this.to_owned(),
                 Some(m) => format!(
-                    "this applicant's {} {} (sha256 {}…), {}",
+                    "this applicant's {} {}, {}",
                     if m.modality == "face" {
                         "picture"
                     } else {
                         "text"
                     },
-                    m.input_name.as_deref().unwrap_or("unnamed"),
-                    short(&m.input_sha256),
+                    source(m),
                     m.evidence
                 ),
             };
@@ -1057,30 +1065,24 @@ impl Registry {
             let mut evidence = vec![
                 mine(faces[face.1].0, "this picture"),
                 format!(
-                    "their picture: {} (sha256 {}…), {}: face cosine {:.3} (joint threshold {jf:.2}, short of the face threshold {:.2})",
-                    their_face.input_name.as_deref().unwrap_or("unnamed"),
-                    short(&their_face.input_sha256),
+                    "their picture: {}, {}: face cosine {:.3} (joint threshold {jf:.2}, short of the face threshold {:.2})",
+                    source(their_face),
                     their_face.evidence,
                     face.0,
                     self.cfg.face_threshold
                 ),
                 mine(texts[text.1].0, "this text"),
                 format!(
-                    "their text: {} (sha256 {}…): Jaccard {:.3} (joint threshold {jt:.2}, short of the text threshold {:.2})",
-                    their_text.input_name.as_deref().unwrap_or("unnamed"),
-                    short(&their_text.input_sha256),
+                    "their text: {}: Jaccard {:.3} (joint threshold {jt:.2}, short of the text threshold {:.2})",
+                    source(their_text),
                     text.0,
                     self.cfg.text_threshold
                 ),
             ];
-            let theirs = their_text.text.as_deref().unwrap_or("");
-            for s in minhash::shared_passages(my_text, theirs, 8, 3) {
-                evidence.push(format!(
-                    "shared passage of {} words: “{}”",
-                    s.words,
-                    quote(my_text, s.a, 240)
-                ));
-            }
+            evidence.extend(passage_evidence(
+                my_text,
+                their_text.text.as_deref().unwrap_or(""),
+            ));
             out.push(Match {
                 input_index: None,
                 applicant_id: p.applicant.to_owned(),
@@ -1139,12 +1141,7 @@ impl Registry {
                 operating_point: self.cfg.photo_operating_point.clone(),
                 evidence: vec![
                     format!("this picture: {}", photo_evidence(p)),
-                    format!(
-                        "their picture: {} (sha256 {}…), {}",
-                        m.input_name.as_deref().unwrap_or("unnamed"),
-                        short(&m.input_sha256),
-                        m.evidence
-                    ),
+                    format!("their picture: {}, {}", source(m), m.evidence),
                     format!("the same photograph: {how}"),
                 ],
                 created_at_ms: now,
