@@ -17,7 +17,7 @@
 # Sets (each only when present):
 #   * asvspoof2019-la-eval: RawGAT-ST's published scores (../shared), harness
 #     validation on EXTERNAL scores (published EER 1.16%), not Candor.
-#   * image-faces-test (end to end): the test split of the face set v3
+#   * image-faces-test (end to end): the test split of the face set v4
 #     (scripts/image/train-image-detector.sh; real photographs vs generated,
 #     swapped, edited and rendered faces, one JPEG channel for all; the
 #     ChatGPT/Gemini photos are never fitted on), per-signal table;
@@ -41,7 +41,11 @@
 # --release), CANDOR_SHARED (default ../shared), CANDOR_EVAL_BOOTSTRAP
 # (default 1000), CANDOR_HOME (default .candor), CANDOR_EVAL_ONLY
 # (space-separated families to rerun: rawgat text audio image smoke;
-# default all; reports of the others are reused from target/eval).
+# default all; reports of the others are reused from target/eval),
+# CANDOR_EVAL_DOC (default docs/evaluation.md: where the document goes; with
+# CANDOR_EVAL_ONLY on a machine that lacks the other families' reports, name
+# another file, e.g. docs/evaluation-image.md, so that the full document is
+# not rewritten without them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -107,17 +111,17 @@ if ! want image; then
   keep "$ROOT"/image-*/report.json
 else
   rm -rf "$ROOT"/image-*
-  if [[ -f $IMAGE/v3/manifest.jsonl ]]; then
-    end_to_end image-faces-test image "$IMAGE/v3/manifest.jsonl" --split test \
+  if [[ -f $IMAGE/v4/manifest.jsonl ]]; then
+    end_to_end image-faces-test image "$IMAGE/v4/manifest.jsonl" --split test \
       --per-signal "$IMAGE_SIGNALS"
-    for f in "$IMAGE"/v3/heads/scores-lofo-*.jsonl; do
+    for f in "$IMAGE"/v4/heads/scores-lofo-*.jsonl; do
       [[ -f $f ]] || continue
       fam=$(basename "$f" .jsonl); fam=${fam#scores-lofo-}
       refit "image-lofo-$fam" "$f" \
         "face head refitted without any $fam face (scripts/image/train_face_head.py), test rows of real + $fam"
     done
-    if [[ -f $IMAGE/v3/heads/scores-format-baseline.jsonl ]]; then
-      refit image-format-baseline "$IMAGE/v3/heads/scores-format-baseline.jsonl" \
+    if [[ -f $IMAGE/v4/heads/scores-format-baseline.jsonl ]]; then
+      refit image-format-baseline "$IMAGE/v4/heads/scores-format-baseline.jsonl" \
         "logistic model on format, width, height and file size only (scripts/image/train_face_head.py): how far the channel alone predicts the label"
     fi
   else
@@ -200,4 +204,5 @@ elif [[ -f "$SMOKE" ]]; then
   done
 fi
 
-"${CANDOR[@]}" eval-doc --out docs/evaluation.md --command scripts/gen-evaluation.sh "${reports[@]}"
+DOC=${CANDOR_EVAL_DOC:-docs/evaluation.md}
+"${CANDOR[@]}" eval-doc --out "$DOC" --command scripts/gen-evaluation.sh "${reports[@]}"

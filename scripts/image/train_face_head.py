@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Fits the image detector's face heads (version 3) on CLIP features of
+"""Fits the image detector's face heads (version 4) on CLIP features of
 aligned faces, and writes the per-item scores that `candor eval` turns into
 the generated evaluation reports: the in-distribution test split and one
 leave-one-family-out fold per manipulated family.
 
 Input:
-  --meta   .candor/data/image/v3/meta.jsonl (make_face_sets.py)
+  --meta   .candor/data/image/v4/meta.jsonl (make_face_sets.py)
   --embed  PREFIX of `candor image-embed` output (PREFIX.jsonl, PREFIX.f32),
-           run on .candor/data/image/v3/manifest.jsonl with the views below
-Output (--out, default .candor/data/image/v3/heads):
+           run on .candor/data/image/v4/manifest.jsonl with the views below
+Output (--out, default .candor/data/image/v4/heads):
   face-head.json                 the head Candor ships (models/image/)
   scores-calib.jsonl             calib rows scored by it (for `candor calibrate`)
   scores-test.jsonl              test rows scored by it (holdout rows included)
@@ -30,6 +30,7 @@ leave-one-family-out folds instead.
 Needs numpy only.
 """
 import argparse
+import base64
 import json
 import sys
 from pathlib import Path
@@ -48,6 +49,11 @@ FAMILIES_FAKE = ("diffusion", "stylegan", "gan_other", "swap", "edit", "cgi", "o
 # The evidence heads: generated faces, and swapped or edited ones.
 GENERATION = ("diffusion", "stylegan", "gan_other", "cgi")
 SWAP = ("swap", "edit")
+METHODS = {
+    "ridge": "ridge regression onto +-1",
+    "logistic": "logistic regression, Newton",
+    "mlp": "one hidden layer of {units} rectified units, Adam, {epochs} epochs, dropout 0.2 on inputs and 0.5 on units",
+}
 # Faces whose eyes are closer than this are too small to judge (abstain).
 MIN_EYE_DISTANCE = 16.0
 
@@ -78,6 +84,67 @@ def fit_ridge(x, y, l2):
     return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
 
 
+def fit_mlp(x, y, l2, units=256, epochs=40, seed=0, lr=1e-3, in_drop=0.2, drop=0.5, batch=128):
+    """A perceptron with one hidden layer of rectified units on the
+    standardised inputs, class-balanced cross-entropy, Adam, dropout on the
+    inputs and the units, weight decay `l2` (here a per-step decay, not the
+    ridge's penalty). Float32, one seeded generator: the same inputs give the
+    same head. Returned in the head file's shape: the linear weights are zero
+    and the units sit in `hidden`."""
+    rng = np.random.default_rng(seed)
+    mean = x.mean(0)
+    scale = x.std(0)
+    scale[scale < 1e-12] = 1.0
+    z = ((x - mean) / scale).astype(np.float32)
+    n, d = z.shape
+    w1 = (rng.standard_normal((d, units)) * np.sqrt(2.0 / d)).astype(np.float32)
+    b1 = np.zeros(units, np.float32)
+    w2 = (rng.standard_normal(units) * np.sqrt(1.0 / units)).astype(np.float32)
+    b2 = np.float32(0.0)
+    params = [w1, b1, w2]
+    m1 = [np.zeros_like(q) for q in params]
+    m2 = [np.zeros_like(q) for q in params]
+    npos = y.sum()
+    w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos))).astype(np.float32)
+    t = y.astype(np.float32)
+    step = 0
+    for _ in range(epochs):
+        perm = rng.permutation(n)
+        for a in range(0, n, batch):
+            idx = perm[a : a + batch]
+            xb = z[idx] * (rng.random((len(idx), d)) > in_drop) / (1.0 - in_drop)
+            h = xb @ w1 + b1
+            hr = np.maximum(h, 0.0)
+            keep = (rng.random(hr.shape) > drop) / (1.0 - drop)
+            hd = hr * keep
+            p = 1.0 / (1.0 + np.exp(-(hd @ w2 + b2)))
+            g = w_row[idx] * (p - t[idx]) / len(idx)
+            gh = np.outer(g, w2) * keep * (h > 0)
+            grads = [xb.T @ gh + l2 * w1, gh.sum(0), hd.T @ g + l2 * w2]
+            step += 1
+            for i, (q, gq) in enumerate(zip(params, grads)):
+                m1[i] = 0.9 * m1[i] + 0.1 * gq
+                m2[i] = 0.999 * m2[i] + 0.001 * gq * gq
+                q -= lr * (m1[i] / (1 - 0.9**step)) / (np.sqrt(m2[i] / (1 - 0.999**step)) + 1e-8)
+            b2 -= np.float32(lr * g.sum())
+    # The file keeps the hidden weights as f16 (half the bytes); every score
+    # here is computed from the rounded weights, as the service reads them.
+    w1 = w1.astype("<f2").astype(np.float32)
+    return {"mean": mean, "scale": scale, "weights": np.zeros(d), "bias": float(b2),
+            "hidden": {"w": w1, "b": b1.astype(np.float64), "out": w2.astype(np.float64)}}
+
+
+def score(head, x):
+    """Log-odds of the rows of `x` by a linear or a hidden-layer head (the
+    same arithmetic as Head::raw in crates/detectors/src/image/facehead.rs)."""
+    z = (x - head["mean"]) / head["scale"]
+    s = z @ head["weights"] + head["bias"]
+    hid = head.get("hidden")
+    if hid is not None:
+        s = s + np.maximum(z @ hid["w"].astype(np.float64) + hid["b"], 0.0) @ hid["out"]
+    return s
+
+
 def fit_platt(s, y):
     """Platt scaling (a, b) of raw scores, classes weighted to equal mass."""
     z = np.stack([s, np.ones_like(s)], 1)
@@ -102,6 +169,15 @@ def head_json(head, platt=None):
         "weights": [float(f"{v:.9g}") for v in head["weights"]],
         "bias": float(f"{head['bias']:.9g}"),
     }
+    hid = head.get("hidden")
+    if hid is not None:
+        out["hidden"] = {
+            "units": int(hid["w"].shape[1]),
+            "dtype": "f16",
+            "weights": base64.b64encode(hid["w"].astype("<f2").tobytes()).decode(),
+            "bias": [float(f"{v:.9g}") for v in hid["b"]],
+            "out": [float(f"{v:.9g}") for v in hid["out"]],
+        }
     if platt is not None:
         out["platt"] = platt
     return out
@@ -122,8 +198,8 @@ def write_scores(path, ids, y, s, groups, splits):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--meta", type=Path, default=Path(".candor/data/image/v3/meta.jsonl"))
-    ap.add_argument("--embed", type=Path, default=Path(".candor/data/image/v3/embed/emb"))
+    ap.add_argument("--meta", type=Path, default=Path(".candor/data/image/v4/meta.jsonl"))
+    ap.add_argument("--embed", type=Path, default=Path(".candor/data/image/v4/embed/emb"))
     ap.add_argument("--views", type=int, default=1, help="views per row in the embed file")
     ap.add_argument("--view", type=int, default=0, help="which view the head reads")
     ap.add_argument("--zoom", type=float, default=1.0, help="template zoom of that view (recorded in the head)")
@@ -131,11 +207,16 @@ def main() -> int:
     ap.add_argument("--embeds", type=int, default=1)
     ap.add_argument("--cls", default="11", help="blocks whose class token the heads read")
     ap.add_argument("--mean", default="11", help="blocks whose mean patch token the heads read")
-    ap.add_argument("--method", choices=("ridge", "logistic"), default="ridge",
-                    help="ridge: one solve, for wide inputs; logistic: Newton, slow above ~2,000 inputs")
+    ap.add_argument("--method", choices=("ridge", "logistic", "mlp"), default="ridge",
+                    help="ridge: one solve, for wide inputs; logistic: Newton, slow above ~2,000 inputs; "
+                         "mlp: one hidden layer (--units), Adam, --l2 is the weight decay")
+    ap.add_argument("--units", type=int, default=256, help="hidden units of --method mlp")
+    ap.add_argument("--epochs", type=int, default=40, help="epochs of --method mlp")
+    ap.add_argument("--evidence-l2", type=float, default=30000.0,
+                    help="L2 of the evidence heads (ridge)")
     ap.add_argument("--explore", action="store_true")
     ap.add_argument("--version", default="3")
-    ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v3/heads"))
+    ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v4/heads"))
     args = ap.parse_args()
 
     meta = [json.loads(line) for line in args.meta.open()]
@@ -197,7 +278,7 @@ def main() -> int:
 
     def evaluate(head, name, test_sel):
         s = np.full(len(meta), np.nan)
-        s[has] = raw(head, x[has])
+        s[has] = score(head, x[has])
         sel = test_sel
         write_scores(args.out / f"scores-{name}.jsonl", [ids[i] for i in np.where(sel)[0]],
                      y[sel], s[sel], [groups[i] for i in np.where(sel)[0]],
@@ -218,7 +299,10 @@ def main() -> int:
             print(f"    {f:<10} AUROC {r['auroc']:.4f}  TPR@1% {r['tpr_at_1pct_fpr']:.3f}  n={r['n']}")
         return s
 
-    fit = fit_ridge if args.method == "ridge" else fit_logistic
+    if args.method == "mlp":
+        fit = lambda xx, yy, l2: fit_mlp(xx, yy, l2, units=args.units, epochs=args.epochs)
+    else:
+        fit = fit_ridge if args.method == "ridge" else fit_logistic
     head = fit(x[fit_rows], y[fit_rows], args.l2)
     s = evaluate(head, "test", split == "test")
     calib = (split == "calib") & (role == "fit")
@@ -236,7 +320,9 @@ def main() -> int:
     evidence = {}
     for name, fams in (("generation", GENERATION), ("swap", SWAP)):
         rows_ = fit_rows & (~y | np.isin(fam, fams))
-        h_e = fit(x[rows_], y[rows_], args.l2)
+        # Evidence only: linear (ridge), so that each stays a plain
+        # weighted sum a reviewer can take apart.
+        h_e = fit_ridge(x[rows_], y[rows_], args.evidence_l2)
         cal_rows = calib & has & (~y | np.isin(fam, fams))
         platt = fit_platt(raw(h_e, x[cal_rows]), y[cal_rows])
         evidence[name] = head_json(h_e, platt)
@@ -276,7 +362,7 @@ def main() -> int:
             "families": sorted(set(fam[fit_rows & y])),
             "features": "CLIP ViT-B/16 INT8 tower on the aligned face; parts in `inputs`",
             "l2": args.l2,
-            "method": f"{args.method} ({'ridge regression onto +-1' if args.method == 'ridge' else 'logistic regression, Newton'}), standardised, class-balanced (scripts/image/train_face_head.py); calibrated by Platt on calib (the evidence heads in the file, the main head by candor calibrate)",
+            "method": f"{args.method} ({METHODS[args.method].format(units=args.units, epochs=args.epochs)}), standardised, class-balanced (scripts/image/train_face_head.py); evidence heads ridge (L2 {args.evidence_l2:g}); calibrated by Platt on calib (the evidence heads in the file, the main head by candor calibrate)",
             "sets": "scripts/image/make_face_sets.py, split train (calib for the evidence heads' Platt)",
             "licences": licence_note(meta, fit_rows),
         },

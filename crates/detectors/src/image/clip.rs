@@ -126,6 +126,37 @@ pub const LAYERS: usize = 12;
 const TOKENS: usize = 197;
 /// Engine name of the last hidden state output.
 const HIDDEN_OUTPUT: &str = "onnx::Gather_1524";
+/// Side of the patch grid (224 / 16).
+pub const GRID: usize = 14;
+
+/// The last block's patch tokens (row-major `GRID × GRID × HIDDEN`) averaged
+/// over a `g × g` grid of regions (region `r` spans patches
+/// `r·GRID/g .. (r+1)·GRID/g` on each axis): `g × g × HIDDEN` values, row-major.
+pub fn pool_patches(patches: &[f32], g: usize) -> Vec<f32> {
+    let g = g.clamp(1, GRID);
+    let mut out = vec![0f32; g * g * HIDDEN];
+    for ry in 0..g {
+        let (y0, y1) = (ry * GRID / g, (ry + 1) * GRID / g);
+        for rx in 0..g {
+            let (x0, x1) = (rx * GRID / g, (rx + 1) * GRID / g);
+            let dst = &mut out[(ry * g + rx) * HIDDEN..(ry * g + rx + 1) * HIDDEN];
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let src = &patches[(y * GRID + x) * HIDDEN..(y * GRID + x + 1) * HIDDEN];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+            }
+            let n = ((y1 - y0) * (x1 - x0)) as f32;
+            for d in dst.iter_mut() {
+                *d /= n;
+            }
+        }
+    }
+    out
+}
+
 /// Length of [`ClipFeatures::concat`]: the projected embedding, the class
 /// token after every block, the mean patch token after every block.
 pub const FEATURE_DIM: usize = EMBED + 2 * LAYERS * HIDDEN;

@@ -28,13 +28,18 @@ pub const FORMAT: &str = "candor.image-face-head/1";
 /// File, relative to the manifest's folder.
 pub const FILE: &str = "image/face-head.json";
 /// Side of the patch grid.
-pub const GRID: usize = 14;
+pub use super::clip::GRID;
 
-/// One standardised logistic head over the features its [`Inputs`] select.
+/// One head over the standardised features its [`Inputs`] select: linear
+/// (`raw = bias + Σ_d w_d z_d`), or with a hidden layer of rectified units
+/// beside that linear term (see [`Hidden`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head {
     #[serde(flatten)]
     pub linear: VectorHead,
+    /// Rectified units added to the linear term (version 4 main head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Hidden>,
     /// Platt calibration of this head's log-odds, `p = σ(a · raw + b)`
     /// (only for the evidence heads; the main head's calibration is the
     /// detector's calibration artefact).
@@ -42,16 +47,151 @@ pub struct Head {
     pub platt: Option<[f64; 2]>,
 }
 
+/// A hidden layer: `raw += Σ_k out_k · max(0, bias_k + Σ_d W_{d,k} z_d)` on
+/// the head's standardised inputs `z`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hidden {
+    pub units: usize,
+    /// Number format of `weights`: `f32` (default) or `f16`.
+    #[serde(default = "f32_name")]
+    pub dtype: String,
+    /// `W`, input-major (`d × units`), little-endian numbers of `dtype`,
+    /// base64 (standard alphabet, padded).
+    pub weights: String,
+    pub bias: Vec<f64>,
+    pub out: Vec<f64>,
+    /// `weights`, decoded by [`FaceHeads::from_slice`].
+    #[serde(skip)]
+    pub decoded: Vec<f32>,
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+impl Hidden {
+    fn prepare(&mut self, dim: usize) -> Result<(), String> {
+        use base64::Engine as _;
+        let width = match self.dtype.as_str() {
+            "f32" => 4,
+            "f16" => 2,
+            other => return Err(format!("hidden weights: dtype `{other}`")),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.weights.as_bytes())
+            .map_err(|e| format!("hidden weights: {e}"))?;
+        if self.units == 0
+            || bytes.len() != dim * self.units * width
+            || self.bias.len() != self.units
+            || self.out.len() != self.units
+        {
+            return Err(format!(
+                "hidden layer: expected {dim} × {} weights, {} biases and outputs",
+                self.units, self.units
+            ));
+        }
+        self.decoded = if width == 4 {
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        } else {
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()
+        };
+        let finite = self.decoded.iter().all(|v| v.is_finite())
+            && self.bias.iter().chain(&self.out).all(|v| v.is_finite());
+        if !finite {
+            return Err("hidden layer: non-finite numbers".into());
+        }
+        Ok(())
+    }
+
+    /// Pre-activations of the units for standardised inputs `z`.
+    fn pre(&self, z: &[f64]) -> Vec<f64> {
+        let mut a = self.bias.clone();
+        for (d, &zd) in z.iter().enumerate() {
+            if zd == 0.0 {
+                continue;
+            }
+            let row = &self.decoded[d * self.units..(d + 1) * self.units];
+            for (ak, &w) in a.iter_mut().zip(row) {
+                *ak += f64::from(w) * zd;
+            }
+        }
+        a
+    }
+}
+
 impl Head {
-    fn check(&self, name: &str, dim: usize) -> Result<(), String> {
+    fn check(&mut self, name: &str, dim: usize) -> Result<(), String> {
         self.linear
             .check(dim)
-            .map_err(|e| format!("head `{name}`: {e}"))
+            .map_err(|e| format!("head `{name}`: {e}"))?;
+        if let Some(h) = self.hidden.as_mut() {
+            h.prepare(dim).map_err(|e| format!("head `{name}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Standardised inputs (a non-finite value counts as average: 0).
+    fn standardise(&self, x: &[f32]) -> Vec<f64> {
+        let l = &self.linear;
+        (0..l.mean.len())
+            .map(|j| {
+                let z = x
+                    .get(j)
+                    .map(|v| (f64::from(*v) - l.mean[j]) / l.scale[j])
+                    .unwrap_or(0.0);
+                if z.is_finite() {
+                    z
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     }
 
     /// Log-odds for one feature vector.
     pub fn raw(&self, x: &[f32]) -> f64 {
-        self.linear.raw(x)
+        let Some(h) = &self.hidden else {
+            return self.linear.raw(x);
+        };
+        let z = self.standardise(x);
+        let lin: f64 = z.iter().zip(&self.linear.weights).map(|(a, w)| a * w).sum();
+        let units: f64 = h
+            .pre(&z)
+            .iter()
+            .zip(&h.out)
+            .map(|(a, o)| a.max(0.0) * o)
+            .sum();
+        self.linear.bias + lin + units
+    }
+
+    /// The head's weights on the standardised inputs at `x`: the linear
+    /// weights, plus for a hidden layer the weights of the units that are on
+    /// at `x` (the head is linear in a neighbourhood of `x` with these
+    /// weights, so per-input shares of the log-odds read the same way).
+    pub fn local_weights(&self, x: &[f32]) -> Vec<f64> {
+        let mut w = self.linear.weights.clone();
+        if let Some(h) = &self.hidden {
+            let z = self.standardise(x);
+            let on: Vec<(usize, f64)> = h
+                .pre(&z)
+                .iter()
+                .zip(&h.out)
+                .enumerate()
+                .filter(|(_, (a, _))| **a > 0.0)
+                .map(|(k, (_, o))| (k, *o))
+                .collect();
+            for (d, wd) in w.iter_mut().enumerate() {
+                let row = &h.decoded[d * h.units..(d + 1) * h.units];
+                *wd += on.iter().map(|&(k, o)| f64::from(row[k]) * o).sum::<f64>();
+            }
+        }
+        w
     }
 
     /// Probability by the head's own Platt calibration, if it has one.
@@ -140,7 +280,7 @@ pub struct FaceHeads {
 impl FaceHeads {
     /// Parses and checks a heads file.
     pub fn from_slice(bytes: &[u8]) -> Result<FaceHeads, String> {
-        let h: FaceHeads = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let mut h: FaceHeads = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if h.format != FORMAT {
             return Err(format!("format `{}`, expected `{FORMAT}`", h.format));
         }
@@ -153,7 +293,7 @@ impl FaceHeads {
         }
         let dim = i.dim();
         h.main.check("main", dim)?;
-        for (n, x) in [("generation", &h.generation), ("swap", &h.swap)] {
+        for (n, x) in [("generation", &mut h.generation), ("swap", &mut h.swap)] {
             if let Some(x) = x {
                 x.check(n, dim)?;
             }
@@ -171,7 +311,9 @@ impl FaceHeads {
 
     /// Per-patch contributions of the main head's share that reads the mean
     /// patch token after the last block (row-major 14 × 14), from that
-    /// block's patch tokens; `None` when the head does not read it.
+    /// block's patch tokens; `None` when the head does not read it. A head
+    /// with a hidden layer is read through its weights at this face
+    /// ([`Head::local_weights`]).
     pub fn patch_map(&self, f: &ClipFeatures) -> Option<Vec<f64>> {
         let tokens = f.patches.as_ref()?;
         let i = &self.inputs;
@@ -179,15 +321,108 @@ impl FaceHeads {
         let off = usize::from(i.embeds) * EMBED_DIM + (i.cls.len() + k) * HIDDEN;
         let n = (GRID * GRID) as f64;
         let h = &self.main.linear;
+        let w = self.main.local_weights(&i.select(f));
         let map = tokens
             .chunks_exact(HIDDEN)
             .map(|t| {
                 t.iter()
                     .enumerate()
-                    .map(|(d, v)| h.term(off + d, f64::from(*v)) / n)
+                    .map(|(d, v)| {
+                        let j = off + d;
+                        let z = (f64::from(*v) - h.mean[j]) / h.scale[j];
+                        if z.is_finite() {
+                            w[j] * z / n
+                        } else {
+                            0.0
+                        }
+                    })
                     .sum::<f64>()
             })
             .collect::<Vec<f64>>();
         (map.len() == GRID * GRID).then_some(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// A head file with a hidden layer of `units` units over the projected
+    /// embedding only (512 inputs), numbers from a fixed generator.
+    fn hidden_head(units: usize, bytes_short: usize, f16: bool) -> Vec<u8> {
+        let d = EMBED_DIM;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let w: Vec<u8> = (0..d * units)
+            .flat_map(|_| {
+                let v = (next() * 0.2) as f32;
+                if f16 {
+                    half::f16::from_f32(v).to_le_bytes().to_vec()
+                } else {
+                    v.to_le_bytes().to_vec()
+                }
+            })
+            .collect();
+        let w = &w[..w.len() - bytes_short];
+        let head = serde_json::json!({
+            "mean": vec![0.1; d], "scale": vec![2.0; d],
+            "weights": (0..d).map(|_| next() * 0.01).collect::<Vec<_>>(), "bias": -0.3,
+            "hidden": {
+                "units": units,
+                "dtype": if f16 { "f16" } else { "f32" },
+                "weights": base64::engine::general_purpose::STANDARD.encode(w),
+                "bias": (0..units).map(|_| next()).collect::<Vec<_>>(),
+                "out": (0..units).map(|_| next()).collect::<Vec<_>>(),
+            }
+        });
+        serde_json::to_vec(&serde_json::json!({
+            "format": FORMAT, "id": "t", "version": "4", "view": {"side": 224, "zoom": 0.8},
+            "inputs": {"embeds": true, "cls": [], "mean": []},
+            "main": head, "min_eye_distance": 16.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn hidden_layer_reads_like_its_local_weights() {
+        let h32 = FaceHeads::from_slice(&hidden_head(8, 0, false)).unwrap();
+        let h = FaceHeads::from_slice(&hidden_head(8, 0, true)).unwrap();
+        // The same numbers as f16 give nearly the same log-odds.
+        let x0: Vec<f32> = (0..EMBED_DIM).map(|i| (i % 5) as f32).collect();
+        assert!((h.main.raw(&x0) - h32.main.raw(&x0)).abs() < 1e-2);
+        let hid = h.main.hidden.as_ref().unwrap();
+        assert_eq!(hid.decoded.len(), EMBED_DIM * 8);
+        let x: Vec<f32> = (0..EMBED_DIM)
+            .map(|i| ((i * 37) % 11) as f32 - 5.0)
+            .collect();
+        let r = h.main.raw(&x);
+        // The units on at x change the log-odds: a linear head alone differs.
+        assert!((r - h.main.linear.raw(&x)).abs() > 1e-3);
+        // Each input's local weight is the slope of the log-odds along it.
+        let w = h.main.local_weights(&x);
+        for j in [0, 7, 300, EMBED_DIM - 1] {
+            let mut x2 = x.clone();
+            x2[j] += 0.01;
+            let slope = (h.main.raw(&x2) - r) / (0.01 / 2.0);
+            assert!(
+                (slope - w[j]).abs() < 1e-3,
+                "input {j}: {slope} vs {}",
+                w[j]
+            );
+        }
+    }
+
+    #[test]
+    fn hidden_layer_of_the_wrong_size_is_refused() {
+        for f16 in [false, true] {
+            let e = FaceHeads::from_slice(&hidden_head(8, 4, f16)).unwrap_err();
+            assert!(e.contains("hidden layer"), "{e}");
+        }
     }
 }
