@@ -61,8 +61,9 @@ pub struct ImageEmbedArgs {
 
     /// Also write PREFIX.grid.f32: per face view, the last block's patch
     /// tokens averaged over a G × G grid of regions of the 14 × 14 patch
-    /// grid (G × G × 768 values; 0 = off). Costs no extra tower run, only
-    /// disk: 7 gives 150 KB per view.
+    /// grid (G × G × 768 values; 0 = off). Costs no extra tower run, but
+    /// disk and memory until the end of the run (rows are written at the
+    /// end): 7 gives 150 KB per view, 14 (every patch) 600 KB.
     #[arg(long, env = "CANDOR_IMAGE_EMBED_PATCH_GRID", default_value_t = 0)]
     pub patch_grid: usize,
 

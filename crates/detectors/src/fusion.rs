@@ -114,15 +114,21 @@ impl VectorHead {
         Ok(())
     }
 
-    /// The contribution of value `v` at position `j` (a non-finite value
-    /// counts as average: 0).
-    pub fn term(&self, j: usize, v: f64) -> f64 {
+    /// Value `v` at position `j`, standardised (a non-finite value counts
+    /// as average: 0).
+    pub fn z(&self, j: usize, v: f64) -> f64 {
         let z = (v - self.mean[j]) / self.scale[j];
         if z.is_finite() {
-            self.weights[j] * z
+            z
         } else {
             0.0
         }
+    }
+
+    /// The contribution of value `v` at position `j` (a non-finite value
+    /// counts as average: 0).
+    pub fn term(&self, j: usize, v: f64) -> f64 {
+        self.weights[j] * self.z(j, v)
     }
 
     /// Log-odds of a vector (extra values beyond the head's length are

@@ -140,17 +140,7 @@ impl Head {
     fn standardise(&self, x: &[f32]) -> Vec<f64> {
         let l = &self.linear;
         (0..l.mean.len())
-            .map(|j| {
-                let z = x
-                    .get(j)
-                    .map(|v| (f64::from(*v) - l.mean[j]) / l.scale[j])
-                    .unwrap_or(0.0);
-                if z.is_finite() {
-                    z
-                } else {
-                    0.0
-                }
-            })
+            .map(|j| x.get(j).map_or(0.0, |v| l.z(j, f64::from(*v))))
             .collect()
     }
 
@@ -327,15 +317,7 @@ impl FaceHeads {
             .map(|t| {
                 t.iter()
                     .enumerate()
-                    .map(|(d, v)| {
-                        let j = off + d;
-                        let z = (f64::from(*v) - h.mean[j]) / h.scale[j];
-                        if z.is_finite() {
-                            w[j] * z / n
-                        } else {
-                            0.0
-                        }
-                    })
+                    .map(|(d, v)| w[off + d] * h.z(off + d, f64::from(*v)) / n)
                     .sum::<f64>()
             })
             .collect::<Vec<f64>>();
