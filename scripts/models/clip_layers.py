@@ -11,9 +11,14 @@ after each of the 12 encoder blocks (`/vision_model/encoder/layers.{i}/Add_1`):
 Earlier blocks keep more of the low-level statistics that generated and
 re-rendered faces leave, which the last block's projection mostly discards.
 
+It also makes the tower give the same numbers on every x86 CPU: the
+package's int8 MatMul weights become uint8 (u8_weights.py says why: u8 x s8
+saturates on CPUs without AVX-VNNI).
+
 Usage: clip_layers.py IN.onnx OUT.onnx      Needs: onnx (pinned by setup.py).
 """
 import sys
+from pathlib import Path
 
 LAYERS = 12
 
@@ -28,6 +33,10 @@ def main() -> int:
 
     model = onnx.load(sys.argv[1])
     g = model.graph
+    # int8 weights (and their zero points) of MatMulInteger -> uint8, +128.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from u8_weights import weights_to_uint8
+    weights_to_uint8(model)
     produced = {o for n in g.node for o in n.output}
     states = []
     for i in range(LAYERS):

@@ -23,7 +23,8 @@ Outputs, pooled over the 100 positions (the detector's head reads these):
                           block, the last one after the final layer norm
   layer_std  [B, 5, 384]  their standard deviations
 Then the MatMul weights are quantised to INT8 (dynamic quantisation,
-onnxruntime.quantization), about 2x faster on CPU.
+onnxruntime.quantization), about 2x faster on CPU, and stored as uint8
+(+128, the same integers: u8_weights.py says why).
 
 Usage: whisper_encoder.py MODEL_BIN OUT.onnx
 Needs: numpy, onnx, onnxruntime (versions pinned by scripts/setup.py).
@@ -243,7 +244,14 @@ def convert(variables: dict, out: Path, quantise: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         onnx.save(model, str(fp32))
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        q8 = Path(tmp) / "int8.onnx"
+        quantize_dynamic(str(fp32), str(q8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        # The same integers as uint8, so that every CPU computes them alike.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from u8_weights import weights_to_uint8
+        model = onnx.load(str(q8))
+        weights_to_uint8(model)
+        onnx.save(model, str(out))
 
 
 def main() -> int:
