@@ -17,11 +17,12 @@
 # Sets (each only when present):
 #   * asvspoof2019-la-eval: RawGAT-ST's published scores (../shared), harness
 #     validation on EXTERNAL scores (published EER 1.16%), not Candor.
-#   * image-faces-test (end to end): the test split of the face set v4
+#   * image-faces-test (end to end): the test split of the face set v5
 #     (scripts/image/train-image-detector.sh; real photographs vs generated,
 #     swapped, edited and rendered faces, one JPEG channel for all; the
 #     ChatGPT/Gemini photos are never fitted on), per-signal table;
-#     image-lofo-<family> and image-format-baseline (refit).
+#     image-lofo-<family>, image-loso-portraits (no professional portrait
+#     fitted or calibrated on) and image-format-baseline (refit).
 #   * image-shared (end to end): the third-party photos and renders in
 #     ../shared/eval/images (evaluation only); image-samples, image-faces-
 #     samples: the committed samples.
@@ -111,17 +112,28 @@ if ! want image; then
   keep "$ROOT"/image-*/report.json
 else
   rm -rf "$ROOT"/image-*
-  if [[ -f $IMAGE/v4/manifest.jsonl ]]; then
-    end_to_end image-faces-test image "$IMAGE/v4/manifest.jsonl" --split test \
+  if [[ -f $IMAGE/v5/manifest.jsonl ]]; then
+    end_to_end image-faces-test image "$IMAGE/v5/manifest.jsonl" --split test \
       --per-signal "$IMAGE_SIGNALS"
-    for f in "$IMAGE"/v4/heads/scores-lofo-*.jsonl; do
+    for f in "$IMAGE"/v5/heads/scores-lofo-*.jsonl; do
       [[ -f $f ]] || continue
       fam=$(basename "$f" .jsonl); fam=${fam#scores-lofo-}
       refit "image-lofo-$fam" "$f" \
         "face head refitted without any $fam face (scripts/image/train_face_head.py), test rows of real + $fam"
     done
-    if [[ -f $IMAGE/v4/heads/scores-format-baseline.jsonl ]]; then
-      refit image-format-baseline "$IMAGE/v4/heads/scores-format-baseline.jsonl" \
+    H=$IMAGE/v5/heads
+    if [[ -f $H/scores-loso-portraits.jsonl && -f $H/scores-loso-portraits-calib.jsonl ]]; then
+      # Its own calibration (1% FPR on its calib rows, no portrait among them),
+      # so that the report gives the portraits' FPR at a threshold never tuned on them.
+      "${CANDOR[@]}" calibrate --scores "$H/scores-loso-portraits-calib.jsonl" --format jsonl \
+        --external-id image-loso-portraits --detector image --id calibration/image-loso-portraits \
+        --artefact-version refit --out "$ROOT/image-loso-portraits-calibration.json" >/dev/null
+      refit image-loso-portraits "$H/scores-loso-portraits.jsonl" \
+        "face head refitted without any professional portrait (studio, stock, publicity, beauty photos; scripts/image/train_face_head.py) and calibrated on calib rows without them: every test row; the portrait groups' FPR is the false-positive rate on a real source never seen" \
+        --calibration "$ROOT/image-loso-portraits-calibration.json"
+    fi
+    if [[ -f $IMAGE/v5/heads/scores-format-baseline.jsonl ]]; then
+      refit image-format-baseline "$IMAGE/v5/heads/scores-format-baseline.jsonl" \
         "logistic model on format, width, height and file size only (scripts/image/train_face_head.py): how far the channel alone predicts the label"
     fi
   else

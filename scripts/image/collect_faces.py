@@ -167,6 +167,30 @@ Sources (repo@commit, paths, licence, contribution) -- see SOURCES below for the
       `TestImages/{AFLW2000/*,0,1,2,4,trump}.jpg`: real AFLW2000 (Flickr) and other test
       photos, ~450 px (3.jpg, a cut-out face, and 5.jpg, a cartoon, are not used). DECA:
       non-commercial research licence; PRNet: MIT; photos third-party.
+  Professional portraits (version 5; v4 flagged such real photos far more than press ones):
+  debruine/webmorphR.stim@fa8b78fd `inst/{neutral_front,smiling_front}/NNN_03.jpg` (Face
+      Research Lab London Set: 102 sitters, neutral and smiling, 1350x1350 studio shots;
+      identity = sitter) and `inst/canada/*.jpg` (40 frontal studio photos). CC BY 4.0
+      (figshare 10.6084/m9.figshare.5047666; sitters consented). Not `composite/` (averaged
+      faces) nor `3dsk/` (masked cut-outs).
+  yiranran/APDrawingGAN@38f4319f `dataset/data/test_single/*` (39 stock, fashion and
+      ID-style photos, 512x512 aligned), `imgs/samples/img_NNNN.png` (not *_fake_B, the
+      drawings), `preprocess/example/img_1701.jpg`; and xuebinqin/U-2-Net@ac7e1c81
+      `test_data/test_portrait_images/{your_portrait_im,portrait_im}/*`,
+      `test_data/test_human_images/*` (stock and press photos). Apache-2.0 repos, photos
+      third-party. APDrawing's img_NNNN appears in both: identity = the number.
+  debruine/webmorph@f3a986c9 (history; not in HEAD) `demo/celebs/*.jpg` (not _avg_*):
+      publicity headshots of actors, eye-aligned 300x400. MIT repo; photos third-party.
+  Honlan/BeautyGAN@bca8aa43 `imgs/{makeup,no_makeup}/*.png`: MT makeup dataset beauty
+      photos, 361x361. No licence stated.
+  Strong expressions on real faces (in the other sources they are mostly on generated ones):
+  lai-wei-cheng/b12207073@790c4498 `Taiwanese/faces_256x256/*.jpg`: the Taiwanese Facial
+      Expression Image Database (Chen, Cho & Tseng 2013; 1,232 frontal 256x256 crops of 29
+      performers, calm to surprised; name = performer, type, view, expression, serial;
+      identity = performer). No licence in the repo; the database is for academic research.
+  freelance-work/mit_psycology_dept@a5c5d4bc `assets/faces/*.jpg`: 131 studio photos of 30
+      actors posing emotions (WSEFEP by every sign: naming, actors, navy shirts; identity =
+      the initials). No licence in the repo; WSEFEP is non-commercial research only.
   minivision-ai/Silent-Face-Anti-Spoofing@b6d5f04 `images/sample/image_T1.jpg` (real
       webcam frame; the F* spoof photos and *_result files are skipped). Apache-2.0.
 """
@@ -1205,6 +1229,64 @@ def do_simswap(c: Collector, snap: Snapshot, rev: str):
     return n
 
 
+
+# Version 5: professional portraits of real people (studio, stock, beauty). Version 4 flagged
+# such photographs far more often than press photos: its real class was mostly LFW, video
+# frames and old photos, so "sharp, evenly lit, smooth skin" leaned towards generated.
+def _apd_identity(p):
+    """APDrawing photos (img_NNNN) sit in two repos under different crops: one person."""
+    m = re.search(r"img_(\d+)", Path(p).name)
+    return f"apdrawing:{m.group(1)}" if m else Path(p).stem
+
+
+def _stim_identity(p):
+    b = Path(p).stem
+    if p.startswith("inst/canada/"):
+        return "canada:" + b
+    return "london:" + b.split("_")[0]  # 001_03: neutral and smiling shots of one sitter
+
+
+do_stim = simple(lambda p: re.fullmatch(r"inst/(neutral_front|smiling_front|canada)/[0-9][^/]*\.jpg", p) is not None,
+                 "authentic", "real", "studio-portrait",
+                 "CC BY 4.0 (repo; Face Research Lab London Set, figshare 10.6084/m9.figshare.5047666, sitters consented)",
+                 "webmorphr-stim", identity=_stim_identity,
+                 note="studio headshot, plain background (London 2012 / Canada sets)")
+do_apdrawing = simple(lambda p: (p.startswith("dataset/data/test_single/")
+                                 or re.fullmatch(r"imgs/samples/img_\d+\.png", p) is not None
+                                 or p == "preprocess/example/img_1701.jpg"),
+                      "authentic", "real", "stock-portrait",
+                      "Apache-2.0 (repo); photos third-party (Pixabay, Shutterstock previews, WeChat)",
+                      "apdrawing", identity=_apd_identity,
+                      note="portrait-drawing input: stock, fashion or ID-style photo")
+do_u2net = simple(lambda p: (p.startswith("test_data/test_portrait_images/your_portrait_im/")
+                             or p.startswith("test_data/test_portrait_images/portrait_im/")
+                             or p.startswith("test_data/test_human_images/")),
+                  "authentic", "real", "stock-portrait",
+                  "Apache-2.0 (repo); photos third-party (stock, press)", "u2net",
+                  identity=_apd_identity, note="portrait / human segmentation test input")
+do_webmorph = simple(lambda p: re.fullmatch(r"demo/celebs/[^_/][^/]*\.jpg", p) is not None,
+                     "authentic", "real", "press-headshot",
+                     "MIT (repo); photos third-party (publicity and red-carpet photos)",
+                     "webmorph-celebs", note="eye-aligned publicity headshot, 300x400")
+do_beautygan = simple(lambda p: p.startswith(("imgs/makeup/", "imgs/no_makeup/")),
+                      "authentic", "real", "beauty-photo",
+                      "none stated (repo); photos third-party (MT makeup dataset)", "beautygan",
+                      note="beauty photo (makeup transfer input)")
+
+
+# Real faces with strong expressions (posed by actors and performers, studio light): in the
+# other sources strong expressions are mostly on generated faces (SFHQ's expression figures).
+do_twexpr = simple(lambda p: re.fullmatch(r"Taiwanese/faces_256x256/\d{4}[a-g0]\d+\.jpg", p) is not None,
+                   "authentic", "real", "expression-photo",
+                   "none stated in the repo; Taiwanese Facial Expression Image Database (Chen, Cho & Tseng 2013): academic research only",
+                   "tw-expression", identity=lambda p: "twexpr:" + Path(p).name[:2],
+                   note="performer's posed or recalled expression, frontal, 256x256 crop")
+do_wsefep = simple(lambda p: re.fullmatch(r"assets/faces/[A-Za-z]+\d*_\d+\.jpg", p) is not None,
+                   "authentic", "real", "expression-photo",
+                   "none stated in the repo; WSEFEP (Warsaw Set of Emotional Facial Expression Pictures): non-commercial research only",
+                   "wsefep", identity=lambda p: "wsefep:" + Path(p).name.split("_")[0],
+                   note="actor's posed emotional expression, studio, white background")
+
 # repo -> (pinned commit, handler). The order is the dedupe priority.
 SOURCES = [
     (LFW[0], LFW[1], "lfw"),
@@ -1241,6 +1323,13 @@ SOURCES = [
     ("yangxy/GPEN", "2c73670", "gpen"),
     ("YadiraF/DECA", "f5b6b42", "deca"),
     ("YadiraF/PRNet", "fc12fe5", "prnet"),
+    ("debruine/webmorphR.stim", "fa8b78fd", "stim"),
+    ("yiranran/APDrawingGAN", "38f4319f", "apdrawing"),
+    ("xuebinqin/U-2-Net", "ac7e1c81", "u2net"),
+    ("debruine/webmorph", "f3a986c93d454187cbf9632438032ba61efce172", "webmorph"),
+    ("Honlan/BeautyGAN", "bca8aa43", "beautygan"),
+    ("lai-wei-cheng/b12207073", "790c44989ebf3b9835806512ce2f929fe441244f", "twexpr"),
+    ("freelance-work/mit_psycology_dept", "a5c5d4bc62a22136f53c7597074172788079a6bc", "wsefep"),
 ]
 
 
@@ -1277,7 +1366,9 @@ def main():
                 "sg3": do_sg3, "deepface": do_deepface, "human": do_human, "caltech": do_caltech,
                 "facenet": do_facenet, "gfpgan": do_gfpgan, "codeformer": do_codeformer,
                 "simswap": do_simswap, "silent": do_silent, "gpen": do_gpen, "deca": do_deca,
-                "prnet": do_prnet, "necz": do_necz, "maskdet": do_maskdet, "observ": do_observ,
+                "prnet": do_prnet, "stim": do_stim, "apdrawing": do_apdrawing,
+                "u2net": do_u2net, "webmorph": do_webmorph, "beautygan": do_beautygan, "twexpr": do_twexpr,
+                "wsefep": do_wsefep, "necz": do_necz, "maskdet": do_maskdet, "observ": do_observ,
                 "faceapi": do_faceapi, "instantid": do_instantid, "photomaker": do_photomaker, "realorfake": do_realorfake, "roop": do_roop, "inswapper": do_inswapper, "stargan": do_stargan, "ffpp": do_ffpp, "facesynth": do_facesynth, "digiface": do_digiface, "scoresde": do_score_sde,
                 "alae": do_alae, "utkface": do_utkface, "celeba64": do_celeba64, "dfl": do_dfl, "rees": do_rees}
     for repo, rev, h in SOURCES:

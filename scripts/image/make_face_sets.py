@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the image detector's face sets (version 4): real photographs vs
+"""Builds the image detector's face sets (version 5): real photographs vs
 generated, swapped, edited and rendered faces, every file passed through
 the same random channel so that format, size and compression cannot predict
 the label.
@@ -7,7 +7,7 @@ the label.
 Input:  .candor/data/image/faces/manifest.jsonl and its files, written by
         scripts/image/collect_faces.py from public repository snapshots (every
         row names its source repo@commit, path, licence, family, generator).
-Output: .candor/data/image/v4/
+Output: .candor/data/image/v5/
           img/<id>.<jpg|png>   the re-encoded files
           manifest.jsonl       candor eval manifest: path, label, group, split
           meta.jsonl           per row: id, family, generator, source, role,
@@ -23,8 +23,10 @@ content.
 
 Roles:
   * fit: split train 60 / calib 20 / test 20 by a hash of a group key (the
-    person for LFW and for the LFW face swaps, whose target photo names the
-    person; the file otherwise), so no identity straddles splits;
+    person for LFW, the studio and stock portraits and the LFW face swaps,
+    whose target photo names the person; the file otherwise), so no identity
+    straddles splits; the professional portraits' training rows are repeated
+    through fresh draws of the channel (REPEAT_TRAIN);
   * holdout: test only, never trained or calibrated on: the ChatGPT and
     Gemini photos (the only modern closed generators in the collection);
   * excluded: the shared evaluation sources (serengil/deepface,
@@ -71,8 +73,17 @@ def unit(s: str) -> float:
     return h(s) / 2.0**64
 
 
+# Generators whose rows name the person (identity): split by person.
+BY_IDENTITY = ("lfw", "studio-portrait", "stock-portrait", "expression-photo")
+# Real professional portraits (version 5) are few beside LFW and the web crops: their
+# training rows are repeated, each copy through its own draw of the channel (another crop,
+# size and JPEG), so that they weigh more without one file's bytes being seen twice.
+# Calibration and test rows are never repeated.
+REPEAT_TRAIN = {"studio-portrait": 3, "stock-portrait": 4, "press-headshot": 3, "beauty-photo": 4}
+
+
 def group_key(r: dict) -> str:
-    if r["generator"] == "lfw" and r.get("identity"):
+    if r["generator"] in BY_IDENTITY and r.get("identity"):
         return "person:" + r["identity"]
     if r["generator"] == "faceswap-3dmm":
         m = re.search(r"LFW (\S+) \(signature", r.get("note") or "")
@@ -139,7 +150,7 @@ def main() -> int:
     args = ap.parse_args()
     src_dir = args.root / "faces"
     rows = [json.loads(line) for line in (src_dir / "manifest.jsonl").open()]
-    out = args.root / "v4"
+    out = args.root / "v5"
     (out / "img").mkdir(parents=True, exist_ok=True)
 
     buckets = defaultdict(list)
@@ -166,10 +177,18 @@ def main() -> int:
         chosen.extend(rs)
     chosen.sort(key=lambda r: r["sha256"])
 
+    # (row, channel key): the file's sha256, and for a repeated training row, more keys.
+    jobs = []
+    for r in chosen:
+        jobs.append((r, r["sha256"]))
+        role = "holdout" if r["generator"] in HOLDOUT_GENERATORS else "fit"
+        if role == "fit" and split_of(group_key(r)) == "train":
+            for k in range(1, REPEAT_TRAIN.get(r["generator"], 1)):
+                jobs.append((r, hashlib.sha256(f"{r['sha256']}:copy{k}".encode()).hexdigest()))
+
     counts = Counter()
     with (out / "manifest.jsonl").open("w") as mf, (out / "meta.jsonl").open("w") as xf:
-        for r in chosen:
-            key = r["sha256"]
+        for r, key in jobs:
             role = "holdout" if r["generator"] in HOLDOUT_GENERATORS else "fit"
             split = "test" if role == "holdout" else split_of(group_key(r))
             family = FAMILY.get(r["generator"], r["family"])
@@ -208,6 +227,7 @@ def main() -> int:
                 "bytes": len(data),
                 "orig_width": r.get("width"),
                 "orig_height": r.get("height"),
+                "sha256": r["sha256"],
             }) + "\n")
             counts[(family, split)] += 1
     fams = sorted({f for f, _ in counts})

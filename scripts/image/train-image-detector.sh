@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the image detector's face heads and calibration from scratch:
 #   models/image/face-head.json, models/image/calibration.json
-# and the per-item scores of the generated evaluation (.candor/data/image/v4/heads/).
+# and the per-item scores of the generated evaluation (.candor/data/image/v5/heads/).
 #
 # 1. scripts/image/collect_faces.py   labelled faces from public repository snapshots
 #                                     (fetched beforehand; the script lists them and names
@@ -15,11 +15,11 @@
 # The forgery CNN (evidence only) is trained separately: scripts/image/build-image.sh and
 # scripts/image/train_forgery_cnn.py.
 # Environment: MIRROR (folder of the fetched snapshots, default /work/.mirror),
-# CANDOR_BIN (default: cargo build --release), VERSION (artefact version, default 4).
+# CANDOR_BIN (default: cargo build --release), VERSION (artefact version, default 5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MIRROR=${MIRROR:-/work/.mirror}
-VERSION=${VERSION:-4}
+VERSION=${VERSION:-5}
 DATA=.candor/data/image
 VENV=.candor/venv-image
 if [[ ! -x $VENV/bin/python ]]; then
@@ -30,7 +30,7 @@ fi
 if [[ ! -f $DATA/faces/manifest.jsonl ]]; then
   nice "$VENV/bin/python" scripts/image/collect_faces.py --mirror-root "$MIRROR"
 fi
-if [[ ! -f $DATA/v4/manifest.jsonl ]]; then
+if [[ ! -f $DATA/v5/manifest.jsonl ]]; then
   nice "$VENV/bin/python" scripts/image/make_face_sets.py
 fi
 
@@ -40,18 +40,19 @@ else
   cargo build --release -q -p candor
   CANDOR=target/release/candor
 fi
-mkdir -p "$DATA/v4/embed"
-if [[ ! -f $DATA/v4/embed/emb.f32 ]]; then
-  "$CANDOR" image-embed --set "$DATA/v4/manifest.jsonl" --out "$DATA/v4/embed/emb" \
+mkdir -p "$DATA/v5/embed"
+if [[ ! -f $DATA/v5/embed/emb.f32 ]]; then
+  "$CANDOR" image-embed --set "$DATA/v5/manifest.jsonl" --out "$DATA/v5/embed/emb" \
     --zooms 0.8 --whole false --concurrency 2
 fi
-# Version 4: one hidden layer (256 units) on the projected embedding and the
-# class and mean patch tokens after blocks 3, 6, 9 and 11; evidence heads ridge.
+# Version 5 (the version 4 head on the v5 set: professional portraits and posed
+# expressions added): one hidden layer (256 units) on the projected embedding and
+# the class and mean patch tokens after blocks 3, 6, 9 and 11; evidence heads ridge.
 "$VENV/bin/python" scripts/image/train_face_head.py --views 1 --zoom 0.8 --embeds 1 \
   --cls 3,6,9,11 --mean 3,6,9,11 --method mlp --units 256 --epochs 40 --l2 0.001 \
   --evidence-l2 30000 --version "$VERSION"
-"$CANDOR" calibrate --scores "$DATA/v4/heads/scores-calib.jsonl" --format jsonl \
+"$CANDOR" calibrate --scores "$DATA/v5/heads/scores-calib.jsonl" --format jsonl \
   --external-id image-face-head --detector image --id calibration/image \
   --artefact-version "$VERSION" --out models/image/calibration.json
-cp "$DATA/v4/heads/face-head.json" models/image/face-head.json
+cp "$DATA/v5/heads/face-head.json" models/image/face-head.json
 echo "wrote models/image/face-head.json and models/image/calibration.json"

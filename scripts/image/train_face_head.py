@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""Fits the image detector's face heads (version 4) on CLIP features of
+"""Fits the image detector's face heads (version 5) on CLIP features of
 aligned faces, and writes the per-item scores that `candor eval` turns into
 the generated evaluation reports: the in-distribution test split and one
 leave-one-family-out fold per manipulated family.
 
 Input:
-  --meta   .candor/data/image/v4/meta.jsonl (make_face_sets.py)
+  --meta   .candor/data/image/v5/meta.jsonl (make_face_sets.py)
   --embed  PREFIX of `candor image-embed` output (PREFIX.jsonl, PREFIX.f32),
-           run on .candor/data/image/v4/manifest.jsonl with the views below
-Output (--out, default .candor/data/image/v4/heads):
+           run on .candor/data/image/v5/manifest.jsonl with the views below
+Output (--out, default .candor/data/image/v5/heads):
   face-head.json                 the head Candor ships (models/image/)
   scores-calib.jsonl             calib rows scored by it (for `candor calibrate`)
   scores-test.jsonl              test rows scored by it (holdout rows included)
   scores-lofo-<family>.jsonl     test rows of real + <family>, scored by a
                                  head fitted without any <family> row
+  scores-loso-portraits.jsonl    test rows scored by a head fitted without any
+                                 professional portrait (studio, stock, publicity,
+                                 beauty photos), and -calib.jsonl its calib rows
   scores-format-baseline.jsonl   test rows scored by a logistic model that
                                  sees only format, width, height and file size
   summary.json                   quick figures (the reports are the reference)
@@ -54,6 +57,11 @@ METHODS = {
     "logistic": "logistic regression, Newton",
     "mlp": "one hidden layer of {units} rectified units, Adam, {epochs} epochs, dropout 0.2 on inputs and 0.5 on units",
 }
+# Real professional portraits (studio, stock, publicity, beauty, posed expressions;
+# make_face_sets.py):
+# the loso-portraits fold leaves them all out.
+PORTRAITS = ("studio-portrait", "stock-portrait", "press-headshot", "beauty-photo",
+             "expression-photo")
 # Faces whose eyes are closer than this are too small to judge (abstain).
 MIN_EYE_DISTANCE = 16.0
 
@@ -198,8 +206,8 @@ def write_scores(path, ids, y, s, groups, splits):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--meta", type=Path, default=Path(".candor/data/image/v4/meta.jsonl"))
-    ap.add_argument("--embed", type=Path, default=Path(".candor/data/image/v4/embed/emb"))
+    ap.add_argument("--meta", type=Path, default=Path(".candor/data/image/v5/meta.jsonl"))
+    ap.add_argument("--embed", type=Path, default=Path(".candor/data/image/v5/embed/emb"))
     ap.add_argument("--views", type=int, default=1, help="views per row in the embed file")
     ap.add_argument("--view", type=int, default=0, help="which view the head reads")
     ap.add_argument("--zoom", type=float, default=1.0, help="template zoom of that view (recorded in the head)")
@@ -216,7 +224,7 @@ def main() -> int:
                     help="L2 of the evidence heads (ridge)")
     ap.add_argument("--explore", action="store_true")
     ap.add_argument("--version", default="3")
-    ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v4/heads"))
+    ap.add_argument("--out", type=Path, default=Path(".candor/data/image/v5/heads"))
     args = ap.parse_args()
 
     meta = [json.loads(line) for line in args.meta.open()]
@@ -314,6 +322,20 @@ def main() -> int:
             continue
         h_f = fit(x[fit_rows & (fam != f)], y[fit_rows & (fam != f)], args.l2)
         evaluate(h_f, f"lofo-{f}", (split == "test") & ((fam == f) | ~y))
+
+    # Leave the professional portraits out (a real source never seen): fitted
+    # without any of their rows, calibration rows without them too (written
+    # for `candor calibrate`), then every test row, so the report shows how
+    # often real studio and stock photos are flagged by a head that never saw
+    # one: the generalisation that the shared studio photos ask for.
+    pro = np.array([m["generator"] in PORTRAITS for m in meta])
+    if (pro & (split == "test") & has).any():
+        h_p = fit(x[fit_rows & ~pro], y[fit_rows & ~pro], args.l2)
+        s_p = evaluate(h_p, "loso-portraits", split == "test")
+        cal_p = calib & ~pro
+        write_scores(args.out / "scores-loso-portraits-calib.jsonl",
+                     [ids[i] for i in np.where(cal_p)[0]], y[cal_p], s_p[cal_p],
+                     [groups[i] for i in np.where(cal_p)[0]], [split[i] for i in np.where(cal_p)[0]])
 
     # Evidence heads: generated faces vs real, swapped/edited faces vs real,
     # each with a Platt calibration on calib.
