@@ -132,8 +132,8 @@ else
         "face head refitted without any professional portrait (studio, stock, publicity, beauty photos; scripts/image/train_face_head.py) and calibrated on calib rows without them: every test row; the portrait groups' FPR is the false-positive rate on a real source never seen" \
         --calibration "$ROOT/image-loso-portraits-calibration.json"
     fi
-    if [[ -f $IMAGE/v5/heads/scores-format-baseline.jsonl ]]; then
-      refit image-format-baseline "$IMAGE/v5/heads/scores-format-baseline.jsonl" \
+    if [[ -f $H/scores-format-baseline.jsonl ]]; then
+      refit image-format-baseline "$H/scores-format-baseline.jsonl" \
         "logistic model on format, width, height and file size only (scripts/image/train_face_head.py): how far the channel alone predicts the label"
     fi
   else

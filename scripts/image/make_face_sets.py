@@ -177,20 +177,21 @@ def main() -> int:
         chosen.extend(rs)
     chosen.sort(key=lambda r: r["sha256"])
 
-    # (row, channel key): the file's sha256, and for a repeated training row, more keys.
+    # (row, channel key, role, split): the file's sha256 as key, and for a repeated
+    # training row, more keys.
     jobs = []
     for r in chosen:
-        jobs.append((r, r["sha256"]))
         role = "holdout" if r["generator"] in HOLDOUT_GENERATORS else "fit"
-        if role == "fit" and split_of(group_key(r)) == "train":
+        split = "test" if role == "holdout" else split_of(group_key(r))
+        jobs.append((r, r["sha256"], role, split))
+        if split == "train":
             for k in range(1, REPEAT_TRAIN.get(r["generator"], 1)):
-                jobs.append((r, hashlib.sha256(f"{r['sha256']}:copy{k}".encode()).hexdigest()))
+                copy = hashlib.sha256(f"{r['sha256']}:copy{k}".encode()).hexdigest()
+                jobs.append((r, copy, role, split))
 
     counts = Counter()
     with (out / "manifest.jsonl").open("w") as mf, (out / "meta.jsonl").open("w") as xf:
-        for r, key in jobs:
-            role = "holdout" if r["generator"] in HOLDOUT_GENERATORS else "fit"
-            split = "test" if role == "holdout" else split_of(group_key(r))
+        for r, key, role, split in jobs:
             family = FAMILY.get(r["generator"], r["family"])
             try:
                 with Image.open(src_dir / r["path"]) as im:
