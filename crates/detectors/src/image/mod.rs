@@ -378,18 +378,28 @@ impl PixelLayers {
         let (face_part, forensic_part, templates) = std::thread::scope(|s| {
             let face = s.spawn(|| self.face_path(&img.image, priority, deadline, largest_tx));
             let forensic = (|| -> Result<_, String> {
+                let t0 = Instant::now();
                 let f = forensics::analyze(&img.image, luma_table, &self.cfg.forensics)?;
+                let t1 = Instant::now();
                 let c = match &self.cnn {
                     Some(m) => cnn::run(m, &f.luma, priority, deadline)?,
                     None => None,
                 };
+                tracing::debug!(
+                    forensics_ms = ms(t1 - t0),
+                    cnn_ms = ms(t1.elapsed()),
+                    "image forensic path"
+                );
                 Ok((f, c))
             })();
             // A closed channel: the face path failed before its detector
             // answered, and its error is the one reported.
             let templates = match largest_rx.recv() {
                 Ok(largest) if identity && forensic.is_ok() => {
-                    self.templates(&img.image, largest.as_ref(), priority, deadline)
+                    let t0 = Instant::now();
+                    let r = self.templates(&img.image, largest.as_ref(), priority, deadline);
+                    tracing::debug!(templates_ms = ms(t0.elapsed()), "image identity templates");
+                    r
                 }
                 _ => Ok(None),
             };
@@ -437,7 +447,9 @@ impl PixelLayers {
             let _ = largest.send(None);
             return Ok((Vec::new(), false, None, 0.0));
         };
+        let t0 = Instant::now();
         let faces = det.detect(img, priority, deadline)?;
+        tracing::debug!(detect_ms = ms(t0.elapsed()), "image face detector");
         let biggest = faces
             .iter()
             .enumerate()
@@ -480,10 +492,17 @@ impl PixelLayers {
         else {
             return Ok(None);
         };
+        let t0 = Instant::now();
         let Some((crop, transform)) = yunet::align(img, &face.landmarks, heads.align_spec()) else {
             return Ok(None);
         };
+        let t1 = Instant::now();
         let features = clip::embed(tower, clip::normalise(&crop), priority, deadline)?;
+        tracing::debug!(
+            align_ms = ms(t1 - t0),
+            tower_ms = ms(t1.elapsed()),
+            "image face tower"
+        );
         let x = heads.inputs.select(&features);
         let main = heads.main.raw(&x);
         Ok(Some(FaceAnalysis {
@@ -836,6 +855,7 @@ impl Detector for ImageDetector {
                 });
             }
             if self.layers.cfg.picture {
+                let t0 = Instant::now();
                 let png = picture::heatmap(
                     &img.image,
                     fx.region,
@@ -849,6 +869,7 @@ impl Detector for ImageDetector {
                     let png = picture::spectrum(*side, px);
                     evidence.extend(picture_evidence("spectrum", png, &mut warnings));
                 }
+                tracing::debug!(pictures_ms = ms(t0.elapsed()), "image heatmap and spectrum");
             }
         }
 
@@ -912,4 +933,9 @@ impl Detector for ImageDetector {
             identity,
         })
     }
+}
+
+/// Milliseconds, for the stage timings logged at debug level.
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }

@@ -77,33 +77,119 @@ impl std::fmt::Debug for YuNet {
     }
 }
 
-/// The network input for `img`: scaled to fit 640×640 (aspect kept,
-/// bilinear), padded with zeros at the right and bottom, BGR planes in
-/// 0–255. Returns the input and the scale (network pixels per image pixel).
+/// The network input for `img`: scaled to fit 640×640 (aspect kept, a
+/// separable triangle filter as wide as the scale step, so that shrinking
+/// does not alias), padded with zeros at the right and bottom, BGR planes
+/// in 0–255. Returns the input and the scale (network pixels per image
+/// pixel).
 pub fn preprocess(img: &RgbImage) -> (Vec<f32>, f32) {
     let (w, h) = img.dimensions();
     let scale = INPUT as f32 / w.max(h) as f32;
-    let nw = ((w as f32 * scale).round() as u32).clamp(1, INPUT);
-    let nh = ((h as f32 * scale).round() as u32).clamp(1, INPUT);
-    let resized;
-    let src = if (nw, nh) == (w, h) {
-        img
-    } else {
-        resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
-        &resized
-    };
+    let nw = ((w as f32 * scale).round() as u32).clamp(1, INPUT) as usize;
+    let nh = ((h as f32 * scale).round() as u32).clamp(1, INPUT) as usize;
     let side = INPUT as usize;
     let plane = side * side;
     let mut x = vec![0f32; 3 * plane];
-    for (py, row) in src.rows().enumerate() {
-        for (px, p) in row.enumerate() {
-            let i = py * side + px;
-            x[i] = f32::from(p[2]);
-            x[plane + i] = f32::from(p[1]);
-            x[2 * plane + i] = f32::from(p[0]);
+    let (w, h) = (w as usize, h as usize);
+    let raw = img.as_raw();
+    if (nw, nh) == (w, h) {
+        for (py, row) in raw.chunks_exact(w * 3).enumerate() {
+            for (px, p) in row.chunks_exact(3).enumerate() {
+                let i = py * side + px;
+                x[i] = f32::from(p[2]);
+                x[plane + i] = f32::from(p[1]);
+                x[2 * plane + i] = f32::from(p[0]);
+            }
+        }
+        return (x, scale);
+    }
+    // Horizontal pass over every source row into three planes (B, G, R) of
+    // nw columns, then the vertical pass straight into the network input.
+    let hx = Taps::new(w, nw);
+    let mut tmp = vec![0f32; 3 * h * nw];
+    for (sy, row) in raw.chunks_exact(w * 3).enumerate() {
+        for ox in 0..nw {
+            let (start, weights) = hx.of(ox);
+            let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
+            for (k, &wt) in weights.iter().enumerate() {
+                let p = &row[(start + k) * 3..(start + k) * 3 + 3];
+                r += wt * f32::from(p[0]);
+                g += wt * f32::from(p[1]);
+                b += wt * f32::from(p[2]);
+            }
+            let i = sy * nw + ox;
+            tmp[i] = b;
+            tmp[h * nw + i] = g;
+            tmp[2 * h * nw + i] = r;
+        }
+    }
+    let vy = Taps::new(h, nh);
+    for c in 0..3 {
+        let src = &tmp[c * h * nw..(c + 1) * h * nw];
+        for oy in 0..nh {
+            let (start, weights) = vy.of(oy);
+            let out = &mut x[c * plane + oy * side..c * plane + oy * side + nw];
+            for (k, &wt) in weights.iter().enumerate() {
+                let line = &src[(start + k) * nw..(start + k + 1) * nw];
+                for (o, v) in out.iter_mut().zip(line) {
+                    *o += wt * v;
+                }
+            }
         }
     }
     (x, scale)
+}
+
+/// Weights of a one-dimensional resampling from `n` to `m` samples: a
+/// triangle as wide as the step when shrinking (an area-weighted average,
+/// no aliasing), linear interpolation when growing; taps that fall outside
+/// are dropped and the rest renormalised.
+struct Taps {
+    /// First source index of each output sample.
+    start: Vec<usize>,
+    /// Offsets into `weights` (output i: `offset[i]..offset[i + 1]`).
+    offset: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl Taps {
+    fn new(n: usize, m: usize) -> Self {
+        let step = n as f64 / m as f64;
+        let radius = step.max(1.0);
+        let mut t = Taps {
+            start: Vec::with_capacity(m),
+            offset: vec![0],
+            weights: Vec::new(),
+        };
+        for o in 0..m {
+            let centre = (o as f64 + 0.5) * step;
+            let lo = ((centre - radius).floor().max(0.0) as usize).min(n - 1);
+            let hi = ((centre + radius).ceil() as usize).clamp(lo + 1, n);
+            let from = t.weights.len();
+            for i in lo..hi {
+                let d = ((i as f64 + 0.5 - centre) / radius).abs();
+                t.weights.push((1.0 - d).max(0.0) as f32);
+            }
+            let sum: f32 = t.weights[from..].iter().sum();
+            if sum > 0.0 {
+                t.weights[from..].iter_mut().for_each(|v| *v /= sum);
+            } else {
+                // Cannot happen for n, m ≥ 1 (the nearest sample is always
+                // within the radius); kept total for safety.
+                t.weights[from] = 1.0;
+            }
+            t.start.push(lo);
+            t.offset.push(t.weights.len());
+        }
+        t
+    }
+
+    fn of(&self, o: usize) -> (usize, &[f32]) {
+        (
+            self.start[o],
+            &self.weights[self.offset[o]..self.offset[o + 1]],
+        )
+    }
 }
 
 /// Decodes the twelve outputs (`cls_s`, `obj_s`, `bbox_s`, `kps_s` for each
@@ -359,36 +445,78 @@ pub fn align(
     landmarks: &[[f32; 2]; 5],
     spec: AlignSpec,
 ) -> Option<(RgbImage, Similarity)> {
+    align_over(img, landmarks, spec, false)
+}
+
+/// [`align`], reducing only the region the crop samples, or (`whole`, for
+/// the tests) the whole picture.
+fn align_over(
+    img: &RgbImage,
+    landmarks: &[[f32; 2]; 5],
+    spec: AlignSpec,
+    whole: bool,
+) -> Option<(RgbImage, Similarity)> {
     let t = Similarity::fit(landmarks, &spec.targets())?;
-    let mut src: std::borrow::Cow<'_, RgbImage> = std::borrow::Cow::Borrowed(img);
-    let mut pre = 1.0f32;
-    // Shrinking by more than 2x: reduce with a box filter first.
+    let (w, h) = img.dimensions();
+    // Shrinking by more than 2x: average f × f boxes first (f an integer),
+    // over the part of the picture the crop samples only.
     let s = t.scale();
-    if s < 0.5 {
-        let f = (0.5 / s).floor().max(1.0);
-        let (w, h) = img.dimensions();
-        let nw = ((w as f32 / f).round() as u32).max(1);
-        let nh = ((h as f32 / f).round() as u32).max(1);
-        src = std::borrow::Cow::Owned(image::imageops::thumbnail(img, nw, nh));
-        pre = nw as f32 / w as f32;
-    }
+    let f = if s < 0.5 {
+        ((0.5 / s).floor() as u32).clamp(1, w.min(h))
+    } else {
+        1
+    };
+    let pre = 1.0 / f as f32;
     let scaled: Vec<[f32; 2]> = landmarks.iter().map(|p| [p[0] * pre, p[1] * pre]).collect();
     let tt = Similarity::fit(&scaled, &spec.targets())?;
     let inv = tt.inverse()?;
-    let (w, h) = src.dimensions();
     let side = spec.side;
+    // The sampled footprint in the (reduced) source, clamped to it.
+    let (sw, sh) = ((w / f).max(1), (h / f).max(1));
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for [cx, cy] in [
+        [0.0, 0.0],
+        [side as f32, 0.0],
+        [0.0, side as f32],
+        [side as f32; 2],
+    ] {
+        let [px, py] = inv.apply([cx, cy]);
+        (x0, y0, x1, y1) = (x0.min(px), y0.min(py), x1.max(px), y1.max(py));
+    }
+    let clampx = |v: f32| (v.max(-1.0).min(sw as f32) as i64).clamp(0, i64::from(sw) - 1) as u32;
+    let clampy = |v: f32| (v.max(-1.0).min(sh as f32) as i64).clamp(0, i64::from(sh) - 1) as u32;
+    let (rx0, ry0, rx1, ry1) = if whole {
+        (0, 0, sw - 1, sh - 1)
+    } else {
+        (
+            clampx(x0 - 2.0),
+            clampy(y0 - 2.0),
+            clampx(x1 + 2.0),
+            clampy(y1 + 2.0),
+        )
+    };
+    let (rw, rh) = (rx1 - rx0 + 1, ry1 - ry0 + 1);
+    let src = reduce(img, f, (rx0, ry0, rw, rh));
     let raw = src.as_raw();
     let mut out = RgbImage::new(side, side);
+    let wd = rw as usize;
     for (ox, oy, px) in out.enumerate_pixels_mut() {
         let [sx, sy] = inv.apply([ox as f32 + 0.5, oy as f32 + 0.5]);
         let (fx, fy) = (sx - 0.5, sy - 0.5);
         let x0 = fx.floor();
         let y0 = fy.floor();
         let (ax, ay) = (fx - x0, fy - y0);
-        let cx = |x: f32| (x as i64).clamp(0, i64::from(w) - 1) as usize;
-        let cy = |y: f32| (y as i64).clamp(0, i64::from(h) - 1) as usize;
+        // Edge-clamped in the whole (reduced) picture, then relative to the
+        // region, which holds every clamped position the crop can reach.
+        let cx = |x: f32| {
+            ((x as i64).clamp(0, i64::from(sw) - 1) - i64::from(rx0)).clamp(0, i64::from(rw) - 1)
+                as usize
+        };
+        let cy = |y: f32| {
+            ((y as i64).clamp(0, i64::from(sh) - 1) - i64::from(ry0)).clamp(0, i64::from(rh) - 1)
+                as usize
+        };
         let (x0i, x1i, y0i, y1i) = (cx(x0), cx(x0 + 1.0), cy(y0), cy(y0 + 1.0));
-        let wd = w as usize;
         for c in 0..3 {
             let p = |x: usize, y: usize| f32::from(raw[(y * wd + x) * 3 + c]);
             let top = p(x0i, y0i) * (1.0 - ax) + p(x1i, y0i) * ax;
@@ -399,9 +527,114 @@ pub fn align(
     Some((out, t))
 }
 
+/// The region (x, y, width, height, in reduced pixels) of `img` reduced by
+/// `f`: each pixel the rounded mean of an f × f box of the source
+/// (`f` = 1: the region copied).
+fn reduce(img: &RgbImage, f: u32, region: (u32, u32, u32, u32)) -> RgbImage {
+    let (rx, ry, rw, rh) = region;
+    let (w, f) = (img.width() as usize, f as usize);
+    let raw = img.as_raw();
+    let n = (f * f) as u32;
+    let mut out = RgbImage::new(rw, rh);
+    let mut sums = vec![0u32; rw as usize * 3];
+    for (oy, row) in out.rows_mut().enumerate() {
+        sums.iter_mut().for_each(|v| *v = 0);
+        for dy in 0..f {
+            let sy = (ry as usize + oy) * f + dy;
+            let line = &raw[sy * w * 3..(sy + 1) * w * 3];
+            for (ox, acc) in sums.chunks_exact_mut(3).enumerate() {
+                let sx = (rx as usize + ox) * f;
+                for p in line[sx * 3..(sx + f) * 3].chunks_exact(3) {
+                    acc[0] += u32::from(p[0]);
+                    acc[1] += u32::from(p[1]);
+                    acc[2] += u32::from(p[2]);
+                }
+            }
+        }
+        for (px, acc) in row.zip(sums.chunks_exact(3)) {
+            for (o, a) in px.0.iter_mut().zip(acc) {
+                *o = ((a + n / 2) / n) as u8;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deterministic textured picture (no two neighbours alike).
+    fn texture(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            let v = x
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(y.wrapping_mul(40_503))
+                >> 7;
+            image::Rgb([v as u8, (v >> 8) as u8, (x * 7 + y * 3) as u8])
+        })
+    }
+
+    #[test]
+    fn aligning_over_the_sampled_region_equals_reducing_the_whole_picture() {
+        let img = texture(1031, 779);
+        let spec = AlignSpec {
+            side: 112,
+            zoom: 1.0,
+        };
+        // Large faces (the picture reduced 2x, 3x and 5x before sampling),
+        // smaller ones (not reduced), and faces at and beyond the edges.
+        for (cx, cy, eyes) in [
+            (500.0, 400.0, 160.0f32),
+            (515.0, 390.0, 250.0),
+            (515.0, 390.0, 400.0),
+            (100.0, 700.0, 250.0),
+            (300.0, 200.0, 25.0),
+            (900.0, 700.0, 14.0),
+            (5.0, 10.0, 40.0),
+            (1025.0, 775.0, 30.0),
+            (-40.0, 300.0, 50.0),
+        ] {
+            let lm = [
+                [cx - eyes / 2.0, cy - eyes * 0.1],
+                [cx + eyes / 2.0, cy - eyes * 0.1],
+                [cx, cy + eyes * 0.3],
+                [cx - eyes * 0.4, cy + eyes * 0.7],
+                [cx + eyes * 0.4, cy + eyes * 0.7],
+            ];
+            let (a, ta) = align_over(&img, &lm, spec, false).unwrap();
+            let (b, tb) = align_over(&img, &lm, spec, true).unwrap();
+            assert_eq!((ta.a, ta.b, ta.tx, ta.ty), (tb.a, tb.b, tb.tx, tb.ty));
+            assert!(a == b, "face at ({cx}, {cy}), eyes {eyes} px apart");
+        }
+    }
+
+    #[test]
+    fn preprocess_keeps_flat_pictures_flat_and_does_not_alias() {
+        let flat = RgbImage::from_pixel(1024, 768, image::Rgb([200, 100, 50]));
+        let (x, scale) = preprocess(&flat);
+        assert_eq!(scale, 0.625);
+        let plane = (INPUT * INPUT) as usize;
+        let side = INPUT as usize;
+        for (py, px) in [(0, 0), (479, 639), (240, 320)] {
+            let i = py * side + px;
+            assert!((x[i] - 50.0).abs() < 1e-3 && (x[2 * plane + i] - 200.0).abs() < 1e-3);
+        }
+        // Padding below the 480 resized rows.
+        assert_eq!(x[480 * side], 0.0);
+        // One-pixel stripes shrunk by 1.6: a point sampler would keep
+        // full-contrast stripes; an area filter leaves grey.
+        let stripes = RgbImage::from_fn(1024, 1024, |x, _| {
+            let v = if x % 2 == 0 { 255 } else { 0 };
+            image::Rgb([v, v, v])
+        });
+        let (x, _) = preprocess(&stripes);
+        let row = &x[300 * side..300 * side + 640];
+        let (lo, hi) = row[2..638]
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(lo > 90.0 && hi < 165.0, "stripes left {lo}..{hi}");
+    }
 
     #[test]
     fn similarity_recovers_a_known_transform() {
