@@ -16,7 +16,7 @@ package's int8 MatMul weights become uint8 (u8_weights.py says why: u8 x s8
 saturates on CPUs without AVX-VNNI).
 
 `--int7` requantises the weights to 7 bits instead (`weights_to_int7`:
-exact on every CPU too, and 1.3x faster on AVX2; not shipped, the docstring
+exact on every CPU too, and faster on AVX2; not shipped, the docstring
 of u8_weights.py says why).
 
 Usage: clip_layers.py IN.onnx OUT.onnx [--int7]      Needs: onnx (pinned by setup.py).

@@ -13,8 +13,9 @@ EPYC without VNNI). Shifting every int8 weight and its zero point by +128
 to uint8 keeps the integers (w + 128 - (zp + 128) = w - zp), and ONNX
 Runtime runs u8 x u8 on kernels that do not saturate, on every CPU.
 
-u8 x u8 has no fast kernel, though: on an AVX2 CPU the CLIP tower takes
-1.3x as long as with int8 weights, and VNNI (u8 x s8 only) is never used.
+u8 x u8 has no fast kernel, though: on an AVX2 CPU the CLIP tower is
+slower than with int8 weights (an ad hoc timing, not a bench), and VNNI
+(u8 x s8 only) is never used.
 `weights_to_int7` is the other way out, for a graph whose head is fitted on
 its output: each symmetric int8 weight is requantised to 7 bits (w / 2,
 rounded, in -64..63; its scale doubled). A pair of u8 x s7 products then
