@@ -92,9 +92,12 @@ def main():
     ap.add_argument("--nopicture-url", help="a server started with CANDOR_IMAGE_PICTURE=false: the "
                     "headshot is timed there too, as the reference for what drawing and encoding the "
                     "evidence pictures costs")
+    ap.add_argument("--facepath-url", help="a server started with CANDOR_IMAGE_MAX_SIDE=64: the headshot "
+                    "is timed there too, its forensic measures on a 64 px centre crop and no forgery CNN "
+                    "(smaller than a tile), as the reference for the score's own path (faces, tower, heads)")
     a = ap.parse_args()
     loopback_only(a.url)
-    for u in (a.signals_url, a.spinning_url, a.nopicture_url):
+    for u in (a.signals_url, a.spinning_url, a.nopicture_url, a.facepath_url):
         if u:
             loopback_only(u)
     tmp = tempfile.mkdtemp(prefix="candor-served-")
@@ -116,6 +119,10 @@ def main():
     nopicture_title = "image: the same headshot, no pictures (`CANDOR_IMAGE_PICTURE=false`; reference)"
     if a.nopicture_url:
         workloads.append((nopicture_title, workloads[0][1], "image", a.nopicture_url))
+    facepath_title = ("image: the same headshot, forensic measures on a 64 px crop and no forgery CNN "
+                      "(`CANDOR_IMAGE_MAX_SIDE=64`; reference: the face path alone)")
+    if a.facepath_url:
+        workloads.append((facepath_title, workloads[0][1], "image", a.facepath_url))
     ready = []
     for _ in range(a.requests):
         t = time.perf_counter()
@@ -166,6 +173,12 @@ def main():
         with_pictures, without = by_title[workloads[0][0]], by_title[nopicture_title]
         print(f"\nImage with its evidence pictures (heatmap, face map, spectrum; PNG) against the same "
               f"headshot without them, same run: served p50 ratio {with_pictures / without:.2f}x.")
+    if a.facepath_url:
+        by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
+        full, face = by_title[workloads[0][0]], by_title[facepath_title]
+        print(f"\nImage, default (forensic measures on the whole headshot, forgery CNN on the 512 px square "
+              f"around the face) against the face path alone, same headshot, same run: served p50 ratio "
+              f"{full / face:.2f}x (what the forensic evidence adds on these cores).")
 
 
 if __name__ == "__main__":

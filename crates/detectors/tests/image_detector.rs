@@ -197,6 +197,74 @@ async fn faces_get_scores_maps_and_audit_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forgery_cnn_maps_the_square_around_the_face() {
+    let Some(a) = analyzer() else { return };
+    // The headshot at 1024 px, its face right of centre: the CNN's 512 px
+    // square follows the face, inside the picture, on the 8 px grid.
+    let face = image::load_from_memory(&sample("authentic-face-hopper.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let big = image::imageops::resize(&face, 1024, 1024, image::imageops::FilterType::Triangle);
+    let mut img = image::RgbImage::from_pixel(1280, 1024, image::Rgb([128, 128, 128]));
+    image::imageops::overlay(&mut img, &big, 256, 0);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
+        .encode_image(&img)
+        .unwrap();
+    let r = analyze_bytes(&a, "big.jpg", jpeg).await;
+    let face_box = r
+        .evidence
+        .iter()
+        .find_map(|e| match e {
+            Evidence::ImageRegion {
+                x,
+                y,
+                width,
+                height,
+                label,
+                ..
+            } if label.starts_with("face 0") => Some((*x, *y, *width, *height)),
+            _ => None,
+        })
+        .expect("face 0 region");
+    let cnn = r
+        .evidence
+        .iter()
+        .find_map(|e| match e {
+            Evidence::ImageRegion {
+                x,
+                y,
+                width,
+                height,
+                label,
+                ..
+            } if label.starts_with("region mapped by the forgery CNN") => {
+                Some((*x, *y, *width, *height, label.clone()))
+            }
+            _ => None,
+        })
+        .expect("CNN region");
+    let (cx, cy) = (face_box.0 + face_box.2 / 2, face_box.1 + face_box.3 / 2);
+    assert_eq!((cnn.2, cnn.3), (512, 512), "{cnn:?}");
+    assert!(cnn.0 % 8 == 0 && cnn.1 % 8 == 0 && cnn.0 + 512 <= 1280 && cnn.1 + 512 <= 1024);
+    assert!(
+        cnn.0.abs_diff(cx.saturating_sub(256)) <= 8,
+        "{cnn:?} face centre ({cx}, {cy})"
+    );
+    assert!(
+        cnn.1.abs_diff(cy.saturating_sub(256).min(512)) <= 8,
+        "{cnn:?} face centre ({cx}, {cy})"
+    );
+    assert!(cnn.4.contains("16 tiles"), "{}", cnn.4);
+    for want in ["forensics.forgery_cnn", "face[0].forgery_cnn"] {
+        assert!(
+            r.signals.iter().any(|s| s.name == want),
+            "signal {want} missing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pictures_without_a_face_abstain_but_keep_their_evidence() {
     let Some(a) = analyzer() else { return };
     // The PNG without metadata has no JPEG measure, and says so.

@@ -5,10 +5,16 @@
 //! edited region (splice, copy-move, local resample, self-blend, upsampled
 //! or recompressed content).
 //!
-//! Tiles: a 128 grid from the top-left of the CNN region (the centre of the
-//! forensic region, at most [`MAX_SIDE`] a side, never resized), the last
-//! row/column aligned to the far edge. The image score is the mean of the
-//! top 2% of all tile cells (at least 4), as in training.
+//! Region: a square of at most `max_side` (≤ [`MAX_SIDE`]) a side inside the
+//! forensic region, never resized, centred on the largest face when there
+//! is one (else on the region's centre) and moved inside the region; its
+//! origin is a multiple of 8 so the JPEG grid stays aligned. Tiles: a 128
+//! grid from the region's top-left, the last row/column aligned to the far
+//! edge. The image score is the mean of the top 2% of all tile cells (at
+//! least 4), as in training.
+//!
+//! The cost is linear in the region's area: [`DEFAULT_SIDE`] (16 tiles)
+//! costs a quarter of a whole 1024 px headshot (64 tiles).
 
 use std::time::Instant;
 
@@ -23,8 +29,10 @@ pub const MODEL: &str = "candor-image-forgery-cnn";
 pub const TILE: usize = 128;
 /// Cell side, pixels (the output map has TILE / CELL cells a side).
 pub const CELL: usize = 8;
-/// Longest side of the region the CNN covers (at most 8×8 tiles).
+/// Longest side of the region the CNN may cover (at most 8×8 tiles).
 pub const MAX_SIDE: usize = 1024;
+/// Default side of the region (4×4 tiles).
+pub const DEFAULT_SIDE: usize = 512;
 /// Share of the cells averaged for the image score.
 pub const TOP_SHARE: f64 = 0.02;
 
@@ -74,17 +82,34 @@ pub fn top_mean(v: &[f32]) -> f64 {
     s[..k].iter().map(|&x| f64::from(x)).sum::<f64>() / k as f64
 }
 
-/// Runs the CNN over the centre of `y` (blocking: call from a blocking
-/// thread). `None` when the plane is smaller than one tile.
+/// Origin along an axis of `n` pixels of a span of `len` centred on `c`
+/// (the axis' centre when `None`), moved inside the axis and rounded down
+/// to a multiple of 8.
+fn origin(n: usize, len: usize, c: Option<f32>) -> usize {
+    let room = n - len;
+    let want = match c {
+        Some(c) if c.is_finite() => (c - len as f32 / 2.0).max(0.0) as usize,
+        _ => room / 2,
+    };
+    want.min(room) & !7
+}
+
+/// Runs the CNN over a region of `y` at most `max_side` a side (clamped to
+/// `TILE..=MAX_SIDE`), centred on `centre` (plane pixels; `None`: the
+/// plane's centre). Blocking: call from a blocking thread. `None` when the
+/// plane is smaller than one tile.
 pub fn run(
     model: &ModelHandle,
     y: &Plane,
+    centre: Option<(f32, f32)>,
+    max_side: usize,
     priority: Priority,
     deadline: Option<Instant>,
 ) -> Result<Option<CnnMap>, String> {
-    let (w, h) = (y.w.min(MAX_SIDE), y.h.min(MAX_SIDE));
-    let x0 = ((y.w - w) / 2) & !7;
-    let y0 = ((y.h - h) / 2) & !7;
+    let side = max_side.clamp(TILE, MAX_SIDE);
+    let (w, h) = (y.w.min(side), y.h.min(side));
+    let x0 = origin(y.w, w, centre.map(|c| c.0));
+    let y0 = origin(y.h, h, centre.map(|c| c.1));
     let (xs, ys) = (axis(w), axis(h));
     if xs.is_empty() || ys.is_empty() {
         return Ok(None);
@@ -174,6 +199,22 @@ mod tests {
         assert_eq!(axis(128), vec![0]);
         assert_eq!(axis(300), vec![0, 128, 172]);
         assert_eq!(axis(256), vec![0, 128]);
+    }
+
+    #[test]
+    fn region_follows_the_face_inside_the_plane() {
+        // Centred by default, on the 8-pixel grid.
+        assert_eq!(origin(1024, 512, None), 256);
+        assert_eq!(origin(1000, 512, None), 240);
+        // On the face, rounded down to the grid.
+        assert_eq!(origin(1024, 512, Some(600.0)), 344);
+        // Moved inside the plane at either edge.
+        assert_eq!(origin(1024, 512, Some(40.0)), 0);
+        assert_eq!(origin(1024, 512, Some(1020.0)), 512);
+        assert_eq!(origin(1030, 512, Some(1020.0)), 512);
+        assert_eq!(origin(1024, 512, Some(f32::NAN)), 256);
+        // A plane no larger than the region: the whole plane.
+        assert_eq!(origin(300, 300, Some(10.0)), 0);
     }
 
     #[test]

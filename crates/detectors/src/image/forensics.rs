@@ -6,11 +6,12 @@
 //! a multiple of 8, so the JPEG block grid stays aligned.
 //!
 //! Measures ([`FEATURES`], `NaN` = not measurable on this image):
-//! - `ela_spread`: error level analysis. The image is re-saved as JPEG at a
-//!   fixed quality and the per-pixel error is averaged per 16×16 block,
-//!   divided by the block's texture (mean gradient) so busy areas do not
-//!   dominate. The value is the spread of the block map: (p99 − p50) / p50.
-//!   A pasted region compressed differently from its surroundings stands out.
+//! - `ela_spread`: error level analysis. The error a JPEG re-save at a fixed
+//!   quality would add (root mean square per 16×16 block, computed in the
+//!   DCT domain: no encoder runs), divided by the block's texture (mean
+//!   gradient) so busy areas do not dominate. The value is the spread of the
+//!   block map: (p99 − p50) / p50. A pasted region compressed differently
+//!   from its surroundings stands out.
 //! - `jpeg_double`: JPEG files only. Low-frequency DCT coefficients on the
 //!   file's own 8×8 grid are divided by the file's quantisation steps; a
 //!   once-compressed file gives smooth histograms of the quotients, a file
@@ -36,7 +37,7 @@
 
 use std::sync::Arc;
 
-use image::{codecs::jpeg::JpegEncoder, ImageFormat, RgbImage};
+use image::RgbImage;
 use rustfft::{num_complex::Complex32, FftPlanner};
 
 /// Names of the forensic measures, in vector order.
@@ -171,7 +172,7 @@ pub fn analyze(
     let grad = gradient(&y);
 
     let mut x = [f64::NAN; N_FEATURES];
-    let ela_map = ela(img, &grad, cfg.ela_quality)?;
+    let ela_map = ela(img, &grad, cfg.ela_quality);
     x[0] = spread_ratio(&ela_map);
     let jpeg_quality = luma_table.map(ijg_quality);
     if let Some(t) = luma_table {
@@ -225,31 +226,44 @@ pub fn luma(img: &RgbImage) -> Plane {
 /// differences, 0 on the last row/column): edges and texture, not noise.
 fn gradient(y: &Plane) -> Vec<f32> {
     let y = &box3(y);
+    let w = y.w;
     let mut g = vec![0.0; y.w * y.h];
     for r in 0..y.h.saturating_sub(1) {
-        for c in 0..y.w.saturating_sub(1) {
-            let v = y.at(c, r);
-            g[r * y.w + c] = (y.at(c + 1, r) - v).abs() + (y.at(c, r + 1) - v).abs();
+        let (row, next) = (&y.v[r * w..(r + 1) * w], &y.v[(r + 1) * w..(r + 2) * w]);
+        let out = &mut g[r * w..(r + 1) * w];
+        for c in 0..w.saturating_sub(1) {
+            let v = row[c];
+            out[c] = (row[c + 1] - v).abs() + (next[c] - v).abs();
         }
     }
     g
 }
 
-/// 3×3 box blur (edges replicated).
+/// 3×3 box blur (edges replicated): column sums of three rows, then sums
+/// of three columns.
 fn box3(y: &Plane) -> Plane {
     let (w, h) = (y.w, y.h);
     let mut v = vec![0.0f32; w * h];
+    if w == 0 || h == 0 {
+        return Plane { w, h, v };
+    }
+    let mut col = vec![0.0f32; w];
     for r in 0..h {
-        for c in 0..w {
-            let mut s = 0.0;
-            for dr in [-1i64, 0, 1] {
-                for dc in [-1i64, 0, 1] {
-                    let rr = (r as i64 + dr).clamp(0, h as i64 - 1) as usize;
-                    let cc = (c as i64 + dc).clamp(0, w as i64 - 1) as usize;
-                    s += y.at(cc, rr);
-                }
-            }
-            v[r * w + c] = s / 9.0;
+        let up = &y.v[r.saturating_sub(1) * w..][..w];
+        let mid = &y.v[r * w..][..w];
+        let down = &y.v[(r + 1).min(h - 1) * w..][..w];
+        for (((o, a), b), c) in col.iter_mut().zip(up).zip(mid).zip(down) {
+            *o = a + b + c;
+        }
+        let out = &mut v[r * w..(r + 1) * w];
+        if w == 1 {
+            out[0] = 3.0 * col[0] / 9.0;
+            continue;
+        }
+        out[0] = (2.0 * col[0] + col[1]) / 9.0;
+        out[w - 1] = (col[w - 2] + 2.0 * col[w - 1]) / 9.0;
+        for (o, t) in out[1..w - 1].iter_mut().zip(col.windows(3)) {
+            *o = (t[0] + t[1] + t[2]) / 9.0;
         }
     }
     Plane { w, h, v }
@@ -288,37 +302,142 @@ fn spread_range(map: &BlockMap) -> f64 {
     f64::from(quantile(&mut v, 0.9) - quantile(&mut v, 0.1))
 }
 
-/// ELA: mean absolute re-save error per block over (mean gradient + 2).
-fn ela(img: &RgbImage, grad: &[f32], quality: u8) -> Result<BlockMap, String> {
-    let mut buf = Vec::new();
-    JpegEncoder::new_with_quality(&mut buf, quality)
-        .encode_image(img)
-        .map_err(|e| format!("ELA re-save: {e}"))?;
-    let re = image::load_from_memory_with_format(&buf, ImageFormat::Jpeg)
-        .map_err(|e| format!("ELA re-read: {e}"))?
-        .to_rgb8();
+/// Mean over R, G and B of the squared gain from an error in Y, Cb and Cr
+/// (the columns of the JFIF YCbCr → RGB matrix): R = Y + 1.402 Cr,
+/// G = Y − 0.344136 Cb − 0.714136 Cr, B = Y + 1.772 Cb.
+const RGB_GAIN: [f32; 3] = [
+    1.0,
+    (0.344_136 * 0.344_136 + 1.772 * 1.772) / 3.0,
+    (1.402 * 1.402 + 0.714_136 * 0.714_136) / 3.0,
+];
+
+/// Mean squared RGB error of rounding the encoder's Y, Cb and Cr and the
+/// decoder's R, G and B to integers (1/12 each, through [`RGB_GAIN`]).
+const ROUNDING_MSE: f32 = (RGB_GAIN[0] + RGB_GAIN[1] + RGB_GAIN[2] + 1.0) / 12.0;
+
+/// ELA: the root-mean-square RGB error a JPEG re-save at `quality` (IJG
+/// tables, 4:4:4, JFIF YCbCr) would add, per block, over (the mean
+/// gradient plus 2). The re-save is computed in the DCT domain, with no encoder or
+/// decoder: JPEG's forward DCT is orthonormal, so a block's error energy in
+/// each YCbCr channel equals its coefficients' quantisation error energy
+/// (Parseval). The channels' errors reach RGB through the inverse colour
+/// transform ([`RGB_GAIN`]); rounding to 8 bits (the encoder's YCbCr, the
+/// decoder's RGB) adds [`ROUNDING_MSE`].
+fn ela(img: &RgbImage, grad: &[f32], quality: u8) -> BlockMap {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (bw, bh) = (w / BLOCK, h / BLOCK);
     let mut map = BlockMap::new(bw, bh);
-    let (a, b) = (img.as_raw(), re.as_raw());
-    for by in 0..bh {
-        for bx in 0..bw {
-            let (mut err, mut tex) = (0.0f32, 0.0f32);
-            for r in by * BLOCK..(by + 1) * BLOCK {
-                for c in bx * BLOCK..(bx + 1) * BLOCK {
-                    let i = (r * w + c) * 3;
-                    let e = (f32::from(a[i]) - f32::from(b[i])).abs()
-                        + (f32::from(a[i + 1]) - f32::from(b[i + 1])).abs()
-                        + (f32::from(a[i + 2]) - f32::from(b[i + 2])).abs();
-                    err += e / 3.0;
-                    tex += grad[r * w + c];
-                }
-            }
-            let n = (BLOCK * BLOCK) as f32;
-            map.v[by * bw + bx] = (err / n) / (tex / n + 2.0);
+    let tables = [
+        ijg_table(&IJG_LUMA, quality),
+        ijg_table(&IJG_CHROMA, quality),
+        ijg_table(&IJG_CHROMA, quality),
+    ];
+    let m = dct_matrix();
+    let mut mt = [[0.0f32; 8]; 8];
+    for (k, row) in m.iter().enumerate() {
+        for (n, &v) in row.iter().enumerate() {
+            mt[n][k] = v;
         }
     }
-    Ok(map)
+    let raw = img.as_raw();
+    let mut planes = [[[0.0f32; 8]; 8]; 3];
+    for by in 0..bh {
+        for bx in 0..bw {
+            let mut err = 0.0f32;
+            for sub in 0..(BLOCK / 8) * (BLOCK / 8) {
+                let x0 = bx * BLOCK + (sub % (BLOCK / 8)) * 8;
+                let y0 = by * BLOCK + (sub / (BLOCK / 8)) * 8;
+                for r in 0..8 {
+                    let row = &raw[((y0 + r) * w + x0) * 3..((y0 + r) * w + x0 + 8) * 3];
+                    for (c, p) in row.chunks_exact(3).enumerate() {
+                        let (red, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
+                        planes[0][r][c] = 0.299 * red + 0.587 * g + 0.114 * b - 128.0;
+                        planes[1][r][c] = -0.168_736 * red - 0.331_264 * g + 0.5 * b;
+                        planes[2][r][c] = 0.5 * red - 0.418_688 * g - 0.081_312 * b;
+                    }
+                }
+                for ((plane, q), gain) in planes.iter().zip(&tables).zip(RGB_GAIN) {
+                    let f = dct8x8(&m, &mt, plane);
+                    let mut e2 = 0.0f32;
+                    for (row, qrow) in f.iter().zip(q) {
+                        for (&v, &step) in row.iter().zip(qrow) {
+                            let e = v - round_away(v / step) * step;
+                            e2 += e * e;
+                        }
+                    }
+                    err += gain * e2;
+                }
+            }
+            let mut tex = 0.0f32;
+            for r in by * BLOCK..(by + 1) * BLOCK {
+                tex += grad[r * w + bx * BLOCK..r * w + (bx + 1) * BLOCK]
+                    .iter()
+                    .sum::<f32>();
+            }
+            let n = (BLOCK * BLOCK) as f32;
+            let rms = (err / n + ROUNDING_MSE).sqrt();
+            map.v[by * bw + bx] = rms / (tex / n + 2.0);
+        }
+    }
+    map
+}
+
+/// A standard table (natural order) at an IJG quality (libjpeg's scaling),
+/// as 8×8 steps.
+fn ijg_table(base: &[u16; 64], quality: u8) -> [[f32; 8]; 8] {
+    let q = u32::from(quality.clamp(1, 100));
+    let s = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    let mut t = [[0.0f32; 8]; 8];
+    for (i, &b) in base.iter().enumerate() {
+        t[i / 8][i % 8] = ((u32::from(b) * s + 50) / 100).clamp(1, 255) as f32;
+    }
+    t
+}
+
+/// The orthonormal 8-point DCT-II, `m[k][n] = a_k cos((2n+1)kπ/16)`: the
+/// 2-D transform `M X Mᵀ` is JPEG's forward DCT.
+fn dct_matrix() -> [[f32; 8]; 8] {
+    let mut m = [[0.0f32; 8]; 8];
+    for (k, row) in m.iter_mut().enumerate() {
+        let a = if k == 0 {
+            0.125f32.sqrt()
+        } else {
+            0.25f32.sqrt()
+        };
+        for (n, v) in row.iter_mut().enumerate() {
+            *v = a * (((2 * n + 1) * k) as f32 * std::f32::consts::PI / 16.0).cos();
+        }
+    }
+    m
+}
+
+/// `M X Mᵀ` for an 8×8 block (rows of `x` are pixel rows); `mt` is `Mᵀ`.
+fn dct8x8(m: &[[f32; 8]; 8], mt: &[[f32; 8]; 8], x: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
+    // t = M X: the columns' transforms.
+    let mut t = [[0.0f32; 8]; 8];
+    for (trow, mrow) in t.iter_mut().zip(m) {
+        for (&mk, xrow) in mrow.iter().zip(x) {
+            for (tv, &xv) in trow.iter_mut().zip(xrow) {
+                *tv += mk * xv;
+            }
+        }
+    }
+    // o = t Mᵀ: the rows' transforms.
+    let mut o = [[0.0f32; 8]; 8];
+    for (orow, trow) in o.iter_mut().zip(&t) {
+        for (&tv, mtrow) in trow.iter().zip(mt) {
+            for (ov, &mv) in orow.iter_mut().zip(mtrow) {
+                *ov += tv * mv;
+            }
+        }
+    }
+    o
+}
+
+/// Rounds half away from zero, as a JPEG quantiser does (|v| < 2^31).
+#[inline]
+fn round_away(v: f32) -> f32 {
+    (v + 0.5f32.copysign(v)) as i32 as f32
 }
 
 /// Immerkær noise level per block, in log units; pixels on strong edges
@@ -420,6 +539,13 @@ const IJG_LUMA: [u16; 64] = [
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
     92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+];
+
+/// The IJG (libjpeg) standard chrominance table, natural order.
+const IJG_CHROMA: [u16; 64] = [
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
 ];
 
 /// The IJG quality (1–100) whose luminance table is closest to `zz`.
@@ -650,6 +776,7 @@ fn spectrum(y: &Plane, max_side: usize) -> Option<Spectrum> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::codecs::jpeg::JpegEncoder;
 
     /// A deterministic textured test image with mild sensor-like noise.
     fn natural(w: u32, h: u32, seed: u32) -> RgbImage {
@@ -729,6 +856,96 @@ mod tests {
         let a = double_jpeg(&luma(&once), &table(90));
         let b = double_jpeg(&luma(&twice), &table(90));
         assert!(b > 2.0 * a, "roughness once {a}, twice {b}");
+    }
+
+    /// The plain 3×3 box blur with replicated edges.
+    fn box3_reference(y: &Plane) -> Plane {
+        let (w, h) = (y.w as i64, y.h as i64);
+        let mut v = Vec::with_capacity(y.v.len());
+        for r in 0..h {
+            for c in 0..w {
+                let mut s = 0.0;
+                for dr in -1..=1 {
+                    for dc in -1..=1 {
+                        let (rr, cc) = ((r + dr).clamp(0, h - 1), (c + dc).clamp(0, w - 1));
+                        s += y.at(cc as usize, rr as usize);
+                    }
+                }
+                v.push(s / 9.0);
+            }
+        }
+        Plane { w: y.w, h: y.h, v }
+    }
+
+    #[test]
+    fn separable_box_blur_matches_the_plain_one() {
+        for (w, h) in [(1, 1), (1, 5), (5, 1), (2, 2), (37, 23)] {
+            let y = luma(&natural(w, h, 9));
+            let (a, b) = (box3(&y), box3_reference(&y));
+            assert_eq!((a.w, a.h), (b.w, b.h));
+            for (p, q) in a.v.iter().zip(&b.v) {
+                assert!((p - q).abs() < 1e-3, "{w}x{h}: {p} vs {q}");
+            }
+        }
+    }
+
+    /// The DCT-domain re-save error against a real encoder and decoder: the
+    /// RMS pixel error of `image`'s JPEG round trip at the same quality.
+    #[test]
+    fn dct_domain_resave_error_matches_a_real_round_trip() {
+        for seed in [2, 4] {
+            let img = natural(128, 128, seed);
+            let flat = vec![0.0f32; 128 * 128];
+            let map = ela(&img, &flat, 90);
+            let mine: f32 =
+                map.v.iter().map(|v| (v * 2.0).powi(2)).sum::<f32>() / map.v.len() as f32;
+            let mut buf = Vec::new();
+            JpegEncoder::new_with_quality(&mut buf, 90)
+                .encode_image(&img)
+                .unwrap();
+            let re = image::load_from_memory(&buf).unwrap().to_rgb8();
+            let real: f32 = img
+                .as_raw()
+                .iter()
+                .zip(re.as_raw())
+                .map(|(&a, &b)| (f32::from(a) - f32::from(b)).powi(2))
+                .sum::<f32>()
+                / img.as_raw().len() as f32;
+            let (mine, real) = (mine.sqrt(), real.sqrt());
+            assert!(
+                (mine / real - 1.0).abs() < 0.15,
+                "DCT-domain RMS {mine} against the round trip's {real}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pasted_uncompressed_patch_stands_out_in_the_ela() {
+        // A photo saved at quality 75, with a patch pasted back from the
+        // never-compressed original: re-saving at 90 changes the patch more.
+        let img = natural(256, 256, 13);
+        let mut buf = Vec::new();
+        JpegEncoder::new_with_quality(&mut buf, 75)
+            .encode_image(&img)
+            .unwrap();
+        let saved = image::load_from_memory(&buf).unwrap().to_rgb8();
+        let mut spliced = saved.clone();
+        for y in 96..160 {
+            for x in 96..160 {
+                spliced.put_pixel(x, y, *img.get_pixel(x, y));
+            }
+        }
+        let cfg = ForensicConfig::default();
+        let a = analyze(&saved, None, &cfg).unwrap();
+        let b = analyze(&spliced, None, &cfg).unwrap();
+        assert!(b.x[0] > 2.0 * a.x[0], "ela spread {} -> {}", a.x[0], b.x[0]);
+        let z = b.ela.robust_z();
+        let inside = z.v[7 * z.bw + 7];
+        let outside = z.v[2 * z.bw + 2];
+        assert!(
+            inside > 3.0 && outside.abs() < 2.0,
+            "z inside {inside}, outside {outside}"
+        );
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct ImageConfig {
     /// Also run the package's CLIP probe on the whole image (a second tower
     /// pass, reported as a signal only).
     pub clip_probe: bool,
+    /// Side of the square the forgery CNN maps, centred on the largest face
+    /// (clamped to 128..=1024; see [`cnn`]).
+    pub cnn_max_side: usize,
 }
 
 impl Default for ImageConfig {
@@ -86,6 +89,7 @@ impl Default for ImageConfig {
             forensics: ForensicConfig::default(),
             picture: true,
             clip_probe: false,
+            cnn_max_side: cnn::DEFAULT_SIDE,
         }
     }
 }
@@ -370,31 +374,53 @@ impl PixelLayers {
         // rotation moved it.
         let luma_table = luma_table.filter(|_| img.orientation.unwrap_or(1) == 1);
         // The face path (detector, alignment, tower, heads) and the forensic
-        // path (measures, CNN) are independent: run them side by side. The
-        // registry's templates need only the detector's faces: they are
-        // computed on the forensic side once its CNN is done, while the face
-        // side is still in the tower (its longest model), not after it.
+        // path (measures, CNN) are independent but for the CNN's region,
+        // centred on the largest face: run them side by side. The detector
+        // answers long before the forensic measures are done, so the CNN
+        // does not wait for it. The registry's templates need only the
+        // detector's faces: they are computed on the forensic side once its
+        // CNN is done, while the face side is still in the tower (its
+        // longest model), not after it.
         let (largest_tx, largest_rx) = std::sync::mpsc::sync_channel(1);
         let (face_part, forensic_part, templates) = std::thread::scope(|s| {
             let face = s.spawn(|| self.face_path(&img.image, priority, deadline, largest_tx));
+            // The largest face, `None` when there is none; `Err` when the
+            // face path failed before its detector answered (its error is
+            // the one reported).
+            let mut largest = Err(());
             let forensic = (|| -> Result<_, String> {
                 let t0 = Instant::now();
                 let f = forensics::analyze(&img.image, luma_table, &self.cfg.forensics)?;
                 let t1 = Instant::now();
+                largest = largest_rx.recv().map_err(|_| ());
+                let t2 = Instant::now();
+                let (rx, ry, _, _) = f.region;
+                let centre = largest.as_ref().ok().and_then(|l| l.as_ref()).map(|l| {
+                    (
+                        l.x + l.width / 2.0 - rx as f32,
+                        l.y + l.height / 2.0 - ry as f32,
+                    )
+                });
                 let c = match &self.cnn {
-                    Some(m) => cnn::run(m, &f.luma, priority, deadline)?,
+                    Some(m) => cnn::run(
+                        m,
+                        &f.luma,
+                        centre,
+                        self.cfg.cnn_max_side,
+                        priority,
+                        deadline,
+                    )?,
                     None => None,
                 };
                 tracing::debug!(
                     forensics_ms = ms(t1 - t0),
-                    cnn_ms = ms(t1.elapsed()),
+                    face_wait_ms = ms(t2 - t1),
+                    cnn_ms = ms(t2.elapsed()),
                     "image forensic path"
                 );
                 Ok((f, c))
             })();
-            // A closed channel: the face path failed before its detector
-            // answered, and its error is the one reported.
-            let templates = match largest_rx.recv() {
+            let templates = match largest {
                 Ok(largest) if identity && forensic.is_ok() => {
                     let t0 = Instant::now();
                     let r = self.templates(&img.image, largest.as_ref(), priority, deadline);
@@ -698,6 +724,25 @@ impl Detector for ImageDetector {
                     label: "region analysed by the forensic measures (centre crop, not resized)"
                         .into(),
                 });
+            }
+            if let Some(c) = &a.cnn {
+                let (cx, cy, cw, ch) = c.region;
+                let (rx, ry, rw, rh) = fx.region;
+                if (cw as u32, ch as u32) != (rw, rh) {
+                    evidence.push(Evidence::ImageRegion {
+                        x: rx + cx as u32,
+                        y: ry + cy as u32,
+                        width: cw as u32,
+                        height: ch as u32,
+                        score: None,
+                        label: format!(
+                            "region mapped by the forgery CNN ({} tiles of {} px, centred on the \
+                             largest face when there is one; not resized)",
+                            c.tiles,
+                            cnn::TILE
+                        ),
+                    });
+                }
             }
             if let Some(l) = a.clip_logit {
                 signals.push(Signal {

@@ -483,16 +483,17 @@ fn align_over(
         let [px, py] = inv.apply([cx, cy]);
         (x0, y0, x1, y1) = (x0.min(px), y0.min(py), x1.max(px), y1.max(py));
     }
-    let clampx = |v: f32| (v.max(-1.0).min(sw as f32) as i64).clamp(0, i64::from(sw) - 1) as u32;
-    let clampy = |v: f32| (v.max(-1.0).min(sh as f32) as i64).clamp(0, i64::from(sh) - 1) as u32;
+    // A position's whole pixel on an axis of `n` pixels, clamped to it
+    // (`as` saturates, and maps NaN to 0).
+    let edge = |v: f32, n: u32| (v as i64).clamp(0, i64::from(n) - 1);
     let (rx0, ry0, rx1, ry1) = if whole {
         (0, 0, sw - 1, sh - 1)
     } else {
         (
-            clampx(x0 - 2.0),
-            clampy(y0 - 2.0),
-            clampx(x1 + 2.0),
-            clampy(y1 + 2.0),
+            edge(x0 - 2.0, sw) as u32,
+            edge(y0 - 2.0, sh) as u32,
+            edge(x1 + 2.0, sw) as u32,
+            edge(y1 + 2.0, sh) as u32,
         )
     };
     let (rw, rh) = (rx1 - rx0 + 1, ry1 - ry0 + 1);
@@ -508,14 +509,8 @@ fn align_over(
         let (ax, ay) = (fx - x0, fy - y0);
         // Edge-clamped in the whole (reduced) picture, then relative to the
         // region, which holds every clamped position the crop can reach.
-        let cx = |x: f32| {
-            ((x as i64).clamp(0, i64::from(sw) - 1) - i64::from(rx0)).clamp(0, i64::from(rw) - 1)
-                as usize
-        };
-        let cy = |y: f32| {
-            ((y as i64).clamp(0, i64::from(sh) - 1) - i64::from(ry0)).clamp(0, i64::from(rh) - 1)
-                as usize
-        };
+        let cx = |x: f32| (edge(x, sw) - i64::from(rx0)).clamp(0, i64::from(rw) - 1) as usize;
+        let cy = |y: f32| (edge(y, sh) - i64::from(ry0)).clamp(0, i64::from(rh) - 1) as usize;
         let (x0i, x1i, y0i, y1i) = (cx(x0), cx(x0 + 1.0), cy(y0), cy(y0 + 1.0));
         for c in 0..3 {
             let p = |x: usize, y: usize| f32::from(raw[(y * wd + x) * 3 + c]);
