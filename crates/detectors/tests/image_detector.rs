@@ -212,10 +212,9 @@ async fn the_forgery_cnn_maps_the_square_around_the_face() {
         .encode_image(&img)
         .unwrap();
     let r = analyze_bytes(&a, "big.jpg", jpeg).await;
-    let face_box = r
-        .evidence
-        .iter()
-        .find_map(|e| match e {
+    // The first image region whose label starts with `prefix`.
+    let region = |prefix: &str| {
+        r.evidence.iter().find_map(|e| match e {
             Evidence::ImageRegion {
                 x,
                 y,
@@ -223,27 +222,12 @@ async fn the_forgery_cnn_maps_the_square_around_the_face() {
                 height,
                 label,
                 ..
-            } if label.starts_with("face 0") => Some((*x, *y, *width, *height)),
+            } if label.starts_with(prefix) => Some((*x, *y, *width, *height, label.clone())),
             _ => None,
         })
-        .expect("face 0 region");
-    let cnn = r
-        .evidence
-        .iter()
-        .find_map(|e| match e {
-            Evidence::ImageRegion {
-                x,
-                y,
-                width,
-                height,
-                label,
-                ..
-            } if label.starts_with("region mapped by the forgery CNN") => {
-                Some((*x, *y, *width, *height, label.clone()))
-            }
-            _ => None,
-        })
-        .expect("CNN region");
+    };
+    let face_box = region("face 0").expect("face 0 region");
+    let cnn = region("region mapped by the forgery CNN").expect("CNN region");
     let (cx, cy) = (face_box.0 + face_box.2 / 2, face_box.1 + face_box.3 / 2);
     assert_eq!((cnn.2, cnn.3), (512, 512), "{cnn:?}");
     assert!(cnn.0 % 8 == 0 && cnn.1 % 8 == 0 && cnn.0 + 512 <= 1280 && cnn.1 + 512 <= 1024);
