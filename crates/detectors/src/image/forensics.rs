@@ -386,12 +386,18 @@ fn ela(img: &RgbImage, grad: &[f32], quality: u8) -> BlockMap {
 /// as 8×8 steps.
 fn ijg_table(base: &[u16; 64], quality: u8) -> [[f32; 8]; 8] {
     let q = u32::from(quality.clamp(1, 100));
-    let s = if q < 50 { 5000 / q } else { 200 - 2 * q };
     let mut t = [[0.0f32; 8]; 8];
     for (i, &b) in base.iter().enumerate() {
-        t[i / 8][i % 8] = ((u32::from(b) * s + 50) / 100).clamp(1, 255) as f32;
+        t[i / 8][i % 8] = ijg_step(b, q) as f32;
     }
     t
+}
+
+/// A standard table's step `base` at IJG quality `q` (1–100), as libjpeg
+/// scales it.
+fn ijg_step(base: u16, q: u32) -> u32 {
+    let s = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    ((u32::from(base) * s + 50) / 100).clamp(1, 255)
 }
 
 /// The orthonormal 8-point DCT-II, `m[k][n] = a_k cos((2n+1)kπ/16)`: the
@@ -556,12 +562,11 @@ pub fn ijg_quality(zz: &[u16; 64]) -> u32 {
     }
     (1..=100u32)
         .min_by_key(|&q| {
-            let s = if q < 50 { 5000 / q } else { 200 - 2 * q };
             IJG_LUMA
                 .iter()
                 .zip(&natural)
                 .map(|(&b, &t)| {
-                    let v = ((u32::from(b) * s + 50) / 100).clamp(1, 255);
+                    let v = ijg_step(b, q);
                     (i64::from(v) - i64::from(t)).unsigned_abs()
                 })
                 .sum::<u64>()
@@ -843,10 +848,9 @@ mod tests {
         };
         // The encoder's luminance table at quality 90 (IJG scaling).
         let table = |q: u32| -> [u16; 64] {
-            let s = if q < 50 { 5000 / q } else { 200 - 2 * q };
             let mut zz = [0u16; 64];
             for (z, &nat) in ZIGZAG.iter().enumerate() {
-                zz[z] = ((u32::from(IJG_LUMA[nat]) * s + 50) / 100).clamp(1, 255) as u16;
+                zz[z] = ijg_step(IJG_LUMA[nat], q) as u16;
             }
             zz
         };
