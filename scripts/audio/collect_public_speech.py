@@ -62,6 +62,22 @@ refuse them even if a snapshot is passed):
                    (Apache-2.0 repos; audio provenance not stated): resources/audio_samples.
   whisper-jfk      openai/whisper@c0d2f624c09dc18e709e37c2ad90c039a4eb72a2, MIT repo;
                    tests/jfk.flac (JFK inaugural address, public domain).
+  dns3-realrec     Xiaobin-Rong/gtcrn@d0531ca60551980d5b0f4fee9b3196ae192e2967 (MIT repo; the
+                   files were removed from its HEAD later, so they are read at this commit):
+                   GTCRN-demo/samples/DNS3_blind_test_set/ms_realrec_*_fileid_*.wav, 4 real
+                   crowdsourced recordings of the Microsoft DNS Challenge 3 blind test set
+                   (earphone, open speaker, headset, laptop mic; emotional, English, Polish),
+                   CC BY 4.0 (microsoft/DNS-Challenge README, Legal Notices). The enhanced
+                   `_GTCRN` / `_RNNoise` outputs beside them are not read.
+  voxconverse      snakers4/silero-vad@806dcba3f0b5d95282d0889a074954a2f8c6397b (MIT repo):
+                   examples/c++/aepyx_8k.wav, 2.8 min of a multi-speaker broadcast debate "part of
+                   the Voxconverse dataset" (examples/c++/README.md). VoxConverse is CC BY 4.0 for
+                   research; the video owners keep their copyright: eval only.
+  tenvad           TEN-framework/ten-vad@dddbeb16e6a4b4e9fa3bc4bf87f30fc26a19e963: testset/
+                   testset-audio-NN.wav, 30 hand-labelled VAD test clips "from librispeech,
+                   gigaspeech, DNS Challenge etc." (README), no per-file source; repository
+                   licence Apache-2.0 with extra conditions, GigaSpeech non-commercial: eval only
+                   (counted as spontaneous speech; some clips may be read).
   lvc-vc-demo      lvc-vc/lvc-vc-demo@740a3b13267fe1444b566bbdc7e66e62821e9653 (gh-pages), no
                    licence stated: eval only. VCTK originals (CC BY 4.0 corpus) and zero-shot voice
                    conversions by AdaIN-VC, AGAIN-VC, AutoVC, AutoVC-F0, Blow, NVC-Net, LVC-VC,
@@ -161,6 +177,25 @@ def _pico(name):
 def _jfk(m, p):
     return dict(label="authentic", kind="read", speaker="jfk", group="jfk", channel="broadcast-1961",
                 language="en", tool="")
+
+
+def _dns3(m, p):
+    # ms_realrec_<kind>_<mic>_<speaker id>_<noise>_..._fileid_<n>.wav: crowdsourced real recordings
+    spk = m.group(3)
+    return dict(label="authentic", kind="spontaneous" if m.group(1) == "emotional" else "read",
+                speaker="dns3:" + spk, group="dns3:" + spk, channel="crowd-" + m.group(2),
+                language="en" if m.group(1) != "nonenglish" else "pl", tool="")
+
+
+def _voxconverse(m, p):
+    return dict(label="authentic", kind="conversational", speaker="voxconverse:aepyx",
+                group="voxconverse:aepyx", channel="broadcast-8k", language="en", tool="")
+
+
+def _tenvad(m, p):
+    n = m.group(1)
+    return dict(label="authentic", kind="spontaneous", speaker="tenvad:" + n, group="tenvad:" + n,
+                channel="mixed", language="en", tool="")
 
 
 LVC_TOOLS = {"adain": "AdaIN-VC", "again": "AGAIN-VC", "autovc": "AutoVC", "autovc_f0": "AutoVC-F0",
@@ -288,6 +323,23 @@ SOURCES = [
          licence="MIT (repository); demo audio, eval only", use="eval_only",
          rules=[("08d8124", r"^(audios/(en|cn)_sample|sample_web/audios/V2_(cosyvoice|Spark))/[^/]+\.wav$",
                  _adv)]),
+    dict(slug="dns3-realrec", repo="Xiaobin-Rong/gtcrn",
+         licence="MIT (repository); DNS Challenge 3 blind-test real recordings by Microsoft, CC BY 4.0 "
+                 "(microsoft/DNS-Challenge README, Legal Notices)", use="train_ok",
+         rules=[("d0531ca60551980d5b0f4fee9b3196ae192e2967",
+                 r"^GTCRN-demo/samples/DNS3_blind_test_set/ms_realrec_(emotional|english|nonenglish)_"
+                 r"(earphone|openspeaker|headset|laptop_mic)_([A-Za-z0-9]+)_.*fileid_\d+(?:_PLpart_\d+)?\.wav$",
+                 _dns3)]),
+    dict(slug="voxconverse", repo="snakers4/silero-vad",
+         licence="MIT (repository); VoxConverse clip (examples/c++/README.md), CC BY 4.0 for research, "
+                 "video owners keep copyright: eval only", use="eval_only",
+         rules=[("806dcba3f0b5d95282d0889a074954a2f8c6397b", r"^examples/c\+\+/aepyx_8k\.wav$",
+                 _voxconverse)]),
+    dict(slug="tenvad", repo="TEN-framework/ten-vad",
+         licence="Apache-2.0 with extra conditions (repository LICENSE); test clips from LibriSpeech, "
+                 "GigaSpeech (non-commercial) and the DNS Challenge (README): eval only", use="eval_only",
+         rules=[("dddbeb16e6a4b4e9fa3bc4bf87f30fc26a19e963", r"^testset/testset-audio-(\d+)\.wav$",
+                 _tenvad)]),
 ]
 
 

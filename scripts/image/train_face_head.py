@@ -42,7 +42,7 @@ import numpy as np
 
 # The shared pieces of the head trainers (scripts/lib/headfit.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
-from headfit import auroc, fit_logistic, licence_note, raw, tpr_at  # noqa: E402
+from headfit import auroc, fit_logistic, fit_mlp, licence_note, raw, tpr_at  # noqa: E402
 
 EMBED = 512
 HIDDEN = 768
@@ -90,56 +90,6 @@ def fit_ridge(x, y, l2):
     a[np.arange(d), np.arange(d)] += l2
     beta = np.linalg.solve(a, zw.T @ np.where(y, 1.0, -1.0))
     return {"mean": mean, "scale": scale, "weights": beta[:-1], "bias": beta[-1]}
-
-
-def fit_mlp(x, y, l2, units=256, epochs=40, seed=0, lr=1e-3, in_drop=0.2, drop=0.5, batch=128):
-    """A perceptron with one hidden layer of rectified units on the
-    standardised inputs, class-balanced cross-entropy, Adam, dropout on the
-    inputs and the units, weight decay `l2` (here a per-step decay, not the
-    ridge's penalty). Float32, one seeded generator: the same inputs give the
-    same head. Returned in the head file's shape: the linear weights are zero
-    and the units sit in `hidden`."""
-    rng = np.random.default_rng(seed)
-    mean = x.mean(0)
-    scale = x.std(0)
-    scale[scale < 1e-12] = 1.0
-    z = ((x - mean) / scale).astype(np.float32)
-    n, d = z.shape
-    w1 = (rng.standard_normal((d, units)) * np.sqrt(2.0 / d)).astype(np.float32)
-    b1 = np.zeros(units, np.float32)
-    w2 = (rng.standard_normal(units) * np.sqrt(1.0 / units)).astype(np.float32)
-    b2 = np.float32(0.0)
-    params = [w1, b1, w2]
-    m1 = [np.zeros_like(q) for q in params]
-    m2 = [np.zeros_like(q) for q in params]
-    npos = y.sum()
-    w_row = np.where(y, n / (2.0 * npos), n / (2.0 * (n - npos))).astype(np.float32)
-    t = y.astype(np.float32)
-    step = 0
-    for _ in range(epochs):
-        perm = rng.permutation(n)
-        for a in range(0, n, batch):
-            idx = perm[a : a + batch]
-            xb = z[idx] * (rng.random((len(idx), d)) > in_drop) / (1.0 - in_drop)
-            h = xb @ w1 + b1
-            hr = np.maximum(h, 0.0)
-            keep = (rng.random(hr.shape) > drop) / (1.0 - drop)
-            hd = hr * keep
-            p = 1.0 / (1.0 + np.exp(-(hd @ w2 + b2)))
-            g = w_row[idx] * (p - t[idx]) / len(idx)
-            gh = np.outer(g, w2) * keep * (h > 0)
-            grads = [xb.T @ gh + l2 * w1, gh.sum(0), hd.T @ g + l2 * w2]
-            step += 1
-            for i, (q, gq) in enumerate(zip(params, grads)):
-                m1[i] = 0.9 * m1[i] + 0.1 * gq
-                m2[i] = 0.999 * m2[i] + 0.001 * gq * gq
-                q -= lr * (m1[i] / (1 - 0.9**step)) / (np.sqrt(m2[i] / (1 - 0.999**step)) + 1e-8)
-            b2 -= np.float32(lr * g.sum())
-    # The file keeps the hidden weights as f16 (half the bytes); every score
-    # here is computed from the rounded weights, as the service reads them.
-    w1 = w1.astype("<f2").astype(np.float32)
-    return {"mean": mean, "scale": scale, "weights": np.zeros(d), "bias": float(b2),
-            "hidden": {"w": w1, "b": b1.astype(np.float64), "out": w2.astype(np.float64)}}
 
 
 def score(head, x):

@@ -143,6 +143,94 @@ impl VectorHead {
     }
 }
 
+/// A hidden layer: `raw += Σ_k out_k · max(0, bias_k + Σ_d W_{d,k} z_d)` on
+/// the head's standardised inputs `z`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hidden {
+    pub units: usize,
+    /// Number format of `weights`: `f32` (default) or `f16`.
+    #[serde(default = "f32_name")]
+    pub dtype: String,
+    /// `W`, input-major (`d × units`), little-endian numbers of `dtype`,
+    /// base64 (standard alphabet, padded).
+    pub weights: String,
+    pub bias: Vec<f64>,
+    pub out: Vec<f64>,
+    /// `weights`, decoded by [`Hidden::prepare`].
+    #[serde(skip)]
+    pub decoded: Vec<f32>,
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+impl Hidden {
+    /// Decodes the weights and checks the sizes against `dim` inputs.
+    pub fn prepare(&mut self, dim: usize) -> Result<(), String> {
+        use base64::Engine as _;
+        let width = match self.dtype.as_str() {
+            "f32" => 4,
+            "f16" => 2,
+            other => return Err(format!("hidden weights: dtype `{other}`")),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.weights.as_bytes())
+            .map_err(|e| format!("hidden weights: {e}"))?;
+        if self.units == 0
+            || bytes.len() != dim * self.units * width
+            || self.bias.len() != self.units
+            || self.out.len() != self.units
+        {
+            return Err(format!(
+                "hidden layer: expected {dim} × {} weights, {} biases and outputs",
+                self.units, self.units
+            ));
+        }
+        self.decoded = if width == 4 {
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        } else {
+            bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()
+        };
+        let finite = self.decoded.iter().all(|v| v.is_finite())
+            && self.bias.iter().chain(&self.out).all(|v| v.is_finite());
+        if !finite {
+            return Err("hidden layer: non-finite numbers".into());
+        }
+        Ok(())
+    }
+
+    /// Pre-activations of the units for standardised inputs `z`.
+    pub fn pre(&self, z: &[f64]) -> Vec<f64> {
+        let mut a = self.bias.clone();
+        for (d, &zd) in z.iter().enumerate() {
+            if zd == 0.0 {
+                continue;
+            }
+            let row = &self.decoded[d * self.units..(d + 1) * self.units];
+            for (ak, &w) in a.iter_mut().zip(row) {
+                *ak += f64::from(w) * zd;
+            }
+        }
+        a
+    }
+
+    /// The units' share of the log-odds, `Σ_k out_k · max(0, pre_k)`.
+    pub fn output(&self, z: &[f64]) -> f64 {
+        self.pre(z)
+            .iter()
+            .zip(&self.out)
+            .map(|(a, o)| a.max(0.0) * o)
+            .sum()
+    }
+}
+
 /// Checks a standardised linear head: a known format tag, one mean, scale
 /// and weight per feature, every feature known, finite numbers, positive
 /// scales.

@@ -137,6 +137,10 @@ pub struct AudioHead {
     pub features: Vec<String>,
     #[serde(flatten)]
     pub linear: crate::fusion::VectorHead,
+    /// Rectified units added to the linear term (over the encoder values
+    /// only: a head with a hidden layer lists no named features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<crate::fusion::Hidden>,
     /// The file log-odds is the mean of this top share of segment log-odds.
     pub file_top_fraction: f64,
     /// Below this much speech (s) the detector abstains.
@@ -150,7 +154,11 @@ pub struct AudioHead {
 impl AudioHead {
     /// Parses and checks a head file's JSON.
     pub fn from_slice(bytes: &[u8]) -> Result<AudioHead, String> {
-        let h: AudioHead = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let mut h: AudioHead = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let dim = h.dim();
+        if let Some(hid) = h.hidden.as_mut() {
+            hid.prepare(dim)?;
+        }
         h.check()?;
         Ok(h)
     }
@@ -180,6 +188,14 @@ impl AudioHead {
             return Err("the head reads nothing".into());
         }
         self.linear.check(self.dim())?;
+        if let Some(h) = &self.hidden {
+            if !self.features.is_empty() {
+                return Err("a head with a hidden layer reads no named features".into());
+            }
+            if h.decoded.len() != self.dim() * h.units {
+                return Err("hidden layer: weights not decoded for this head's inputs".into());
+            }
+        }
         if !(self.min_speech_s.is_finite() && self.min_window_speech_s.is_finite()) {
             return Err("speech minimums must be finite".into());
         }
@@ -202,12 +218,14 @@ impl AudioHead {
         self.features.iter().any(|f| f == "lcnn.logit")
     }
 
-    /// The encoder's share of the log-odds and each named feature's, in
-    /// [`FEATURES`] order (features the head does not use, and missing
-    /// values, contribute 0).
+    /// The encoder's share of the log-odds (with the hidden units, which
+    /// read the encoder only) and each named feature's, in [`FEATURES`]
+    /// order (features the head does not use, and missing values,
+    /// contribute 0).
     pub fn contributions(&self, w: &SegmentFeatures) -> (f64, [f64; 8]) {
         let mut j = 0;
         let mut enc = 0.0;
+        let mut z = Vec::with_capacity(if self.hidden.is_some() { self.dim() } else { 0 });
         for stat in &self.encoder_stats {
             let base = if stat == "mean" {
                 0
@@ -219,9 +237,15 @@ impl AudioHead {
                 for d in 0..ENCODER_WIDTH {
                     let v = w.emb.get(off + d).copied().map_or(f64::NAN, f64::from);
                     enc += self.linear.term(j, v);
+                    if self.hidden.is_some() {
+                        z.push(self.linear.z(j, v));
+                    }
                     j += 1;
                 }
             }
+        }
+        if let Some(h) = &self.hidden {
+            enc += h.output(&z);
         }
         let mut c = [0.0; 8];
         for name in &self.features {
@@ -1030,6 +1054,7 @@ mod tests {
                 weights,
                 bias: -1.0,
             },
+            hidden: None,
             file_top_fraction: 0.25,
             min_speech_s: 1.5,
             min_window_speech_s: 1.0,
@@ -1063,6 +1088,58 @@ mod tests {
         bad = h;
         bad.file_top_fraction = 0.0;
         assert!(bad.check().is_err());
+    }
+
+    /// A head over the means of state 1 with a hidden layer of two units:
+    /// unit 0 reads dimension 0 (out 2), unit 1 reads dimension 1 with bias
+    /// −1 (out −3).
+    fn hidden_head(features: &[&str], short: usize) -> Vec<u8> {
+        let n = ENCODER_WIDTH + features.len();
+        let mut w = vec![0f32; n * 2];
+        w[0] = 1.0; // d 0 -> unit 0
+        w[2 + 1] = 1.0; // d 1 -> unit 1
+        let mut bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.truncate(bytes.len() - short);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        format!(
+            r#"{{"format":"{HEAD_FORMAT}","id":"h","version":"1","encoder_states":[1],
+            "encoder_stats":["mean"],"features":{features},"mean":{m},"scale":{sc},
+            "weights":{wt},"bias":0.5,"hidden":{{"units":2,"weights":"{b64}",
+            "bias":[0.0,-1.0],"out":[2.0,-3.0]}},"file_top_fraction":0.25,
+            "min_speech_s":1.5,"min_window_speech_s":1.0}}"#,
+            features = serde_json::to_string(features).unwrap(),
+            m = serde_json::to_string(&vec![0.0; n]).unwrap(),
+            sc = serde_json::to_string(&vec![1.0; n]).unwrap(),
+            wt = serde_json::to_string(&vec![0.0; n]).unwrap(),
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn head_hidden_layer_adds_rectified_units_to_the_encoder_share() {
+        let h = AudioHead::from_slice(&hidden_head(&[], 0)).unwrap();
+        let mut emb = vec![0f32; ENCODER_DIM];
+        let seg = |emb: &Vec<f32>| SegmentFeatures {
+            start_s: 0.0,
+            end_s: 2.0,
+            speech_s: 2.0,
+            x: [f64::NAN; 8],
+            emb: emb.clone(),
+        };
+        // All units off: the bias alone.
+        assert!((h.raw(&seg(&emb)) - 0.5).abs() < 1e-9);
+        emb[ENCODER_WIDTH] = 1.5; // state 1, d 0: unit 0 on, 2 × 1.5
+        emb[ENCODER_WIDTH + 1] = 3.0; // d 1: unit 1 at 3 − 1 = 2, × −3
+        let c = h.contributions(&seg(&emb));
+        assert!((c.0 - (3.0 - 6.0)).abs() < 1e-9, "{c:?}");
+        assert!((h.raw(&seg(&emb)) - (0.5 + 3.0 - 6.0)).abs() < 1e-9);
+        emb[ENCODER_WIDTH + 1] = 0.5; // unit 1 off (0.5 − 1 < 0)
+        assert!((h.raw(&seg(&emb)) - 3.5).abs() < 1e-9);
+        // Wrong byte count, or named features beside a hidden layer: refused.
+        let e = AudioHead::from_slice(&hidden_head(&[], 4)).unwrap_err();
+        assert!(e.contains("hidden layer"), "{e}");
+        let e = AudioHead::from_slice(&hidden_head(&["pitch.jitter"], 0)).unwrap_err();
+        assert!(e.contains("no named features"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::clip::{ClipFeatures, CLS_OFFSET, EMBED_DIM, HIDDEN, LAYERS, MEAN_OFFSET};
-use crate::fusion::VectorHead;
+use crate::fusion::{Hidden, VectorHead};
 
 /// Format tag of the file.
 pub const FORMAT: &str = "candor.image-face-head/1";
@@ -45,84 +45,6 @@ pub struct Head {
     /// detector's calibration artefact).
     #[serde(default)]
     pub platt: Option<[f64; 2]>,
-}
-
-/// A hidden layer: `raw += Σ_k out_k · max(0, bias_k + Σ_d W_{d,k} z_d)` on
-/// the head's standardised inputs `z`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hidden {
-    pub units: usize,
-    /// Number format of `weights`: `f32` (default) or `f16`.
-    #[serde(default = "f32_name")]
-    pub dtype: String,
-    /// `W`, input-major (`d × units`), little-endian numbers of `dtype`,
-    /// base64 (standard alphabet, padded).
-    pub weights: String,
-    pub bias: Vec<f64>,
-    pub out: Vec<f64>,
-    /// `weights`, decoded by [`FaceHeads::from_slice`].
-    #[serde(skip)]
-    pub decoded: Vec<f32>,
-}
-
-fn f32_name() -> String {
-    "f32".into()
-}
-
-impl Hidden {
-    fn prepare(&mut self, dim: usize) -> Result<(), String> {
-        use base64::Engine as _;
-        let width = match self.dtype.as_str() {
-            "f32" => 4,
-            "f16" => 2,
-            other => return Err(format!("hidden weights: dtype `{other}`")),
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(self.weights.as_bytes())
-            .map_err(|e| format!("hidden weights: {e}"))?;
-        if self.units == 0
-            || bytes.len() != dim * self.units * width
-            || self.bias.len() != self.units
-            || self.out.len() != self.units
-        {
-            return Err(format!(
-                "hidden layer: expected {dim} × {} weights, {} biases and outputs",
-                self.units, self.units
-            ));
-        }
-        self.decoded = if width == 4 {
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        } else {
-            bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect()
-        };
-        let finite = self.decoded.iter().all(|v| v.is_finite())
-            && self.bias.iter().chain(&self.out).all(|v| v.is_finite());
-        if !finite {
-            return Err("hidden layer: non-finite numbers".into());
-        }
-        Ok(())
-    }
-
-    /// Pre-activations of the units for standardised inputs `z`.
-    fn pre(&self, z: &[f64]) -> Vec<f64> {
-        let mut a = self.bias.clone();
-        for (d, &zd) in z.iter().enumerate() {
-            if zd == 0.0 {
-                continue;
-            }
-            let row = &self.decoded[d * self.units..(d + 1) * self.units];
-            for (ak, &w) in a.iter_mut().zip(row) {
-                *ak += f64::from(w) * zd;
-            }
-        }
-        a
-    }
 }
 
 impl Head {
@@ -151,13 +73,7 @@ impl Head {
         };
         let z = self.standardise(x);
         let lin: f64 = z.iter().zip(&self.linear.weights).map(|(a, w)| a * w).sum();
-        let units: f64 = h
-            .pre(&z)
-            .iter()
-            .zip(&h.out)
-            .map(|(a, o)| a.max(0.0) * o)
-            .sum();
-        self.linear.bias + lin + units
+        self.linear.bias + lin + h.output(&z)
     }
 
     /// The head's weights on the standardised inputs at `x`: the linear
