@@ -29,7 +29,6 @@ log-odds is the mean of the top quarter of its segment log-odds, as in the
 detector. Newton's method in float64; deterministic. Needs numpy only.
 """
 import argparse
-import base64
 import json
 import sys
 from pathlib import Path
@@ -38,7 +37,8 @@ import numpy as np
 
 # The shared pieces of the head trainers (scripts/lib/headfit.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
-from headfit import auroc, fit_logistic, fit_mlp, licence_note, tpr_at  # noqa: E402
+from headfit import (auroc, fit_logistic, fit_mlp, hidden_json, hidden_term,  # noqa: E402
+                     licence_note, tpr_at)
 
 STATES = 5
 WIDTH = 384
@@ -65,7 +65,7 @@ def raw(h, x):
     s = z @ h["weights"] + h["bias"]
     hid = h.get("hidden")
     if hid is not None:
-        s = s + np.maximum(z @ hid["w"].astype(np.float64) + hid["b"], 0.0) @ hid["out"]
+        s = s + hidden_term(hid, z)
     return s
 
 
@@ -239,13 +239,7 @@ def main() -> int:
         "scale": [float(f"{v:.9g}") for v in h["scale"]],
         "weights": [float(f"{v:.9g}") for v in h["weights"]],
         "bias": float(f"{h['bias']:.9g}"),
-        **({"hidden": {
-            "units": int(h["hidden"]["w"].shape[1]),
-            "dtype": "f16",
-            "weights": base64.b64encode(h["hidden"]["w"].astype("<f2").tobytes()).decode(),
-            "bias": [float(f"{v:.9g}") for v in h["hidden"]["b"]],
-            "out": [float(f"{v:.9g}") for v in h["hidden"]["out"]],
-        }} if "hidden" in h else {}),
+        **({"hidden": hidden_json(h["hidden"])} if "hidden" in h else {}),
         "file_top_fraction": TOP,
         "min_speech_s": args.min_speech,
         "min_window_speech_s": args.min_window_speech,

@@ -33,7 +33,6 @@ leave-one-family-out folds instead.
 Needs numpy only.
 """
 import argparse
-import base64
 import json
 import sys
 from pathlib import Path
@@ -42,7 +41,8 @@ import numpy as np
 
 # The shared pieces of the head trainers (scripts/lib/headfit.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
-from headfit import auroc, fit_logistic, fit_mlp, licence_note, raw, tpr_at  # noqa: E402
+from headfit import (auroc, fit_logistic, fit_mlp, hidden_json, hidden_term,  # noqa: E402
+                     licence_note, raw, tpr_at)
 
 EMBED = 512
 HIDDEN = 768
@@ -99,7 +99,7 @@ def score(head, x):
     s = z @ head["weights"] + head["bias"]
     hid = head.get("hidden")
     if hid is not None:
-        s = s + np.maximum(z @ hid["w"].astype(np.float64) + hid["b"], 0.0) @ hid["out"]
+        s = s + hidden_term(hid, z)
     return s
 
 
@@ -129,13 +129,7 @@ def head_json(head, platt=None):
     }
     hid = head.get("hidden")
     if hid is not None:
-        out["hidden"] = {
-            "units": int(hid["w"].shape[1]),
-            "dtype": "f16",
-            "weights": base64.b64encode(hid["w"].astype("<f2").tobytes()).decode(),
-            "bias": [float(f"{v:.9g}") for v in hid["b"]],
-            "out": [float(f"{v:.9g}") for v in hid["out"]],
-        }
+        out["hidden"] = hidden_json(hid)
     if platt is not None:
         out["platt"] = platt
     return out

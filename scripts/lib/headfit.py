@@ -5,9 +5,12 @@ TPR at a false-positive rate, and the licence note each head records in `trained
 
 Import from a trainer with
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
-    from headfit import auroc, fit_logistic, fit_mlp, licence_note, raw, tpr_at
+    from headfit import auroc, fit_logistic, fit_mlp, hidden_json, hidden_term, licence_note, raw,
+                        tpr_at
 Needs numpy only; deterministic.
 """
+import base64
+
 import numpy as np
 
 
@@ -106,6 +109,23 @@ def fit_mlp(x, y, l2, units=256, epochs=40, seed=0, lr=1e-3, in_drop=0.2, drop=0
     w1 = w1.astype("<f2").astype(np.float32)
     return {"mean": mean, "scale": scale, "weights": np.zeros(d), "bias": float(b2),
             "hidden": {"w": w1, "b": b1.astype(np.float64), "out": w2.astype(np.float64)}}
+
+
+def hidden_term(hid, z):
+    """The rectified units' share of the log-odds for standardised rows `z`
+    (`Hidden::output` in crates/detectors/src/fusion.rs)."""
+    return np.maximum(z @ hid["w"].astype(np.float64) + hid["b"], 0.0) @ hid["out"]
+
+
+def hidden_json(hid):
+    """A hidden layer as the head files store it (f16 weights, base64)."""
+    return {
+        "units": int(hid["w"].shape[1]),
+        "dtype": "f16",
+        "weights": base64.b64encode(hid["w"].astype("<f2").tobytes()).decode(),
+        "bias": [float(f"{v:.9g}") for v in hid["b"]],
+        "out": [float(f"{v:.9g}") for v in hid["out"]],
+    }
 
 
 def raw(head, x):

@@ -236,9 +236,10 @@ impl AudioHead {
                 let off = base + l * ENCODER_WIDTH;
                 for d in 0..ENCODER_WIDTH {
                     let v = w.emb.get(off + d).copied().map_or(f64::NAN, f64::from);
-                    enc += self.linear.term(j, v);
+                    let zj = self.linear.z(j, v);
+                    enc += self.linear.weights[j] * zj;
                     if self.hidden.is_some() {
-                        z.push(self.linear.z(j, v));
+                        z.push(zj);
                     }
                     j += 1;
                 }
