@@ -261,3 +261,59 @@ async fn a_stream_gives_segments_as_audio_arrives_and_a_summary() {
         "{summary:?}"
     );
 }
+
+/// The same bytes get the same score however busy the service is: a 20 s
+/// file analysed alone and again while three other files are analysed
+/// beside it (their segments could share the encoder's batches; the INT8
+/// encoder quantises its activations with one scale per batch, so a shared
+/// batch would move every segment's features) gives identical per-segment
+/// scores and the identical file score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_file_scores_the_same_beside_other_files() {
+    let Some(a) = analyzer() else { return };
+    // 20 s of the committed real speech (18 segments: requests of 16 + 2).
+    let mut speech = Vec::new();
+    for (path, _) in samples() {
+        if path.extension().is_some_and(|e| e == "wav") {
+            let bytes = std::fs::read(&path).unwrap();
+            let pcm = wav_data(&bytes);
+            speech.extend(
+                pcm.chunks_exact(2)
+                    .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0),
+            );
+        }
+    }
+    assert!(speech.len() >= 20 * 16000, "{} samples", speech.len());
+    let file = |from: usize, secs: usize| wav(&speech[from..from + secs * 16000], 16000);
+    let segments = |r: &candor_core::AnalysisResult| -> Vec<Option<f64>> {
+        r.evidence
+            .iter()
+            .filter_map(|e| match e {
+                Evidence::AudioSegment { score, .. } => Some(*score),
+                _ => None,
+            })
+            .collect()
+    };
+    let target = file(0, 20);
+    let alone = analyze_bytes(&a, "t.wav", target.clone()).await;
+    assert!(alone.score.is_some(), "{:?}", alone.abstention);
+    // Others of the same length, so that their segments reach the encoder
+    // at the same moments as the target's.
+    let room = speech.len() - 20 * 16000;
+    let others: Vec<Vec<u8>> = (1..=3).map(|k| file(room * k / 3, 20)).collect();
+    for round in 0..3 {
+        let mut jobs = Vec::new();
+        for (k, o) in others.iter().enumerate() {
+            let (a, o) = (Arc::clone(&a), o.clone());
+            jobs.push(tokio::spawn(async move {
+                analyze_bytes(&a, &format!("o{k}.wav"), o).await
+            }));
+        }
+        let busy = analyze_bytes(&a, "t.wav", target.clone()).await;
+        for j in jobs {
+            j.await.unwrap();
+        }
+        assert_eq!(segments(&busy), segments(&alone), "round {round}");
+        assert_eq!(busy.score, alone.score, "round {round}");
+    }
+}
