@@ -5,9 +5,14 @@
 //! previous chunk. A file is cut into independent windows of
 //! [`WINDOW_CHUNKS`] chunks whose states start from zero; all windows advance
 //! together, one chunk per step, as one engine request with the windows on
-//! the batch axis. Concurrent files share batches in the engine as well.
+//! the batch axis. Concurrent files share batches in the engine as well
+//! (fp32, unlike the INT8 speech encoder, which runs each request alone;
+//! the audio detector's tests check that a file scores the same beside
+//! others).
 //! The cost of restarting the state every window is a short warm-up at each
-//! window start (the model needs a few chunks to settle).
+//! window start (the model needs a few chunks to settle). A live stream
+//! instead carries one state from its start ([`StreamingVad`]), fed as the
+//! audio arrives.
 
 use std::time::Instant;
 
@@ -139,6 +144,135 @@ pub async fn detect(
     // `+ 0.0`: an empty float sum is -0.0, which would print as "-0.00 s".
     activity.speech_seconds = activity.segments.iter().map(|(s, e)| e - s).sum::<f64>() + 0.0;
     Ok(activity)
+}
+
+/// Silero over a live stream: one recurrent state carried from the first
+/// chunk on, advanced as audio arrives (one engine request per 32 ms
+/// chunk), so that when a segment completes its speech activity is already
+/// known (the file path runs the VAD over the whole file instead; see
+/// [`detect`]). Keeps the probabilities of the chunks from
+/// [`StreamingVad::drop_before`] on.
+#[derive(Debug, Clone)]
+pub struct StreamingVad {
+    state: Vec<f32>,
+    /// The last [`CONTEXT`] samples fed (zeros at the start).
+    context: Vec<f32>,
+    /// Samples not yet fed (fewer than a chunk).
+    pending: Vec<f32>,
+    /// Probability per chunk, from chunk `first` on.
+    probs: Vec<f32>,
+    first: usize,
+    /// Time spent in the engine (queue, execution), ms, summed.
+    pub queue_ms: f64,
+    pub exec_ms: f64,
+}
+
+impl Default for StreamingVad {
+    fn default() -> Self {
+        StreamingVad {
+            state: vec![0f32; 2 * 128],
+            context: vec![0f32; CONTEXT],
+            pending: Vec::new(),
+            probs: Vec::new(),
+            first: 0,
+            queue_ms: 0.0,
+            exec_ms: 0.0,
+        }
+    }
+}
+
+impl StreamingVad {
+    /// Chunks whose probability is known (counted from the stream start).
+    pub fn chunks(&self) -> usize {
+        self.first + self.probs.len()
+    }
+
+    /// Feeds 16 kHz samples; runs the model on every chunk they complete.
+    pub async fn push(
+        &mut self,
+        model: &ModelHandle,
+        samples: &[f32],
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<(), EngineError> {
+        self.pending.extend_from_slice(samples);
+        let id = || model.spec().id.clone();
+        let mut used = 0;
+        while self.pending.len() - used >= CHUNK {
+            let chunk = &self.pending[used..used + CHUNK];
+            let mut input = Vec::with_capacity(CONTEXT + CHUNK);
+            input.extend_from_slice(&self.context);
+            input.extend_from_slice(chunk);
+            self.context.copy_from_slice(&chunk[CHUNK - CONTEXT..]);
+            used += CHUNK;
+            let inputs = vec![
+                NamedTensor::new(
+                    "input",
+                    TensorData::f32_from_vec(&[1, CONTEXT + CHUNK], input)
+                        .ok_or_else(|| EngineError::backend(id(), "vad input shape"))?,
+                ),
+                NamedTensor::new(
+                    "state",
+                    TensorData::f32_from_vec(&[2, 1, 128], std::mem::take(&mut self.state))
+                        .ok_or_else(|| EngineError::backend(id(), "vad state shape"))?,
+                ),
+                NamedTensor::new(
+                    "sr",
+                    TensorData::i64_from_vec(&[], vec![RATE as i64])
+                        .ok_or_else(|| EngineError::backend(id(), "vad sr shape"))?,
+                ),
+            ];
+            let mut out = model.infer(inputs, priority, deadline).await?;
+            self.queue_ms += out.queue_ms;
+            self.exec_ms += out.exec_ms;
+            let p = out
+                .take("output")
+                .and_then(|t| t.as_f32().and_then(|a| a.iter().next().copied()))
+                .ok_or_else(|| EngineError::backend(id(), "output `output` missing"))?;
+            self.state = out
+                .take("stateN")
+                .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect::<Vec<f32>>()))
+                .filter(|s| s.len() == 2 * 128)
+                .ok_or_else(|| EngineError::backend(id(), "output `stateN` missing"))?;
+            self.probs.push(if p.is_finite() { p } else { 0.0 });
+        }
+        self.pending.drain(..used);
+        Ok(())
+    }
+
+    /// Forgets the probabilities of chunks that end before sample `sample`.
+    pub fn drop_before(&mut self, sample: usize) {
+        let chunk = (sample / CHUNK).min(self.chunks());
+        if chunk > self.first {
+            self.probs.drain(..chunk - self.first);
+            self.first = chunk;
+        }
+    }
+
+    /// Speech activity of samples `start..end` (counted from the stream
+    /// start), in seconds from `start`, from the chunks that lie inside it
+    /// (a chunk straddling either edge is left out). `None` when a chunk
+    /// inside it has not been fed yet or was dropped.
+    pub fn activity(&self, start: usize, end: usize) -> Option<SpeechActivity> {
+        let (c0, c1) = (start.div_ceil(CHUNK), end / CHUNK);
+        if c0 < self.first || c1 > self.chunks() {
+            return None;
+        }
+        let frame_probs = self.probs[c0.min(c1) - self.first..c1 - self.first].to_vec();
+        let offset = (c0 * CHUNK - start) as f64 / RATE as f64;
+        let segments: Vec<(f64, f64)> = segments(&frame_probs)
+            .into_iter()
+            .map(|(s, e)| (s + offset, e + offset))
+            .collect();
+        let speech_seconds = segments.iter().map(|(s, e)| e - s).sum::<f64>() + 0.0;
+        Some(SpeechActivity {
+            segments,
+            speech_seconds,
+            frame_probs,
+            queue_ms: 0.0,
+            exec_ms: 0.0,
+        })
+    }
 }
 
 /// Turns per-chunk probabilities into speech segments with hysteresis,

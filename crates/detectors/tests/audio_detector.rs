@@ -317,3 +317,58 @@ async fn the_same_file_scores_the_same_beside_other_files() {
         assert_eq!(busy.score, alone.score, "round {round}");
     }
 }
+
+/// A live stream's VAD (one state carried from the start, fed in 100 ms
+/// pushes) finds the speech that the file path's VAD finds in the same
+/// audio, and gives a segment's activity in seconds from that segment's
+/// start; silence has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streaming_vad_finds_the_speech_the_file_vad_finds() {
+    use candor_detectors::speech::{self, StreamingVad};
+    let Some(cfg) = engine_config() else { return };
+    let engine = Engine::load(cfg).unwrap();
+    let vad = engine.require(VAD_MODEL).unwrap();
+    let (path, _) = samples()
+        .into_iter()
+        .find(|(p, m)| !m && p.extension().is_some_and(|e| e == "wav"))
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let pcm = wav_data(&bytes);
+    let mut x: Vec<f32> = pcm
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect();
+    // 1 s of silence first, so the stream's activity has a place to be empty.
+    x.splice(0..0, std::iter::repeat_n(0.0, 16000));
+    let file = speech::detect(&vad, &x, Priority::Upload, None)
+        .await
+        .unwrap();
+    let mut live = StreamingVad::default();
+    for push in x.chunks(1600) {
+        live.push(&vad, push, Priority::Live, None).await.unwrap();
+    }
+    assert_eq!(live.chunks(), x.len() / speech::CHUNK);
+    let whole = live.activity(0, x.len()).unwrap();
+    assert!(file.speech_seconds > 1.0, "{file:?}");
+    assert!(
+        (whole.speech_seconds - file.speech_seconds).abs() < 0.15 * file.speech_seconds,
+        "stream {} s vs file {} s of speech",
+        whole.speech_seconds,
+        file.speech_seconds
+    );
+    assert!(live.activity(0, 16000).unwrap().segments.is_empty());
+    // A 2 s segment from 1.5 s: its activity is relative to 1.5 s, and
+    // matches the whole stream's activity cut to that span.
+    let seg = live.activity(24000, 56000).unwrap();
+    let cut: f64 = whole
+        .segments
+        .iter()
+        .map(|(s, e)| (e.min(3.5) - s.max(1.5)).max(0.0))
+        .sum();
+    assert!((seg.speech_seconds - cut).abs() < 0.1, "{seg:?} vs {cut}");
+    assert!(seg.segments.iter().all(|(s, e)| *s >= 0.0 && *e <= 2.0));
+    // Dropped chunks are not answered for.
+    live.drop_before(32000);
+    assert!(live.activity(0, 32000).is_none());
+    assert!(live.activity(32000, 64000).is_some());
+}

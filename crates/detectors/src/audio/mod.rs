@@ -705,12 +705,20 @@ impl AudioDetector {
         &self.segment_calibration
     }
 
+    /// The VAD model the detector runs (a live stream runs it as audio
+    /// arrives, [`crate::speech::StreamingVad`]).
+    pub fn vad(&self) -> Option<&ModelHandle> {
+        self.scorer.vad.as_ref()
+    }
+
     /// Scores one segment of at most 2 s (16 kHz mono) on its own, for
-    /// streaming: its own speech activity, model and forensics. `None` when
-    /// the segment holds too little speech.
+    /// streaming: model and forensics, with the given speech activity (in
+    /// seconds from the segment's start) or, when `None`, the VAD run over
+    /// the segment alone. `None` when the segment holds too little speech.
     pub async fn score_segment(
         &self,
         samples: &[f32],
+        speech: Option<&SpeechActivity>,
         priority: Priority,
         deadline: Option<Instant>,
     ) -> Result<Option<ScoredSegment>, AnalyzeError> {
@@ -719,7 +727,7 @@ impl AudioDetector {
             .scorer
             .analyze(
                 samples,
-                None,
+                speech,
                 self.head.min_window_speech_s,
                 priority,
                 deadline,

@@ -108,6 +108,8 @@ pub struct AudioStream {
     max_samples: usize,
     raws: Vec<f64>,
     speech_s: f64,
+    /// Speech activity, advanced as audio arrives.
+    vad: crate::speech::StreamingVad,
 }
 
 impl AudioStream {
@@ -143,6 +145,7 @@ impl AudioStream {
             max_samples: (max_seconds.max(0.0) * dsp::RATE as f64) as usize,
             raws: Vec::new(),
             speech_s: 0.0,
+            vad: crate::speech::StreamingVad::default(),
         })
     }
 
@@ -186,6 +189,15 @@ impl AudioStream {
             )));
         }
         self.buf.extend_from_slice(&samples);
+        // The VAD advances with the audio, so a completed segment's speech
+        // activity is known when it completes (only the chunks of this push
+        // are on its critical path, not the segment's 62).
+        if let Some(vad) = self.detector.vad().cloned() {
+            self.vad
+                .push(&vad, &samples, self.priority, None)
+                .await
+                .map_err(AnalyzeError::from)?;
+        }
         let mut out = Vec::new();
         while self.next + SEGMENT <= self.total {
             out.push(self.score(self.next, self.next + SEGMENT, arrived).await?);
@@ -196,6 +208,7 @@ impl AudioStream {
         if keep_from > self.buf_start {
             self.buf.drain(..keep_from - self.buf_start);
             self.buf_start = keep_from;
+            self.vad.drop_before(keep_from);
         }
         Ok(out)
     }
@@ -208,9 +221,10 @@ impl AudioStream {
     ) -> Result<StreamSegment, AnalyzeError> {
         let a = start - self.buf_start;
         let b = (end - self.buf_start).min(self.buf.len());
+        let speech = self.vad.activity(start, start + (b - a));
         let r = self
             .detector
-            .score_segment(&self.buf[a..b], self.priority, None)
+            .score_segment(&self.buf[a..b], speech.as_ref(), self.priority, None)
             .await?;
         let th = &self.detector.segment_calibration().thresholds;
         let secs = |i: usize| (i as f64 / dsp::RATE as f64 * 1e3).round() / 1e3;
