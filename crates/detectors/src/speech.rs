@@ -88,51 +88,10 @@ pub async fn detect(
             row[CONTEXT - ctx.len()..CONTEXT].copy_from_slice(ctx);
             row[CONTEXT..].copy_from_slice(&samples[start..start + CHUNK]);
         }
-        let inputs = vec![
-            NamedTensor::new(
-                "input",
-                TensorData::f32_from_vec(&[windows, width], input).ok_or_else(|| {
-                    EngineError::backend(model.spec().id.clone(), "vad input shape")
-                })?,
-            ),
-            NamedTensor::new(
-                "state",
-                TensorData::f32_from_vec(&[2, windows, 128], std::mem::take(&mut state))
-                    .ok_or_else(|| {
-                        EngineError::backend(model.spec().id.clone(), "vad state shape")
-                    })?,
-            ),
-            NamedTensor::new(
-                "sr",
-                TensorData::i64_from_vec(&[], vec![RATE as i64])
-                    .ok_or_else(|| EngineError::backend(model.spec().id.clone(), "vad sr shape"))?,
-            ),
-        ];
-        let mut out = model.infer(inputs, priority, deadline).await?;
-        activity.queue_ms += out.queue_ms;
-        activity.exec_ms += out.exec_ms;
-        let probs = out
-            .take("output")
-            .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect::<Vec<f32>>()))
-            .ok_or_else(|| {
-                EngineError::backend(model.spec().id.clone(), "output `output` missing")
-            })?;
-        state = out
-            .take("stateN")
-            .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect::<Vec<f32>>()))
-            .ok_or_else(|| {
-                EngineError::backend(model.spec().id.clone(), "output `stateN` missing")
-            })?;
-        if probs.len() != windows || state.len() != 2 * windows * 128 {
-            return Err(EngineError::backend(
-                model.spec().id.clone(),
-                format!(
-                    "returned {} probabilities and {} state values for {windows} windows",
-                    probs.len(),
-                    state.len()
-                ),
-            ));
-        }
+        let (probs, next) = run_step(model, input, state, windows, priority, deadline).await?;
+        state = next.state;
+        activity.queue_ms += next.queue_ms;
+        activity.exec_ms += next.exec_ms;
         for (w, p) in probs.iter().enumerate() {
             let chunk = w * WINDOW_CHUNKS + step;
             if chunk < n_chunks {
@@ -140,10 +99,95 @@ pub async fn detect(
             }
         }
     }
-    activity.segments = segments(&activity.frame_probs);
-    // `+ 0.0`: an empty float sum is -0.0, which would print as "-0.00 s".
-    activity.speech_seconds = activity.segments.iter().map(|(s, e)| e - s).sum::<f64>() + 0.0;
-    Ok(activity)
+    Ok(SpeechActivity {
+        queue_ms: activity.queue_ms,
+        exec_ms: activity.exec_ms,
+        ..SpeechActivity::from_probs(activity.frame_probs, 0.0)
+    })
+}
+
+impl SpeechActivity {
+    /// The activity that per-chunk probabilities say, with segment times
+    /// shifted by `offset_s` (no engine time).
+    fn from_probs(frame_probs: Vec<f32>, offset_s: f64) -> SpeechActivity {
+        let segments: Vec<(f64, f64)> = segments(&frame_probs)
+            .into_iter()
+            .map(|(s, e)| (s + offset_s, e + offset_s))
+            .collect();
+        // `+ 0.0`: an empty float sum is -0.0, which would print as "-0.00 s".
+        let speech_seconds = segments.iter().map(|(s, e)| e - s).sum::<f64>() + 0.0;
+        SpeechActivity {
+            segments,
+            speech_seconds,
+            frame_probs,
+            queue_ms: 0.0,
+            exec_ms: 0.0,
+        }
+    }
+}
+
+/// The recurrent state after a step, and the step's engine time.
+struct Stepped {
+    state: Vec<f32>,
+    queue_ms: f64,
+    exec_ms: f64,
+}
+
+/// One silero step over `rows` chunks (`input`: rows × (context + chunk)
+/// samples; `state`: 2 × rows × 128): each row's speech probability, and the
+/// next state.
+async fn run_step(
+    model: &ModelHandle,
+    input: Vec<f32>,
+    state: Vec<f32>,
+    rows: usize,
+    priority: Priority,
+    deadline: Option<Instant>,
+) -> Result<(Vec<f32>, Stepped), EngineError> {
+    let id = || model.spec().id.clone();
+    let inputs = vec![
+        NamedTensor::new(
+            "input",
+            TensorData::f32_from_vec(&[rows, CONTEXT + CHUNK], input)
+                .ok_or_else(|| EngineError::backend(id(), "vad input shape"))?,
+        ),
+        NamedTensor::new(
+            "state",
+            TensorData::f32_from_vec(&[2, rows, 128], state)
+                .ok_or_else(|| EngineError::backend(id(), "vad state shape"))?,
+        ),
+        NamedTensor::new(
+            "sr",
+            TensorData::i64_from_vec(&[], vec![RATE as i64])
+                .ok_or_else(|| EngineError::backend(id(), "vad sr shape"))?,
+        ),
+    ];
+    let mut out = model.infer(inputs, priority, deadline).await?;
+    let mut take = |name: &str| {
+        out.take(name)
+            .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect::<Vec<f32>>()))
+            .ok_or_else(|| EngineError::backend(id(), format!("output `{name}` missing")))
+    };
+    let probs = take("output")?;
+    let state = take("stateN")?;
+    if probs.len() != rows || state.len() != 2 * rows * 128 {
+        return Err(EngineError::backend(
+            id(),
+            format!(
+                "returned {} probabilities and {} state values for {rows} windows",
+                probs.len(),
+                state.len()
+            ),
+        ));
+    }
+    Ok((
+        probs,
+        Stepped {
+            state,
+            queue_ms: out.queue_ms,
+            exec_ms: out.exec_ms,
+        },
+    ))
 }
 
 /// Silero over a live stream: one recurrent state carried from the first
@@ -162,9 +206,6 @@ pub struct StreamingVad {
     /// Probability per chunk, from chunk `first` on.
     probs: Vec<f32>,
     first: usize,
-    /// Time spent in the engine (queue, execution), ms, summed.
-    pub queue_ms: f64,
-    pub exec_ms: f64,
 }
 
 impl Default for StreamingVad {
@@ -175,8 +216,6 @@ impl Default for StreamingVad {
             pending: Vec::new(),
             probs: Vec::new(),
             first: 0,
-            queue_ms: 0.0,
-            exec_ms: 0.0,
         }
     }
 }
@@ -196,7 +235,6 @@ impl StreamingVad {
         deadline: Option<Instant>,
     ) -> Result<(), EngineError> {
         self.pending.extend_from_slice(samples);
-        let id = || model.spec().id.clone();
         let mut used = 0;
         while self.pending.len() - used >= CHUNK {
             let chunk = &self.pending[used..used + CHUNK];
@@ -205,36 +243,10 @@ impl StreamingVad {
             input.extend_from_slice(chunk);
             self.context.copy_from_slice(&chunk[CHUNK - CONTEXT..]);
             used += CHUNK;
-            let inputs = vec![
-                NamedTensor::new(
-                    "input",
-                    TensorData::f32_from_vec(&[1, CONTEXT + CHUNK], input)
-                        .ok_or_else(|| EngineError::backend(id(), "vad input shape"))?,
-                ),
-                NamedTensor::new(
-                    "state",
-                    TensorData::f32_from_vec(&[2, 1, 128], std::mem::take(&mut self.state))
-                        .ok_or_else(|| EngineError::backend(id(), "vad state shape"))?,
-                ),
-                NamedTensor::new(
-                    "sr",
-                    TensorData::i64_from_vec(&[], vec![RATE as i64])
-                        .ok_or_else(|| EngineError::backend(id(), "vad sr shape"))?,
-                ),
-            ];
-            let mut out = model.infer(inputs, priority, deadline).await?;
-            self.queue_ms += out.queue_ms;
-            self.exec_ms += out.exec_ms;
-            let p = out
-                .take("output")
-                .and_then(|t| t.as_f32().and_then(|a| a.iter().next().copied()))
-                .ok_or_else(|| EngineError::backend(id(), "output `output` missing"))?;
-            self.state = out
-                .take("stateN")
-                .and_then(|t| t.as_f32().map(|a| a.iter().copied().collect::<Vec<f32>>()))
-                .filter(|s| s.len() == 2 * 128)
-                .ok_or_else(|| EngineError::backend(id(), "output `stateN` missing"))?;
-            self.probs.push(if p.is_finite() { p } else { 0.0 });
+            let state = std::mem::take(&mut self.state);
+            let (p, next) = run_step(model, input, state, 1, priority, deadline).await?;
+            self.state = next.state;
+            self.probs.push(if p[0].is_finite() { p[0] } else { 0.0 });
         }
         self.pending.drain(..used);
         Ok(())
@@ -260,18 +272,7 @@ impl StreamingVad {
         }
         let frame_probs = self.probs[c0.min(c1) - self.first..c1 - self.first].to_vec();
         let offset = (c0 * CHUNK - start) as f64 / RATE as f64;
-        let segments: Vec<(f64, f64)> = segments(&frame_probs)
-            .into_iter()
-            .map(|(s, e)| (s + offset, e + offset))
-            .collect();
-        let speech_seconds = segments.iter().map(|(s, e)| e - s).sum::<f64>() + 0.0;
-        Some(SpeechActivity {
-            segments,
-            speech_seconds,
-            frame_probs,
-            queue_ms: 0.0,
-            exec_ms: 0.0,
-        })
+        Some(SpeechActivity::from_probs(frame_probs, offset))
     }
 }
 

@@ -13,7 +13,7 @@ use candor_detectors::audio::stream::Encoding;
 use candor_detectors::audio::{ENCODER_MODEL, LCNN_MODEL};
 use candor_detectors::{Analyzer, AnalyzerConfig, EngineConfig, VAD_MODEL};
 use candor_engine::Engine;
-use common::{analyze_bytes, infer_f32, repo, wav, wav_data};
+use common::{analyze_bytes, infer_f32, repo, wav, wav_data, wav_samples};
 
 fn engine_config() -> Option<EngineConfig> {
     common::engine_config(
@@ -126,10 +126,7 @@ async fn abstains_with_reasons() {
     let full = analyze_bytes(&a, "full.wav", bytes.clone()).await;
     let dur = full.input.properties["duration_s"].as_f64().unwrap();
     assert!(dur > 2.0);
-    let pcm: Vec<f32> = wav_data(&bytes)
-        .chunks_exact(2)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
-        .collect();
+    let pcm = wav_samples(&bytes);
     let start = pcm.len() / 4;
     let r = analyze_bytes(&a, "short.wav", wav(&pcm[start..start + 16_000], 16_000)).await;
     assert_eq!(r.score, None);
@@ -275,12 +272,7 @@ async fn the_same_file_scores_the_same_beside_other_files() {
     let mut speech = Vec::new();
     for (path, _) in samples() {
         if path.extension().is_some_and(|e| e == "wav") {
-            let bytes = std::fs::read(&path).unwrap();
-            let pcm = wav_data(&bytes);
-            speech.extend(
-                pcm.chunks_exact(2)
-                    .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0),
-            );
+            speech.extend(wav_samples(&std::fs::read(&path).unwrap()));
         }
     }
     assert!(speech.len() >= 20 * 16000, "{} samples", speech.len());
@@ -332,12 +324,7 @@ async fn the_streaming_vad_finds_the_speech_the_file_vad_finds() {
         .into_iter()
         .find(|(p, m)| !m && p.extension().is_some_and(|e| e == "wav"))
         .unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let pcm = wav_data(&bytes);
-    let mut x: Vec<f32> = pcm
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-        .collect();
+    let mut x = wav_samples(&std::fs::read(&path).unwrap());
     // 1 s of silence first, so the stream's activity has a place to be empty.
     x.splice(0..0, std::iter::repeat_n(0.0, 16000));
     let file = speech::detect(&vad, &x, Priority::Upload, None)

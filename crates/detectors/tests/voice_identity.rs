@@ -91,12 +91,8 @@ async fn too_little_speech_gives_no_template_and_says_so() {
     let Some(a) = analyzer() else { return };
     // authentic-07 cut to its first 2 s: less than MIN_SPEECH_S of speech.
     let bytes = std::fs::read(repo().join("samples/audio/authentic-07.wav")).unwrap();
-    let data = common::wav_data(&bytes);
-    let samples: Vec<f32> = data
-        .chunks_exact(2)
-        .take(32_000)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-        .collect();
+    let mut samples = common::wav_samples(&bytes);
+    samples.truncate(32_000);
     let input = InputSource::File(RawInput {
         bytes: common::wav(&samples, 16_000).into(),
         name: Some("short.wav".into()),

@@ -192,11 +192,8 @@ impl AudioStream {
         // The VAD advances with the audio, so a completed segment's speech
         // activity is known when it completes (only the chunks of this push
         // are on its critical path, not the segment's 62).
-        if let Some(vad) = self.detector.vad().cloned() {
-            self.vad
-                .push(&vad, &samples, self.priority, None)
-                .await
-                .map_err(AnalyzeError::from)?;
+        if let Some(vad) = self.detector.vad() {
+            self.vad.push(vad, &samples, self.priority, None).await?;
         }
         let mut out = Vec::new();
         while self.next + SEGMENT <= self.total {

@@ -93,6 +93,14 @@ pub fn wav_data(bytes: &[u8]) -> &[u8] {
     panic!("no data chunk")
 }
 
+/// The samples of a 16-bit PCM WAV file's data chunk, scaled to [-1, 1).
+pub fn wav_samples(bytes: &[u8]) -> Vec<f32> {
+    wav_data(bytes)
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect()
+}
+
 /// Analyses `bytes` as an uploaded file called `name`.
 pub async fn analyze_bytes(a: &Analyzer, name: &str, bytes: Vec<u8>) -> AnalysisResult {
     a.analyze(
