@@ -95,9 +95,12 @@ def main():
     ap.add_argument("--facepath-url", help="a server started with CANDOR_IMAGE_MAX_SIDE=64: the headshot "
                     "is timed there too, its forensic measures on a 64 px centre crop and no forgery CNN "
                     "(smaller than a tile), as the reference for the score's own path (faces, tower, heads)")
+    ap.add_argument("--hop1-url", help="a server started with CANDOR_AUDIO_HOP_S=1: the speech is timed "
+                    "there too, its 2 s segments overlapping (twice the encoder rows), as the reference "
+                    "for the default's touching segments")
     a = ap.parse_args()
     loopback_only(a.url)
-    for u in (a.signals_url, a.spinning_url, a.nopicture_url, a.facepath_url):
+    for u in (a.signals_url, a.spinning_url, a.nopicture_url, a.facepath_url, a.hop1_url):
         if u:
             loopback_only(u)
     tmp = tempfile.mkdtemp(prefix="candor-served-")
@@ -123,6 +126,9 @@ def main():
                       "(`CANDOR_IMAGE_MAX_SIDE=64`; reference: the face path alone)")
     if a.facepath_url:
         workloads.append((facepath_title, workloads[0][1], "image", a.facepath_url))
+    hop1_title = "audio: the same speech, overlapping segments (`CANDOR_AUDIO_HOP_S=1`; reference)"
+    if a.hop1_url:
+        workloads.append((hop1_title, workloads[1][1], "audio", a.hop1_url))
     ready = []
     for _ in range(a.requests):
         t = time.perf_counter()
@@ -179,6 +185,12 @@ def main():
         print(f"\nImage, default (forensic measures on the whole headshot, forgery CNN on the 512 px square "
               f"around the face) against the face path alone, same headshot, same run: served p50 ratio "
               f"{full / face:.2f}x (what the forensic evidence adds on these cores).")
+    if a.hop1_url:
+        by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
+        touching, overlapping = by_title[workloads[1][0]], by_title[hop1_title]
+        print(f"\nAudio, default (2 s segments every 2 s: 15 encoder rows for 30 s) against the reference "
+              f"with a 1 s hop (overlapping segments: 29 rows), same speech, same run: served p50 ratio "
+              f"{touching / overlapping:.2f}x.")
 
 
 if __name__ == "__main__":

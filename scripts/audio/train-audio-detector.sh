@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the audio detector's head and calibrations (version 3):
+# Rebuilds the audio detector's head and calibrations (version 4):
 #   models/audio/head.json, calibration.json (file), calibration-segment.json
 # and the per-item scores of the generated evaluation (.candor/data/audio/v3/heads/).
 #
@@ -15,12 +15,12 @@
 #
 # The LCNN (models/audio/lcnn-lfcc.onnx) is trained separately by scripts/audio/train_lcnn.py;
 # the head reads its logit only when --named lists `lcnn.logit`.
-# Environment: CANDOR_BIN (default: cargo build --release), VERSION (artefact version, default 3);
+# Environment: CANDOR_BIN (default: cargo build --release), VERSION (artefact version, default 4);
 # further arguments go to train_audio_head.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=.candor/data/audio/v3
-VERSION=${VERSION:-3}
+VERSION=${VERSION:-4}
 if [[ -n "${CANDOR_BIN:-}" ]]; then
   CANDOR=("$CANDOR_BIN")
 else

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fits the audio detector's head (version 3) on the speech encoder's
+"""Fits the audio detector's head (version 4) on the speech encoder's
 statistics of 2 s segments, and writes the per-item scores that
 `candor calibrate` and `candor eval` use: segment and file scores of the
 calib split (for the two calibrations), file scores of the test split, and
@@ -84,6 +84,36 @@ def file_scores(seg_s, seg_file, n_files):
     return out
 
 
+def at_hop(f, hop):
+    """Which of a file's segments (extracted every 1 s) the detector places
+    at `hop` seconds: starts 0, hop, 2 hop, ... while a 2 s segment fits,
+    then one ending at the file's end when it starts more than a quarter hop
+    after the last (AudioDetector's rule); a file of 2 s or less is one
+    segment. A start the features lack (a segment with too little speech)
+    is skipped; the 1 s grid's nearest start (within 0.26 s) stands in for
+    an end-aligned one."""
+    starts = np.array([s["start_s"] for s in f["segments"]], dtype=float)
+    keep = np.zeros(len(starts), bool)
+    d = f["duration_s"]
+    if len(starts) == 0:
+        return keep
+    if d <= 2.0 + 1e-9:
+        keep[:] = True
+        return keep
+    targets, t = [], 0.0
+    while t + 2.0 <= d + 1e-9:
+        targets.append(t)
+        t += hop
+    last = d - 2.0
+    if targets and last - targets[-1] > 0.25 * hop:
+        targets.append(last)
+    for t in targets:
+        k = int(np.argmin(np.abs(starts - t)))
+        if abs(starts[k] - t) < 0.26:
+            keep[k] = True
+    return keep
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = Path(".candor/data/audio/v3")
@@ -101,7 +131,11 @@ def main() -> int:
     ap.add_argument("--mlp-l2", type=float, default=1e-4)
     ap.add_argument("--min-speech", type=float, default=1.5)
     ap.add_argument("--min-window-speech", type=float, default=1.0)
-    ap.add_argument("--version", default="3")
+    ap.add_argument("--hop", type=float, default=2.0,
+                    help="the service's segment hop (CANDOR_AUDIO_HOP_S) the file scores and the file "
+                         "calibration are for: the features hold every 1 s segment; a file is scored on "
+                         "the segments the detector would place at this hop (the head is fitted on all)")
+    ap.add_argument("--version", default="4")
     ap.add_argument("--out", type=Path, default=root / "heads")
     ap.add_argument("--explore", action="store_true")
     args = ap.parse_args()
@@ -120,6 +154,7 @@ def main() -> int:
             seg_ok.append(s["speech_s"] >= min(args.min_window_speech, s["end_s"] - s["start_s"]))
     seg_file = np.array(seg_file)
     seg_x = np.array(seg_x, dtype=float)
+    seg_hop = np.concatenate([at_hop(f, args.hop) for f in feats]) if n_seg_total else np.zeros(0, bool)
     seg_ok = np.array(seg_ok) & np.isfinite(enc).all(1)
     n = len(meta)
     y_file = np.array([f["manipulated"] for f in feats])
@@ -154,7 +189,7 @@ def main() -> int:
     def files(h, x):
         s = np.full(len(seg_file), np.nan)
         s[seg_ok] = raw(h, x[seg_ok])
-        ok = seg_ok
+        ok = seg_ok & seg_hop
         fs = file_scores(s[ok], seg_file[ok], n)
         fs[~scored_file] = np.nan
         return s, fs

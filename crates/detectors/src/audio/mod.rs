@@ -3,7 +3,7 @@
 //! Pipeline (16 kHz mono, after decoding and resampling):
 //! 1. speech activity (silero VAD, run by the analyzer's front end);
 //! 2. abstain on too little speech or very low SNR;
-//! 3. 2 s segments every `hop_s` (1 s) wherever at least
+//! 3. 2 s segments every `hop_s` (2 s: touching) wherever at least
 //!    `min_window_speech_s` of the segment is speech; a file shorter than
 //!    2 s is one zero-padded segment;
 //! 4. per segment: the speech encoder (Whisper tiny.en's log-mel front end
@@ -109,7 +109,7 @@ pub struct AudioConfig {
 impl Default for AudioConfig {
     fn default() -> Self {
         AudioConfig {
-            hop_s: 1.0,
+            hop_s: 2.0,
             min_snr_db: 3.0,
             max_segments: 3600,
             picture: true,

@@ -289,7 +289,9 @@ impl YuNet {
         priority: Priority,
         deadline: Option<Instant>,
     ) -> Result<Vec<Face>, String> {
+        let t0 = Instant::now();
         let (x, scale) = preprocess(img);
+        let t1 = Instant::now();
         let side = INPUT as usize;
         let input = TensorData::f32_from_vec(&[1, 3, side, side], x)
             .ok_or_else(|| "YuNet input shape".to_string())?;
@@ -297,6 +299,7 @@ impl YuNet {
             .model
             .infer_blocking(vec![NamedTensor::new("input", input)], priority, deadline)
             .map_err(|e| e.to_string())?;
+        let t2 = Instant::now();
         let get = |name: &str| {
             out.outputs
                 .iter()
@@ -317,6 +320,12 @@ impl YuNet {
                 (f.width >= 1.0 && f.height >= 1.0).then_some(f)
             })
             .collect();
+        tracing::debug!(
+            preprocess_ms = (t1 - t0).as_secs_f64() * 1e3,
+            network_ms = (t2 - t1).as_secs_f64() * 1e3,
+            decode_ms = t2.elapsed().as_secs_f64() * 1e3,
+            "yunet"
+        );
         Ok(faces)
     }
 }
