@@ -269,7 +269,7 @@ async fn a_stream_gives_segments_as_audio_arrives_and_a_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_file_scores_the_same_beside_other_files() {
     let Some(a) = analyzer() else { return };
-    // 20 s of the committed real speech (18 segments: requests of 16 + 2).
+    // 20 s of the committed real speech (10 segments at the default 2 s hop).
     let mut speech = Vec::new();
     for (path, _) in samples() {
         if path.extension().is_some_and(|e| e == "wav") {
@@ -309,6 +309,71 @@ async fn the_same_file_scores_the_same_beside_other_files() {
         assert_eq!(segments(&busy), segments(&alone), "round {round}");
         assert_eq!(busy.score, alone.score, "round {round}");
     }
+}
+
+/// A segment of a live stream scores what the same 2 s score in an upload
+/// of the whole recording: the encoder takes every segment alone, so its
+/// features depend on its audio only (failed while an upload's segments
+/// went 16 to an encoder call: its INT8 activations share one scale per
+/// call, and segment scores moved by ~0.01).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_segment_scores_what_the_uploaded_segment_scores() {
+    let Some(a) = analyzer() else { return };
+    let mut speech = Vec::new();
+    for (path, _) in samples() {
+        if path.extension().is_some_and(|e| e == "wav") {
+            speech.extend(wav_samples(&std::fs::read(&path).unwrap()));
+        }
+    }
+    let speech = &speech[..speech.len().min(12 * 16000)];
+    let file = wav(speech, 16000);
+    let upload = analyze_bytes(&a, "u.wav", file.clone()).await;
+    assert!(upload.score.is_some(), "{:?}", upload.abstention);
+    let uploaded: Vec<(f64, f64)> = upload
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::AudioSegment {
+                start_s,
+                score: Some(p),
+                ..
+            } => Some((*start_s, *p)),
+            _ => None,
+        })
+        .collect();
+    // The same bytes, as PCM.
+    let pcm = wav_data(&file);
+    let mut s = a
+        .audio_stream(Encoding::PcmS16le, 16_000, Priority::Live)
+        .unwrap();
+    let mut streamed = Vec::new();
+    for chunk in pcm.chunks(6_400) {
+        streamed.extend(s.push(chunk).await.unwrap());
+    }
+    s.finish().await.unwrap();
+    let mut compared = 0;
+    for seg in &streamed {
+        let (Some(p), Some(&(_, q))) = (
+            seg.score,
+            uploaded
+                .iter()
+                .find(|(start, _)| (start - seg.start_s).abs() < 1e-6),
+        ) else {
+            continue;
+        };
+        // Both are rounded to 4 decimals (the upload's evidence and the
+        // stream's line), nothing else may differ.
+        assert!(
+            (p - q).abs() <= 1.5e-4,
+            "segment at {} s: streamed {p}, uploaded {q}",
+            seg.start_s
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= 4,
+        "only {compared} segments scored in both: {streamed:?} vs {uploaded:?}"
+    );
 }
 
 /// A live stream's VAD (one state carried from the start, fed in 100 ms

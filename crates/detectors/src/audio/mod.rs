@@ -10,8 +10,9 @@
 //!    and encoder, converted at setup, model `whisper-tiny-en-encoder`; the
 //!    mean and spread of its states after each block), the project's
 //!    anti-spoofing model (LCNN on LFCC, `models/audio/lcnn-lfcc.onnx`) and
-//!    the signal forensics of [`dsp`]; segments of all files in flight share
-//!    engine batches;
+//!    the signal forensics of [`dsp`]; the encoder takes each segment in a
+//!    call of its own (its features never depend on other segments), the
+//!    LCNN's segments go 16 to a request;
 //! 5. a logistic head (`models/audio/head.json`, fitted by
 //!    `scripts/audio/train_audio_head.py` on `candor audio-features` output)
 //!    over the encoder statistics and the named features it lists gives each
@@ -65,9 +66,16 @@ pub const ENCODER_SIGNAL: &str = "encoder.whisper";
 
 /// Segment length the model takes (2 s at 16 kHz).
 pub const SEGMENT: usize = 32_000;
-/// Rows per engine request (a long file is several requests in flight,
+/// Rows per LCNN request (a long file is several requests in flight,
 /// which the batcher packs together with other files' segments).
 const ROWS_PER_REQUEST: usize = 16;
+/// Rows per speech-encoder request: one. Its INT8 graph quantises
+/// activations with one scale per call, so a segment's features would
+/// depend on the other segments of its request; alone, a segment gets the
+/// same features in an upload, in a live stream (which sends segments one
+/// at a time) and beside any other file. One row per call costs nothing on
+/// 2 cores (15 single-row calls measured as fast as one 15-row call).
+const ENCODER_ROWS_PER_REQUEST: usize = 1;
 
 /// All features a segment has, in vector order: the model's log-odds, then
 /// the forensic features of [`dsp::FEATURES`].
@@ -444,28 +452,29 @@ impl AudioScorer {
         }
         inference_ms += ms(t);
 
-        // The models, in requests of ROWS_PER_REQUEST segments, all in flight.
+        // The models, in requests of their rows per request, all in flight.
         let mut requests = Vec::new();
-        for (ci, chunk) in segments.chunks(ROWS_PER_REQUEST).enumerate() {
-            let mut data = vec![0f32; chunk.len() * SEGMENT];
-            for (row, w) in data.chunks_mut(SEGMENT).zip(chunk) {
-                let a = (w.start_s * dsp::RATE as f64).round() as usize;
-                let b = (a + SEGMENT).min(samples.len());
-                row[..b - a].copy_from_slice(&samples[a..b]);
-            }
-            let n = chunk.len();
-            for (model, wants) in [(&self.lcnn, Want::Lcnn), (&self.encoder, Want::Encoder)] {
-                if let Some(m) = model.clone() {
-                    requests.push(run_segments(
-                        m,
-                        wants,
-                        ci,
-                        n,
-                        data.clone(),
-                        priority,
-                        deadline,
-                    ));
+        for (model, wants, rows) in [
+            (&self.lcnn, Want::Lcnn, ROWS_PER_REQUEST),
+            (&self.encoder, Want::Encoder, ENCODER_ROWS_PER_REQUEST),
+        ] {
+            let Some(m) = model else { continue };
+            for (ci, chunk) in segments.chunks(rows).enumerate() {
+                let mut data = vec![0f32; chunk.len() * SEGMENT];
+                for (row, w) in data.chunks_mut(SEGMENT).zip(chunk) {
+                    let a = (w.start_s * dsp::RATE as f64).round() as usize;
+                    let b = (a + SEGMENT).min(samples.len());
+                    row[..b - a].copy_from_slice(&samples[a..b]);
                 }
+                requests.push(run_segments(
+                    m.clone(),
+                    wants,
+                    ci * rows,
+                    chunk.len(),
+                    data,
+                    priority,
+                    deadline,
+                ));
             }
         }
         let results = futures_util::future::join_all(requests).await;
@@ -475,9 +484,8 @@ impl AudioScorer {
             let r = r?;
             q_max = q_max.max(r.queue_ms);
             e_max = e_max.max(r.exec_ms);
-            let first = r.chunk * ROWS_PER_REQUEST;
             for (k, v) in r.values.into_iter().enumerate() {
-                let w = &mut segments[first + k];
+                let w = &mut segments[r.first + k];
                 match v {
                     SegmentOut::Logit(l) => w.x[0] = f64::from(l),
                     SegmentOut::Stats(e) => w.emb = e,
@@ -515,7 +523,8 @@ enum SegmentOut {
 
 /// A segment request's outputs.
 struct SegmentsDone {
-    chunk: usize,
+    /// Index of the request's first segment.
+    first: usize,
     values: Vec<SegmentOut>,
     queue_ms: f64,
     exec_ms: f64,
@@ -525,7 +534,7 @@ struct SegmentsDone {
 async fn run_segments(
     model: ModelHandle,
     wants: Want,
-    chunk: usize,
+    first: usize,
     n: usize,
     data: Vec<f32>,
     priority: Priority,
@@ -573,7 +582,7 @@ async fn run_segments(
         }
     };
     Ok(SegmentsDone {
-        chunk,
+        first,
         values,
         queue_ms: out.queue_ms,
         exec_ms: out.exec_ms,
