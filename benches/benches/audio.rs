@@ -1,5 +1,5 @@
 //! Audio scoring benchmarks: the whole audio path of the analyzer (WAV
-//! decode, silero VAD, 2 s segments every 1 s, the Whisper tiny.en encoder
+//! decode, silero VAD, 2 s segments every 2 s, the Whisper tiny.en encoder
 //! (log-mel in the graph), signal forensics, the linear head, calibrations,
 //! spectrogram PNG) on 30 s of speech built from the committed authentic
 //! samples.
@@ -8,7 +8,8 @@
 //! * `audio-30s/batched`: `FILES` files in flight, the model's segments of
 //!   all of them packed into shared batches (max_batch 32);
 //! * `audio-30s/batch1`: the same files with `max_batch = 1` for the model
-//!   (every 16-segment request runs alone): the reference for batching.
+//!   (every request runs alone, as the service runs the encoder's one-segment
+//!   requests): the reference for batching.
 
 mod common;
 
