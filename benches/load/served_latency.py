@@ -174,19 +174,17 @@ def main():
                   f"models' spin between operators, the others' sleep) against the reference with every "
                   f"model's spinning (ONNX Runtime's own default), same input, same run: "
                   f"served p50 ratio {w[0] / w[1]:.2f}x.")
+    by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
     if a.nopicture_url:
-        by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
         with_pictures, without = by_title[workloads[0][0]], by_title[nopicture_title]
         print(f"\nImage with its evidence pictures (heatmap, face map, spectrum; PNG) against the same "
               f"headshot without them, same run: served p50 ratio {with_pictures / without:.2f}x.")
     if a.facepath_url:
-        by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
         full, face = by_title[workloads[0][0]], by_title[facepath_title]
         print(f"\nImage, default (forensic measures on the whole headshot, forgery CNN on the 512 px square "
               f"around the face) against the face path alone, same headshot, same run: served p50 ratio "
               f"{full / face:.2f}x (what the forensic evidence adds on these cores).")
     if a.hop1_url:
-        by_title = {t: statistics.median(w) for t, _, w, _, _ in rows}
         touching, overlapping = by_title[workloads[1][0]], by_title[hop1_title]
         print(f"\nAudio, default (2 s segments every 2 s: 15 encoder rows for 30 s) against the reference "
               f"with a 1 s hop (overlapping segments: 29 rows), same speech, same run: served p50 ratio "

@@ -213,9 +213,9 @@ pub struct AnalyzerArgs {
     /// is scored once, and 30 s costs 15 encoder rows. Smaller overlaps them:
     /// a finer timeline and a better chance for a fake passage shorter than
     /// 2 s to fill a segment, at proportionally more model work (1 s: twice
-    /// the rows, ~1.5x the served time of 30 s). The file calibration was
-    /// fitted at 2 s; at 1 s the held-out AUROC was the same (the
-    /// evaluation's clips are 2-8 s).
+    /// the rows; docs/benchmarks-served.md times 30 s at both). The file
+    /// calibration was fitted at 2 s; at 1 s the held-out AUROC was the same
+    /// (the evaluation's clips are 2-8 s).
     #[arg(long, env = "CANDOR_AUDIO_HOP_S", default_value_t = 2.0)]
     pub audio_hop_s: f64,
 

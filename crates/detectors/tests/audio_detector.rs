@@ -40,6 +40,15 @@ fn analyzer() -> Option<Arc<Analyzer>> {
     Some(Arc::new(a))
 }
 
+/// Every committed WAV sample's audio, one after another (16 kHz).
+fn committed_speech() -> Vec<f32> {
+    samples()
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "wav"))
+        .flat_map(|(p, _)| wav_samples(&std::fs::read(&p).unwrap()))
+        .collect()
+}
+
 /// The committed samples: (file, manipulated).
 fn samples() -> Vec<(PathBuf, bool)> {
     let m = repo().join("samples/eval/audio.jsonl");
@@ -269,13 +278,8 @@ async fn a_stream_gives_segments_as_audio_arrives_and_a_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_file_scores_the_same_beside_other_files() {
     let Some(a) = analyzer() else { return };
-    // 20 s of the committed real speech (10 segments at the default 2 s hop).
-    let mut speech = Vec::new();
-    for (path, _) in samples() {
-        if path.extension().is_some_and(|e| e == "wav") {
-            speech.extend(wav_samples(&std::fs::read(&path).unwrap()));
-        }
-    }
+    // 20 s of the committed speech (10 segments at the default 2 s hop).
+    let speech = committed_speech();
     assert!(speech.len() >= 20 * 16000, "{} samples", speech.len());
     let file = |from: usize, secs: usize| wav(&speech[from..from + secs * 16000], 16000);
     let segments = |r: &candor_core::AnalysisResult| -> Vec<Option<f64>> {
@@ -319,12 +323,7 @@ async fn the_same_file_scores_the_same_beside_other_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_segment_scores_what_the_uploaded_segment_scores() {
     let Some(a) = analyzer() else { return };
-    let mut speech = Vec::new();
-    for (path, _) in samples() {
-        if path.extension().is_some_and(|e| e == "wav") {
-            speech.extend(wav_samples(&std::fs::read(&path).unwrap()));
-        }
-    }
+    let speech = committed_speech();
     let speech = &speech[..speech.len().min(12 * 16000)];
     let file = wav(speech, 16000);
     let upload = analyze_bytes(&a, "u.wav", file.clone()).await;

@@ -73,8 +73,8 @@ const ROWS_PER_REQUEST: usize = 16;
 /// activations with one scale per call, so a segment's features would
 /// depend on the other segments of its request; alone, a segment gets the
 /// same features in an upload, in a live stream (which sends segments one
-/// at a time) and beside any other file. One row per call costs nothing on
-/// 2 cores (15 single-row calls measured as fast as one 15-row call).
+/// at a time) and beside any other file. Packing buys little on 2 cores
+/// (docs/benchmarks-audio.md: `batched` against `batch1`).
 const ENCODER_ROWS_PER_REQUEST: usize = 1;
 
 /// All features a segment has, in vector order: the model's log-odds, then
